@@ -1,0 +1,200 @@
+package io.offheapdoctor;
+
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.instrument.Instrumentation;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.text.SimpleDateFormat;
+import java.util.Date;
+import java.util.TimeZone;
+
+/**
+ * The running agent: one per JVM. Owns the sampler thread and the report stream. Whatever fails
+ * inside is logged in one line and the agent carries on with less (or stops sampling); the
+ * application is never disturbed.
+ */
+public final class Doctor {
+    static final String THREAD_NAME = "offheap-doctor-sampler";
+
+    private static Doctor instance;
+
+    private final Options options;
+    private final String nativeFailure;
+    private final Object lock = new Object();
+    private final Thread sampler;
+    private OutputStream report;
+    private volatile boolean stopping;
+    private volatile String lastSample;
+    private long javaOnlySeq;
+    private String lastError;
+
+    private Doctor(Options options, String nativeFailure) {
+        this.options = options;
+        this.nativeFailure = nativeFailure;
+        this.sampler = new Thread(this::runSampler, THREAD_NAME);
+        this.sampler.setDaemon(true);
+    }
+
+    /** Starts the agent once per JVM; a second start (a second attach) only says it is running. */
+    static synchronized void start(String agentArgs, Instrumentation inst, boolean attached) {
+        if (instance != null) {
+            Log.info("already running in this JVM; options of this load ignored: " + agentArgs);
+            return;
+        }
+        Options options = Options.parse(agentArgs, System.getenv(Options.ENV_VAR));
+        Log.setLevel(options.log);
+        for (String p : options.problems) {
+            Log.warn(p);
+        }
+        String failure = NativeLoader.load(options);
+        if (failure != null) {
+            Log.warn(failure + "; continuing without the native core (JVM facts only)");
+        } else {
+            try {
+                NativeCore.init(new Json().put("proc_root", options.procRoot).end());
+            } catch (RuntimeException e) {
+                failure = "native core refused its configuration: " + e.getMessage();
+                Log.warn(failure + "; continuing without the native core (JVM facts only)");
+            }
+        }
+        Doctor d = new Doctor(options, failure);
+        d.openReport();
+        instance = d;
+        d.sampler.start();
+        try {
+            Runtime.getRuntime().addShutdownHook(new Thread(d::stop, "offheap-doctor-shutdown"));
+        } catch (IllegalStateException e) {
+            // The JVM is already shutting down: nothing to sample.
+            d.stop();
+        }
+        Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
+                + (options.report != null ? ", report " + options.report : "")
+                + (failure == null ? "" : ", Java-only mode"));
+    }
+
+    /** The running agent, or null when it was not started or failed to start. */
+    public static synchronized Doctor get() {
+        return instance;
+    }
+
+    /** The last report line (JSON), or null before the first sample. */
+    public String lastSample() {
+        return lastSample;
+    }
+
+    /** Whether the native core is loaded and answering. */
+    public boolean nativeAvailable() {
+        return nativeFailure == null;
+    }
+
+    private void openReport() {
+        if (options.report == null) {
+            return;
+        }
+        try {
+            report = new FileOutputStream(options.report, true);
+        } catch (IOException | SecurityException e) {
+            Log.warn("cannot open report file " + options.report + " (" + e.getMessage() + "); sampling without a report file");
+        }
+    }
+
+    private void runSampler() {
+        while (!stopping) {
+            takeSample();
+            synchronized (lock) {
+                long deadline = System.nanoTime() + options.intervalMs * 1_000_000L;
+                long left;
+                while (!stopping && (left = deadline - System.nanoTime()) > 0) {
+                    try {
+                        lock.wait(Math.max(1, left / 1_000_000L));
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /** Takes one sample now and writes it to the report; returns the line (null on failure). */
+    String takeSample() {
+        String line;
+        try {
+            String facts = JvmFacts.collect();
+            line = nativeFailure == null ? NativeCore.sample(facts) : javaOnlySample(facts);
+        } catch (Throwable t) {
+            String msg = "sample failed: " + t;
+            if (!msg.equals(lastError)) {
+                Log.warn(msg);
+                lastError = msg;
+            }
+            return null;
+        }
+        lastSample = line;
+        Log.debug("sample " + line);
+        writeLine(line);
+        return line;
+    }
+
+    private synchronized void writeLine(String line) {
+        if (report == null) {
+            return;
+        }
+        try {
+            report.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            report.flush();
+        } catch (IOException e) {
+            Log.warn("cannot write report file " + options.report + " (" + e.getMessage() + "); report stopped");
+            closeReport();
+        }
+    }
+
+    private synchronized void closeReport() {
+        if (report != null) {
+            try {
+                report.close();
+            } catch (IOException ignored) {
+                // Nothing left to tell: the stream is gone either way.
+            }
+            report = null;
+        }
+    }
+
+    private String javaOnlySample(String facts) {
+        long now = System.currentTimeMillis();
+        SimpleDateFormat f = new SimpleDateFormat("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'");
+        f.setTimeZone(TimeZone.getTimeZone("UTC"));
+        String pid = ManagementFactory.getRuntimeMXBean().getName().split("@")[0];
+        return new Json()
+                .put("schema", 1)
+                .put("kind", "sample")
+                .put("seq", ++javaOnlySeq)
+                .put("time", f.format(new Date(now)))
+                .put("epoch_ms", now)
+                .putRaw("pid", pid.matches("\\d+") ? pid : "null")
+                .putRaw("totals", null)
+                .putRaw("totals_source", null)
+                .putRaw("threads", null)
+                .putRaw("jvm", facts)
+                .putRaw("problems", "[" + new Json().put("source", "native").put("message", nativeFailure).end() + "]")
+                .end();
+    }
+
+    /** Stops sampling; called from the shutdown hook. Bounded: never holds up JVM exit for long. */
+    void stop() {
+        stopping = true;
+        synchronized (lock) {
+            lock.notifyAll();
+        }
+        if (Thread.currentThread() != sampler) {
+            try {
+                sampler.join(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        closeReport();
+    }
+}

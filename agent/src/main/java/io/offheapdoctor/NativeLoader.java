@@ -1,0 +1,265 @@
+package io.offheapdoctor;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
+import java.lang.reflect.Method;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * Finds and loads the native core: an override path, or the library bundled in the jar for this
+ * OS and architecture, extracted into a private (0700) directory. Every failure becomes one
+ * message for the operator; nothing here throws.
+ */
+final class NativeLoader {
+    static final String LIBRARY_NAME = "liboffheap_doctor.so";
+
+    private static final Object LOCK = new Object();
+    private static volatile boolean loaded;
+    private static volatile String failure;
+
+    private NativeLoader() {}
+
+    /** The outcome of a load attempt: {@code null} means loaded; otherwise the one-line reason. */
+    static String load(Options options) {
+        synchronized (LOCK) {
+            if (loaded) {
+                return null;
+            }
+            if (failure != null) {
+                return failure;
+            }
+            failure = tryLoad(options);
+            loaded = failure == null;
+            return failure;
+        }
+    }
+
+    static boolean isLoaded() {
+        return loaded;
+    }
+
+    /** The platform name used for the jar's resource folder, e.g. {@code linux-x86_64}. */
+    static String platform() {
+        String os = System.getProperty("os.name", "unknown").toLowerCase(Locale.ROOT);
+        String arch = System.getProperty("os.arch", "unknown").toLowerCase(Locale.ROOT);
+        if (os.startsWith("linux")) {
+            os = "linux";
+        } else if (os.startsWith("mac")) {
+            os = "macos";
+        } else if (os.startsWith("windows")) {
+            os = "windows";
+        }
+        if (arch.equals("amd64") || arch.equals("x86_64")) {
+            arch = "x86_64";
+        } else if (arch.equals("aarch64") || arch.equals("arm64")) {
+            arch = "aarch64";
+        }
+        return os + "-" + arch;
+    }
+
+    private static String tryLoad(Options options) {
+        if (nativeAccessDenied()) {
+            return "native access is denied (--illegal-native-access=deny) and not enabled for the class path;"
+                    + " add --enable-native-access=ALL-UNNAMED to let the agent load its native core";
+        }
+        String override = options.libraryOverride();
+        String path;
+        if (override != null) {
+            path = new File(override).getAbsolutePath();
+            if (!new File(path).isFile()) {
+                return "native library override " + path + " does not exist";
+            }
+        } else {
+            String resource = "/io/offheapdoctor/native/" + platform() + "/" + LIBRARY_NAME;
+            try (InputStream probe = NativeLoader.class.getResourceAsStream(resource)) {
+                if (probe == null) {
+                    return "this jar has no native library for " + platform() + " (it carries linux-x86_64)";
+                }
+            } catch (IOException e) {
+                return "cannot read the bundled native library: " + e;
+            }
+            try {
+                path = extract(resource, options.extractDir).toString();
+            } catch (IOException | RuntimeException e) {
+                return "cannot extract the native library (" + e.getMessage() + "); set extractDir=<dir> to a writable directory";
+            }
+        }
+        warnAboutJdkNativeAccessNotice();
+        try {
+            System.load(path);
+        } catch (UnsatisfiedLinkError e) {
+            String m = String.valueOf(e.getMessage());
+            String hint = m.contains("failed to map segment") || m.contains("Operation not permitted")
+                    ? "; the directory may be mounted noexec: set extractDir=<dir> on an exec mount"
+                    : m.contains("wrong ELF class") || m.contains("ELF") ? "; the library is for another platform" : "";
+            return "cannot load native library " + path + ": " + m + hint;
+        } catch (RuntimeException e) {
+            // IllegalCallerException (JDK 24+ native access rules) or SecurityException.
+            return "cannot load native library " + path + ": " + e;
+        }
+        try {
+            String v = NativeCore.version();
+            Log.debug("native core " + v + " loaded from " + path);
+        } catch (Throwable t) {
+            return "native library " + path + " loaded but does not answer: " + t;
+        }
+        return null;
+    }
+
+    /** Extracts the bundled library under a content-hashed name; reuses an identical earlier copy. */
+    private static Path extract(String resource, String extractDir) throws IOException {
+        byte[] bytes = readAll(resource);
+        String name = "liboffheap_doctor-" + sha256Prefix(bytes) + ".so";
+        Path dir = privateDirectory(extractDir);
+        Path target = dir.resolve(name);
+        if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)
+                && Files.size(target) == bytes.length
+                && sha256Prefix(Files.readAllBytes(target)).equals(sha256Prefix(bytes))) {
+            return target;
+        }
+        Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp");
+        try {
+            try (OutputStream out = Files.newOutputStream(tmp)) {
+                out.write(bytes);
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+        return target;
+    }
+
+    /**
+     * The extraction directory: the configured one, or {@code <tmpdir>/offheap-doctor-<user>}. A
+     * shared directory that is not private to this user is not trusted: a fresh private one is
+     * made instead, so nobody else can swap the library that this JVM loads.
+     */
+    private static Path privateDirectory(String configured) throws IOException {
+        Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
+        if (configured != null) {
+            Path dir = Paths.get(configured).toAbsolutePath();
+            Files.createDirectories(dir);
+            return dir;
+        }
+        Path base = Paths.get(System.getProperty("java.io.tmpdir", "/tmp"));
+        String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9._-]", "_");
+        Path dir = base.resolve("offheap-doctor-" + user);
+        try {
+            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(owner));
+        } catch (FileAlreadyExistsException e) {
+            // checked below
+        }
+        if (Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)
+                && Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS).equals(owner)
+                && Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS).getName().equals(System.getProperty("user.name"))) {
+            return dir;
+        }
+        return Files.createTempDirectory(base, "offheap-doctor-", PosixFilePermissions.asFileAttribute(owner));
+    }
+
+    private static byte[] readAll(String resource) throws IOException {
+        try (InputStream in = NativeLoader.class.getResourceAsStream(resource)) {
+            if (in == null) {
+                throw new IOException("resource " + resource + " is missing");
+            }
+            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(1 << 20);
+            byte[] buf = new byte[64 * 1024];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        }
+    }
+
+    private static String sha256Prefix(byte[] bytes) {
+        try {
+            byte[] d = MessageDigest.getInstance("SHA-256").digest(bytes);
+            StringBuilder sb = new StringBuilder();
+            for (int i = 0; i < 8; i++) {
+                sb.append(String.format("%02x", d[i] & 0xff));
+            }
+            return sb.toString();
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+        }
+    }
+
+    /** Java feature version: 8 for 1.8, else the first number. */
+    static int javaFeature() {
+        String v = System.getProperty("java.specification.version", "8");
+        if (v.startsWith("1.")) {
+            v = v.substring(2);
+        }
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            return 8;
+        }
+    }
+
+    /** {@code Module.isNativeAccessEnabled()} of this class's module, or true before JDK 22. */
+    private static boolean nativeAccessEnabled() {
+        try {
+            Method getModule = Class.class.getMethod("getModule");
+            Object module = getModule.invoke(NativeLoader.class);
+            Method enabled = module.getClass().getMethod("isNativeAccessEnabled");
+            return (Boolean) enabled.invoke(module);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return true;
+        }
+    }
+
+    /** The last {@code --illegal-native-access=} on the command line, or null. */
+    private static String illegalNativeAccessMode() {
+        try {
+            List<String> args = ManagementFactory.getRuntimeMXBean().getInputArguments();
+            String mode = null;
+            for (String a : args) {
+                if (a.startsWith("--illegal-native-access=")) {
+                    mode = a.substring("--illegal-native-access=".length());
+                }
+            }
+            return mode;
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static boolean nativeAccessDenied() {
+        return javaFeature() >= 24 && "deny".equals(illegalNativeAccessMode()) && !nativeAccessEnabled();
+    }
+
+    /**
+     * JDK 24+ prints a multi-line "restricted method" warning when class-path code loads a native
+     * library without {@code --enable-native-access}. The agent does not grant itself native
+     * access behind the operator's back (that switch is the whole class path's, the
+     * application's too); it says in one line, before the JDK's warning, that the warning is
+     * expected and how to silence it.
+     */
+    private static void warnAboutJdkNativeAccessNotice() {
+        if (javaFeature() >= 24 && !nativeAccessEnabled() && !"allow".equals(illegalNativeAccessMode())) {
+            Log.info("loading the native core; the JDK's 'restricted method' warning below is expected."
+                    + " Add --enable-native-access=ALL-UNNAMED to silence it");
+        }
+    }
+}

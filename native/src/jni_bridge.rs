@@ -1,0 +1,213 @@
+//! The JNI surface: one trampoline per native method of `io.offheapdoctor.NativeCore`, each a
+//! few lines that hand off to plain Rust returning `Result`. Every trampoline goes through
+//! [`EnvUnowned::with_env`] (which catches panics) and [`ErrorPolicy`] [`ThrowMapped`], so an
+//! error or a panic reaches Java as an exception and never unwinds into the JVM.
+
+use std::cell::RefCell;
+use std::sync::{Mutex, Once};
+
+use jni::errors::ErrorPolicy;
+use jni::objects::{JClass, JString};
+use jni::strings::JNIString;
+use jni::{Env, EnvUnowned};
+
+use crate::error::{Error, Result};
+use crate::sample::{Core, CoreConfig};
+
+const EX_ILLEGAL_ARGUMENT: &str = "java/lang/IllegalArgumentException";
+const EX_UNSUPPORTED: &str = "java/lang/UnsupportedOperationException";
+const EX_NATIVE_IO: &str = "io/offheapdoctor/NativeIoException";
+const EX_NATIVE: &str = "io/offheapdoctor/NativeException";
+const EX_PANIC: &str = "io/offheapdoctor/NativePanicException";
+
+static CORE: Mutex<Option<Core>> = Mutex::new(None);
+static PANIC_HOOK: Once = Once::new();
+
+thread_local! {
+    /// Where the last panic on this thread happened, recorded by our hook so the Java exception
+    /// can carry it (the payload alone has no location).
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the default hook (which would print to the application's stderr) with one that
+/// remembers message and location for the exception.
+fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "panic with a non-string payload".to_string()
+            };
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+        }));
+    });
+}
+
+/// The one error policy of every native method.
+pub struct ThrowMapped;
+
+fn throw(env: &mut Env<'_>, class: &str, msg: &str) {
+    let class = JNIString::from(class);
+    let msg = JNIString::from(msg);
+    // `throw_new` reports the thrown exception as `Err(JavaException)`: that is the success case.
+    if env.throw_new(&class, &msg).is_err() && !env.exception_check() {
+        let _ = env.throw_new(JNIString::from("java/lang/RuntimeException"), &msg);
+    }
+}
+
+impl<T: Default> ErrorPolicy<T, Error> for ThrowMapped {
+    type Captures<'unowned_env_local: 'native_method, 'native_method> = ();
+
+    fn on_error<'unowned_env_local: 'native_method, 'native_method>(
+        env: &mut Env<'unowned_env_local>,
+        _cap: &mut Self::Captures<'unowned_env_local, 'native_method>,
+        err: Error,
+    ) -> jni::errors::Result<T> {
+        if env.exception_check() {
+            // A Java exception raised inside the call already says what went wrong.
+            return Ok(T::default());
+        }
+        let class = match &err {
+            Error::InvalidArgument(_) => EX_ILLEGAL_ARGUMENT,
+            Error::Unsupported(_) => EX_UNSUPPORTED,
+            Error::Io { .. } => EX_NATIVE_IO,
+            Error::Parse { .. } | Error::Jni(_) => EX_NATIVE,
+        };
+        throw(env, class, &err.to_string());
+        Ok(T::default())
+    }
+
+    fn on_panic<'unowned_env_local: 'native_method, 'native_method>(
+        env: &mut Env<'unowned_env_local>,
+        _cap: &mut Self::Captures<'unowned_env_local, 'native_method>,
+        payload: Box<dyn std::any::Any + Send + 'static>,
+    ) -> jni::errors::Result<T> {
+        let recorded = LAST_PANIC.with(|p| p.borrow_mut().take());
+        let msg = recorded.unwrap_or_else(|| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-string payload".into())
+        });
+        // Dropping a payload can itself panic; leak it instead of risking an abort.
+        std::mem::forget(payload);
+        if env.exception_check() {
+            env.exception_clear();
+        }
+        throw(env, EX_PANIC, &format!("native core panicked: {msg}"));
+        Ok(T::default())
+    }
+}
+
+fn jstring_arg(env: &Env<'_>, s: &JString<'_>, name: &str) -> Result<String> {
+    if s.is_null() {
+        return Err(Error::invalid(format!("{name} is null")));
+    }
+    Ok(s.try_to_string(env)?)
+}
+
+fn with_core<R>(f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
+    // A panic while the lock was held poisons it; the state is plain data, so carry on with it.
+    let mut guard = CORE.lock().unwrap_or_else(|p| p.into_inner());
+    let core = guard.get_or_insert_with(|| Core::new(&CoreConfig::default()));
+    f(core)
+}
+
+fn intern_init(config_json: &str) -> Result<()> {
+    let config: CoreConfig = if config_json.trim().is_empty() {
+        CoreConfig::default()
+    } else {
+        serde_json::from_str(config_json)?
+    };
+    let mut guard = CORE.lock().unwrap_or_else(|p| p.into_inner());
+    *guard = Some(Core::new(&config));
+    Ok(())
+}
+
+fn intern_sample(facts_json: &str) -> Result<String> {
+    let facts: serde_json::Value = if facts_json.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(facts_json)?
+    };
+    let sample = with_core(|core| core.sample(facts))?;
+    Ok(serde_json::to_string(&sample)?)
+}
+
+/// Exercises the error policy from Java: `ok`, `io`, `argument`, `unsupported`, `panic`.
+fn intern_self_test(what: &str) -> Result<String> {
+    match what {
+        "ok" => Ok("ok".into()),
+        "io" => {
+            let missing = with_core(|core| Ok(core.proc_root().path("offheap-doctor-self-test")))?;
+            std::fs::read_to_string(&missing).map_err(|e| Error::io(missing, e))
+        }
+        "argument" => Err(Error::invalid("self-test of an invalid argument")),
+        "unsupported" => Err(Error::Unsupported("self-test of an unsupported call".into())),
+        "panic" => panic!("self-test panic"),
+        other => Err(Error::invalid(format!(
+            "unknown self-test '{other}' (valid: ok, io, argument, unsupported, panic)"
+        ))),
+    }
+}
+
+fn new_jstring<'l>(env: &mut Env<'l>, s: &str) -> Result<JString<'l>> {
+    Ok(JString::new(env, s)?)
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_version0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> { new_jstring(env, env!("CARGO_PKG_VERSION")) })
+        .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_init0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    config: JString<'l>,
+) {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> { intern_init(&jstring_arg(env, &config, "config")?) })
+        .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_sample0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    facts: JString<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let out = intern_sample(&jstring_arg(env, &facts, "facts")?)?;
+        new_jstring(env, &out)
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_selfTest0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    what: JString<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let out = intern_self_test(&jstring_arg(env, &what, "what")?)?;
+        new_jstring(env, &out)
+    })
+    .resolve::<ThrowMapped>()
+}
