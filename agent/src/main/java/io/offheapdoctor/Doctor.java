@@ -21,7 +21,8 @@ public final class Doctor {
     private static Doctor instance;
 
     private final Options options;
-    private final String nativeFailure;
+    private final boolean attached;
+    private volatile String nativeFailure = "not loaded yet";
     private final Object lock = new Object();
     private final Thread sampler;
     private OutputStream report;
@@ -30,14 +31,18 @@ public final class Doctor {
     private long javaOnlySeq;
     private String lastError;
 
-    private Doctor(Options options, String nativeFailure) {
+    private Doctor(Options options, boolean attached) {
         this.options = options;
-        this.nativeFailure = nativeFailure;
+        this.attached = attached;
         this.sampler = new Thread(this::runSampler, THREAD_NAME);
         this.sampler.setDaemon(true);
     }
 
-    /** Starts the agent once per JVM; a second start (a second attach) only says it is running. */
+    /**
+     * Starts the agent once per JVM; a second start (a second attach) only says it is running.
+     * Only option parsing happens on the caller's thread: loading the native core and sampling
+     * run on the sampler thread, so {@code premain} adds almost nothing to the JVM's start-up.
+     */
     static synchronized void start(String agentArgs, Instrumentation inst, boolean attached) {
         if (instance != null) {
             Log.info("already running in this JVM; options of this load ignored: " + agentArgs);
@@ -48,19 +53,8 @@ public final class Doctor {
         for (String p : options.problems) {
             Log.warn(p);
         }
-        String failure = NativeLoader.load(options);
-        if (failure != null) {
-            Log.warn(failure + "; continuing without the native core (JVM facts only)");
-        } else {
-            try {
-                NativeCore.init(new Json().put("proc_root", options.procRoot).end());
-            } catch (RuntimeException e) {
-                failure = "native core refused its configuration: " + e.getMessage();
-                Log.warn(failure + "; continuing without the native core (JVM facts only)");
-            }
-        }
-        Doctor d = new Doctor(options, failure);
-        d.openReport();
+        NativeLoader.configure(options);
+        Doctor d = new Doctor(options, attached);
         instance = d;
         d.sampler.start();
         try {
@@ -69,6 +63,23 @@ public final class Doctor {
             // The JVM is already shutting down: nothing to sample.
             d.stop();
         }
+    }
+
+    /** Loads the native core and opens the report; runs first on the sampler thread. */
+    private void setUp() {
+        String failure = NativeLoader.load(options);
+        if (failure == null) {
+            try {
+                NativeCore.init(new Json().put("proc_root", options.procRoot).end());
+            } catch (RuntimeException e) {
+                failure = "native core refused its configuration: " + e.getMessage();
+            }
+        }
+        if (failure != null) {
+            Log.warn(failure + "; continuing without the native core (JVM facts only)");
+        }
+        nativeFailure = failure;
+        openReport();
         Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
                 + (options.report != null ? ", report " + options.report : "")
                 + (failure == null ? "" : ", Java-only mode"));
@@ -101,6 +112,12 @@ public final class Doctor {
     }
 
     private void runSampler() {
+        try {
+            setUp();
+        } catch (Throwable t) {
+            Log.warn("disabled itself after an internal error: " + t);
+            return;
+        }
         while (!stopping) {
             takeSample();
             synchronized (lock) {
@@ -182,18 +199,15 @@ public final class Doctor {
                 .end();
     }
 
-    /** Stops sampling; called from the shutdown hook. Bounded: never holds up JVM exit for long. */
+    /**
+     * Stops sampling; called from the shutdown hook. It does not wait for a sample in flight (the
+     * JVM's exit must not wait on the agent); closing the report waits only for a line being
+     * written, so the file never ends in half a line.
+     */
     void stop() {
         stopping = true;
         synchronized (lock) {
             lock.notifyAll();
-        }
-        if (Thread.currentThread() != sampler) {
-            try {
-                sampler.join(2000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
         }
         closeReport();
     }

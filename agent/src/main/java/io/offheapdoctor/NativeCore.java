@@ -11,6 +11,12 @@ public final class NativeCore {
 
     /** The native core's version; also proves the library is linked. */
     public static String version() {
+        NativeLoader.ensureLoaded();
+        return version0();
+    }
+
+    /** The version, without the load check: for the loader's own probe right after loading. */
+    static String linkedVersion() {
         return version0();
     }
 
@@ -29,7 +35,9 @@ public final class NativeCore {
      * {@code unsupported} and {@code panic} each throw their mapped exception.
      */
     public static String selfTest(String what) {
-        return selfTest0(requireNonNull(what, "what"));
+        requireNonNull(what, "what");
+        NativeLoader.ensureLoaded();
+        return selfTest0(what);
     }
 
     private static String requireNonNull(String s, String name) {

@@ -15,11 +15,10 @@ import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.zip.CRC32;
 
 /**
  * Finds and loads the native core: an override path, or the library bundled in the jar for this
@@ -52,6 +51,25 @@ final class NativeLoader {
 
     static boolean isLoaded() {
         return loaded;
+    }
+
+    private static volatile Options configured;
+
+    /** The options the agent started with; public API calls load the library with them. */
+    static void configure(Options options) {
+        configured = options;
+    }
+
+    /** Loads the library if nobody has yet; throws {@link NativeException} with the reason if it cannot. */
+    static void ensureLoaded() {
+        if (loaded) {
+            return;
+        }
+        Options o = configured;
+        String failure = load(o != null ? o : Options.parse(null, null));
+        if (failure != null) {
+            throw new NativeException("the native core is not available: " + failure);
+        }
     }
 
     /** The platform name used for the jar's resource folder, e.g. {@code linux-x86_64}. */
@@ -114,7 +132,7 @@ final class NativeLoader {
             return "cannot load native library " + path + ": " + e;
         }
         try {
-            String v = NativeCore.version();
+            String v = NativeCore.linkedVersion();
             Log.debug("native core " + v + " loaded from " + path);
         } catch (Throwable t) {
             return "native library " + path + " loaded but does not answer: " + t;
@@ -122,15 +140,19 @@ final class NativeLoader {
         return null;
     }
 
-    /** Extracts the bundled library under a content-hashed name; reuses an identical earlier copy. */
+    /**
+     * Extracts the bundled library under a name that carries its size and CRC-32, so copies of
+     * different builds never collide; reuses an identical earlier copy (checked, not trusted).
+     */
     private static Path extract(String resource, String extractDir) throws IOException {
         byte[] bytes = readAll(resource);
-        String name = "liboffheap_doctor-" + sha256Prefix(bytes) + ".so";
+        String sum = crc32(bytes);
+        String name = "liboffheap_doctor-" + bytes.length + "-" + sum + ".so";
         Path dir = privateDirectory(extractDir);
         Path target = dir.resolve(name);
         if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)
                 && Files.size(target) == bytes.length
-                && sha256Prefix(Files.readAllBytes(target)).equals(sha256Prefix(bytes))) {
+                && crc32(Files.readAllBytes(target)).equals(sum)) {
             return target;
         }
         Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp");
@@ -191,17 +213,10 @@ final class NativeLoader {
         }
     }
 
-    private static String sha256Prefix(byte[] bytes) {
-        try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(bytes);
-            StringBuilder sb = new StringBuilder();
-            for (int i = 0; i < 8; i++) {
-                sb.append(String.format("%02x", d[i] & 0xff));
-            }
-            return sb.toString();
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
-        }
+    private static String crc32(byte[] bytes) {
+        CRC32 crc = new CRC32();
+        crc.update(bytes, 0, bytes.length);
+        return String.format("%08x", crc.getValue());
     }
 
     /** Java feature version: 8 for 1.8, else the first number. */

@@ -1,0 +1,28 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import AGENT_JAR  # noqa: E402
+
+WORKLOADS = Path(__file__).resolve().parent / "workloads"
+
+
+@pytest.fixture(scope="session")
+def agent_jar():
+    if not AGENT_JAR.exists():
+        pytest.fail(f"{AGENT_JAR} is missing: build it with 'mvn -f agent/pom.xml package' (scripts/test.sh does)")
+    return AGENT_JAR
+
+
+@pytest.fixture(scope="session")
+def workloads(tmp_path_factory, agent_jar):
+    """The test workloads, compiled once to Java 8 bytecode against the agent jar."""
+    out = tmp_path_factory.mktemp("workloads")
+    sources = sorted(str(p) for p in WORKLOADS.glob("*.java"))
+    subprocess.run(["javac", "--release", "8", "-nowarn", "-cp", str(agent_jar), "-d", str(out), *sources],
+                   check=True, capture_output=True, text=True)
+    return out

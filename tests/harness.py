@@ -1,0 +1,146 @@
+"""Launches a fresh JVM per test with the built agent jar, a per-test report file and a hard
+timeout, and hands back what the process printed and the parsed report lines."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jdks import ROOT, java
+
+AGENT_JAR = Path(os.environ.get("OFFHEAP_DOCTOR_JAR", ROOT / "agent" / "target" / "offheap-doctor.jar"))
+PREFIX = "[offheap-doctor]"
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    report: Path | None
+    elapsed: float
+    samples: list = field(default_factory=list)
+
+    def agent_lines(self):
+        return [l for l in self.stderr.splitlines() if l.startswith(PREFIX)]
+
+    def jni_warnings(self):
+        """What -Xcheck:jni complains about, on either stream."""
+        text = self.stdout + "\n" + self.stderr
+        return [l for l in text.splitlines() if "WARNING in native method" in l or "FATAL ERROR in native method" in l]
+
+
+def read_report(path):
+    if path is None or not Path(path).exists():
+        return []
+    lines = Path(path).read_text().splitlines()
+    return [json.loads(l) for l in lines if l.strip()]
+
+
+def agent_arg(opts):
+    if opts is None:
+        return []
+    return [f"-javaagent:{AGENT_JAR}" + (f"={opts}" if opts else "")]
+
+
+def command(jdk, main, args=(), agent_opts=None, jvm_args=(), classpath=None, xcheck=True, heap="64m"):
+    cmd = [java(jdk), f"-Xmx{heap}", "-Xshare:auto"]
+    if xcheck:
+        cmd.append("-Xcheck:jni")
+    cmd += list(jvm_args)
+    cmd += agent_arg(agent_opts)
+    if classpath:
+        cmd += ["-cp", str(classpath)]
+    cmd.append(main)
+    cmd += [str(a) for a in args]
+    return cmd
+
+
+def run_jvm(jdk, main, args=(), agent_opts=None, jvm_args=(), classpath=None, env=None,
+            timeout=60, report=None, xcheck=True, heap="64m"):
+    """Runs a JVM to completion (killed at `timeout`, which fails the test)."""
+    cmd = command(jdk, main, args, agent_opts, jvm_args, classpath, xcheck, heap)
+    full_env = dict(os.environ)
+    full_env.pop("OFFHEAP_DOCTOR_OPTS", None)
+    full_env.pop("JAVA_TOOL_OPTIONS", None)
+    full_env.pop("JDK_JAVA_OPTIONS", None)
+    if env:
+        full_env.update(env)
+    start = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"JVM did not finish within {timeout}s: {' '.join(cmd)}\n"
+                             f"stdout: {e.stdout}\nstderr: {e.stderr}") from e
+    r = Run(p.returncode, p.stdout, p.stderr, Path(report) if report else None, time.monotonic() - start)
+    r.samples = read_report(report)
+    return r
+
+
+class Background:
+    """A JVM left running while the test does something to it; always killed at the end."""
+
+    def __init__(self, cmd, env=None):
+        full_env = dict(os.environ)
+        full_env.pop("JAVA_TOOL_OPTIONS", None)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=full_env, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_for_stdout(self, marker, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if marker in line:
+                return line
+            if not line and self.proc.poll() is not None:
+                break
+        raise AssertionError(f"no '{marker}' on stdout within {timeout}s")
+
+    def finish(self, timeout=30):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"background JVM did not finish within {timeout}s; stderr: {err}")
+        return self.proc.returncode, out, err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def wait_for_samples(report, count, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = read_report(report)
+        if len(s) >= count:
+            return s
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} samples in {report} after {timeout}s: {read_report(report)}")
+
+
+def vm_rss(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
