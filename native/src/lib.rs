@@ -2,6 +2,7 @@
 //! without a JVM: the JNI module only moves strings across and maps errors to exceptions.
 
 pub mod error;
+pub mod heap_info;
 pub mod jni_bridge;
 pub mod proc_fs;
 pub mod rollup;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::heap_info::{self, HeapInfo};
 use crate::proc_fs::ProcRoot;
 use crate::rollup::{self, MemTotals, TotalsSource};
 use crate::timefmt;
@@ -38,9 +39,36 @@ pub struct Sample {
     pub totals: Option<MemTotals>,
     pub totals_source: Option<TotalsSource>,
     pub threads: Option<u64>,
-    /// What the JVM told the agent (heap, threads, versions): passed through as given.
+    /// The Java heap's reserved ranges, from `GC.heap_info`.
+    pub heap: Option<HeapInfo>,
+    /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
+    /// as given, less the texts the core parses itself.
     pub jvm: Value,
     pub problems: Vec<Problem>,
+}
+
+/// Texts the JVM printed (diagnostic command output), taken out of the facts so they are parsed
+/// here and not echoed into every report line.
+#[derive(Debug, Default)]
+struct JvmTexts {
+    heap_info: Option<String>,
+    nmt_summary: Option<String>,
+    nmt_detail: Option<String>,
+}
+
+impl JvmTexts {
+    fn take_from(facts: &mut Value) -> Self {
+        let Some(obj) = facts.as_object_mut() else { return JvmTexts::default() };
+        let mut take = |k: &str| match obj.remove(k) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        JvmTexts {
+            heap_info: take("heap_info"),
+            nmt_summary: take("nmt_summary"),
+            nmt_detail: take("nmt_detail"),
+        }
+    }
 }
 
 /// The native core's state between samples.
@@ -65,7 +93,9 @@ impl Core {
 
     /// Takes one sample. Unreadable files become `problems`, never an error: an agent that
     /// cannot read `smaps_rollup` still reports what `status` says.
-    pub fn sample(&mut self, facts: Value) -> Result<Sample> {
+    pub fn sample(&mut self, mut facts: Value) -> Result<Sample> {
+        let texts = JvmTexts::take_from(&mut facts);
+        let heap = texts.heap_info.as_deref().map(heap_info::parse_heap_info);
         self.seq += 1;
         let epoch_ms = timefmt::now_millis();
         let mut problems = Vec::new();
@@ -121,6 +151,7 @@ impl Core {
             totals,
             totals_source: source,
             threads,
+            heap,
             jvm: facts,
             problems,
         })

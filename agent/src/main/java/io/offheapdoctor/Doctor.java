@@ -29,6 +29,7 @@ public final class Doctor {
     private volatile boolean stopping;
     private volatile String lastSample;
     private long javaOnlySeq;
+    private JvmFacts facts;
     private String lastError;
 
     private Doctor(Options options, boolean attached) {
@@ -139,8 +140,11 @@ public final class Doctor {
     String takeSample() {
         String line;
         try {
-            String facts = JvmFacts.collect();
-            line = nativeFailure == null ? NativeCore.sample(facts) : javaOnlySample(facts);
+            if (facts == null) {
+                facts = new JvmFacts();
+            }
+            String jvm = facts.collect();
+            line = nativeFailure == null ? NativeCore.sample(jvm) : javaOnlySample(jvm);
         } catch (Throwable t) {
             String msg = "sample failed: " + t;
             if (!msg.equals(lastError)) {

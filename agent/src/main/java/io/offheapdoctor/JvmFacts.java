@@ -1,16 +1,35 @@
 package io.offheapdoctor;
 
+import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
 import java.lang.management.MemoryUsage;
 import java.lang.management.RuntimeMXBean;
 import java.lang.management.ThreadMXBean;
+import java.util.Locale;
 
-/** What only the JVM can tell, gathered per sample through the standard management beans. */
+/**
+ * What only the JVM can tell, gathered per sample through the management beans and diagnostic
+ * commands and handed to the native core as one JSON object. Texts the JVM prints (heap info,
+ * NMT) cross as text: the native core owns their parsers.
+ */
 final class JvmFacts {
-    private JvmFacts() {}
+    private final String nmtMode;
+    private final String threadStackSize;
+    private final String trimNativeHeapInterval;
 
-    static String collect() {
+    JvmFacts() {
+        String mode = DiagnosticCommands.vmOption("NativeMemoryTracking");
+        this.nmtMode = mode == null ? "unknown" : mode.toLowerCase(Locale.ROOT);
+        this.threadStackSize = DiagnosticCommands.vmOption("ThreadStackSize");
+        this.trimNativeHeapInterval = DiagnosticCommands.vmOption("TrimNativeHeapInterval");
+    }
+
+    String nmtMode() {
+        return nmtMode;
+    }
+
+    String collect() {
         Json j = new Json();
         RuntimeMXBean rt = ManagementFactory.getRuntimeMXBean();
         j.put("java_version", System.getProperty("java.version"));
@@ -26,7 +45,46 @@ final class JvmFacts {
                 .put("daemon", threads.getDaemonThreadCount())
                 .put("peak", threads.getPeakThreadCount())
                 .end());
+        j.putRaw("buffer_pools", bufferPools());
+        if (threadStackSize != null) {
+            j.put("thread_stack_size_kb", parseLong(threadStackSize));
+        }
+        if (trimNativeHeapInterval != null) {
+            j.put("trim_native_heap_interval_ms", parseLong(trimNativeHeapInterval));
+        }
+        j.put("heap_info", DiagnosticCommands.tryInvoke("gcHeapInfo"));
+        j.put("nmt_mode", nmtMode);
+        if (nmtMode.equals("summary") || nmtMode.equals("detail")) {
+            j.put("nmt_summary", DiagnosticCommands.tryInvoke("vmNativeMemory", "summary", "scale=KB"));
+        }
+        if (nmtMode.equals("detail")) {
+            j.put("nmt_detail", DiagnosticCommands.tryInvoke("vmNativeMemory", "detail", "scale=KB"));
+        }
         return j.end();
+    }
+
+    private static long parseLong(String s) {
+        try {
+            return Long.parseLong(s.trim());
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private static String bufferPools() {
+        StringBuilder sb = new StringBuilder("[");
+        for (BufferPoolMXBean b : ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class)) {
+            if (sb.length() > 1) {
+                sb.append(',');
+            }
+            sb.append(new Json()
+                    .put("name", b.getName())
+                    .put("count", b.getCount())
+                    .put("used", b.getMemoryUsed())
+                    .put("capacity", b.getTotalCapacity())
+                    .end());
+        }
+        return sb.append(']').toString();
     }
 
     private static String usage(MemoryUsage u) {
