@@ -71,7 +71,7 @@ const GLIBC_SYMBOL: &str = "gnu_get_libc_version";
 /// Detects the allocator and reads its settings. Cheap (a few `dlsym` calls, and a read of
 /// `/proc/self/maps` only when glibc is absent), but [`current_kind`] caches the kind.
 pub fn detect() -> AllocatorInfo {
-    let malloc_library = symbol("malloc").and_then(|p| object_of(p));
+    let malloc_library = symbol("malloc").and_then(object_of);
     let mut symbols = BTreeMap::new();
     if let Some(lib) = &malloc_library {
         symbols.insert("malloc".to_string(), lib.clone());
@@ -79,7 +79,7 @@ pub fn detect() -> AllocatorInfo {
     let mut first_object = |names: &[&str]| {
         let mut found = None;
         for name in names {
-            if let Some(obj) = symbol(name).and_then(|p| object_of(p)) {
+            if let Some(obj) = symbol(name).and_then(object_of) {
                 symbols.insert((*name).to_string(), obj.clone());
                 found.get_or_insert(obj);
             }
@@ -116,9 +116,10 @@ pub fn detect() -> AllocatorInfo {
         glibc_version,
         musl_loader,
         symbols,
-        settings: settings_from(std::env::vars_os().filter_map(|(k, v)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        })),
+        settings: settings_from(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        ),
     }
 }
 

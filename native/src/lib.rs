@@ -4,7 +4,9 @@
 pub mod allocator;
 pub mod error;
 pub mod jni_bridge;
+pub mod malloc_info;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
 pub mod timefmt;
+pub mod trim;
