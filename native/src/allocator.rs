@@ -24,6 +24,19 @@ pub enum AllocatorKind {
     Unknown,
 }
 
+impl AllocatorKind {
+    /// The name used in JSON and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            AllocatorKind::Glibc => "glibc",
+            AllocatorKind::Jemalloc => "jemalloc",
+            AllocatorKind::Tcmalloc => "tcmalloc",
+            AllocatorKind::Musl => "musl",
+            AllocatorKind::Unknown => "unknown",
+        }
+    }
+}
+
 /// Environment variables that change how the allocator behaves, as they are now. They are read
 /// from the process environment, which is what the allocator read at start unless the program
 /// changed it since (a JVM does not).
@@ -419,6 +432,19 @@ mod tests {
         assert_eq!(s.malloc_conf.as_deref(), Some("background_thread:true"));
         assert_eq!(s.ld_preload.as_deref(), Some(JEMALLOC));
         assert_eq!(s.malloc_arena_test, None);
+    }
+
+    #[test]
+    fn kind_names_match_their_json() {
+        for k in [
+            AllocatorKind::Glibc,
+            AllocatorKind::Jemalloc,
+            AllocatorKind::Tcmalloc,
+            AllocatorKind::Musl,
+            AllocatorKind::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(k).ok(), Some(serde_json::Value::from(k.name())));
+        }
     }
 
     #[test]

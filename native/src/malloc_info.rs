@@ -389,7 +389,8 @@ fn require_glibc(what: &str) -> Result<()> {
     match allocator::current_kind() {
         AllocatorKind::Glibc => Ok(()),
         other => Err(Error::Unsupported(format!(
-            "{what} describes glibc's malloc, and this process's malloc is {other:?}"
+            "{what} describes glibc's malloc, and this process's malloc is {}",
+            other.name()
         ))),
     }
 }

@@ -56,7 +56,8 @@ pub fn trim_with(proc: &ProcRoot, pad: usize) -> Result<TrimResult> {
     let kind = allocator::current_kind();
     if kind != AllocatorKind::Glibc {
         return Err(Error::Unsupported(format!(
-            "malloc_trim is glibc's, and this process's malloc is {kind:?}"
+            "malloc_trim is glibc's, and this process's malloc is {}",
+            kind.name()
         )));
     }
     let f = allocator::symbol("malloc_trim")

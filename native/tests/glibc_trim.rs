@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use offheap_doctor::allocator::{self, AllocatorKind};
-use offheap_doctor::malloc_info::{collect_malloc_info, collect_mallinfo, MallinfoSource};
+use offheap_doctor::malloc_info::{collect_mallinfo, collect_malloc_info, MallinfoSource};
 use offheap_doctor::trim::trim;
 
 const MIB: u64 = 1024 * 1024;
