@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod jni_bridge;
+pub mod nmt;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
