@@ -7,21 +7,26 @@
 //! text, never a path, skip every line they do not recognise, and never panic on odd input: a
 //! newer JDK that adds a category or an annotation loses that detail, not the whole sample.
 //!
-//! Layout differences handled here, per JDK:
+//! Layout differences handled here, per JDK (as captured in `tests/fixtures/nmt`):
 //! - 11: no `malloc:`/`mmap:` lines under `Total`, no peaks, `(thread #N)`, a `free=` line in the
-//!   metaspace sub-sections; in `summary.diff` an arena delta has no unit (`arena=52KB +14 #90`).
+//!   metaspace sub-sections, `Synchronizer`, `Logging`, `Arguments`; `Arena Chunk` has no count.
 //! - 17: `Total` gains `malloc: NKB #N` and `mmap: reserved=.., committed=..`; malloc and arena
-//!   lines gain `(at peak)` or `(peak=NKB #N)`; a separate `Metaspace` category; `summary.diff`
-//!   prefixes the metaspace sub-section headers with `: ` and drops their colon.
+//!   lines gain `(at peak)` or `(peak=NKB #N)`; a `Metaspace` category of its own (the `Class`
+//!   category's `Metadata` sub-section describes the same memory); `Synchronization`.
 //! - 21: `(threads #N)`; mmap and stack lines carry `, at peak` or `, peak=NKB` inside their
-//!   parentheses; in `summary.diff` the arena delta reads `+14d` (a `d` where the unit belongs).
-//! - 25: `malloc=NKB tag=Name #N`; the `Total` malloc line has its own peak; `Shared class space`
-//!   prints `readonly=`; no blank-with-a-space separator lines; in `summary.diff` the `Total`
-//!   malloc and mmap lines start at column 0 and use `malloc=` instead of `malloc:`; committed
-//!   regions of the detail map may have no `from` and no call stack.
+//!   parentheses; `GCCardSet`, and an `Unknown` category may show up.
+//! - 25: `malloc=NKB tag=Name #N`; the `Total` malloc line has its own `peak=`; `Shared class
+//!   space` prints `readonly=`; separator lines are empty rather than one space.
+//!
+//! In `summary.diff` a delta follows the value it changes (`committed=9609KB +2398KB`,
+//! `#12229 +6657`); JDK 11 and 17 print the arena delta without a unit (`arena=52KB +14 #90`), 21
+//! with a stray `d` (`+14d`); 17 and 21 write the metaspace headers as `: (  Metadata)`; only 25
+//! prints the `Total` malloc and mmap lines in a diff, at column 0 and as `malloc=` there.
+//! In the `detail` map, committed ranges are indented with a tab up to 21 and with spaces on 25,
+//! and thread stack ranges found by probing the stack have no `from` and no call stack.
 //!
 //! Amounts carry their unit (`KB`, `MB`, `GB`, none at `scale=1`); a number printed without one
-//! (the two diff quirks above) is read in the scale of the `Total` line.
+//! (the diff quirks above) is read in the scale of the `Total` line.
 
 use serde::Serialize;
 
@@ -194,7 +199,7 @@ pub struct NmtSummaryDiff {
 
 /// What a line of the detail map describes: address space reserved for a category, or a part of
 /// such a reservation that is committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NmtRegionKind {
     Reserved,
@@ -208,7 +213,9 @@ pub struct NmtRegion {
     pub start: u64,
     pub end: u64,
     pub kind: NmtRegionKind,
-    /// As printed after `for`: `"Java Heap"`, `"Thread Stack"`, `"Code"`, `"Metaspace"`...
+    /// As printed after `for`: the summary's category names (`"Java Heap"`, `"Code"`, `"GC"`,
+    /// `"Class"`, `"Metaspace"`, `"Shared class space"`...), except thread stacks, which the map
+    /// calls `"Thread Stack"` (JDK 11 to 25) and the summary counts under `"Thread"`.
     pub category: String,
 }
 
@@ -263,7 +270,7 @@ pub fn parse_summary_diff(text: &str) -> Result<NmtSummaryDiff> {
 
 /// Parses the `Virtual memory map` section of `VM.native_memory detail` into reserved ranges,
 /// each with its category, and committed ranges, each with the category of the reservation it
-/// lies in, in the order printed.
+/// lies in, sorted by start address, each reservation before the committed ranges inside it.
 ///
 /// A reservation printed as `reserved and committed` yields one committed range spanning it,
 /// whether or not the JVM also listed its committed parts, so committed ranges never overlap. A
@@ -300,8 +307,7 @@ pub fn parse_virtual_memory_map(text: &str) -> Result<Vec<NmtRegion>> {
         let Some((start, end, rest)) = address_range(trimmed) else {
             continue;
         };
-        let mut words = rest.split_whitespace();
-        match words.next() {
+        match rest.split_whitespace().next() {
             Some("reserved") => {
                 let whole = rest.starts_with("reserved and committed");
                 let category = match rest.split_once(" for ") {
@@ -339,6 +345,9 @@ pub fn parse_virtual_memory_map(text: &str) -> Result<Vec<NmtRegion>> {
             _ => {}
         }
     }
+    // Reservations never overlap and committed ranges lie inside theirs, so this order lets a
+    // caller walk the map alongside `/proc/self/maps`, which is sorted too.
+    regions.sort_by_key(|r| (r.start, r.kind));
     Ok(regions)
 }
 
@@ -665,136 +674,168 @@ fn parse(text: &str) -> Result<NmtSummaryDiff> {
             "native memory tracking is not enabled".into(),
         ));
     }
-    let mut scale = NmtScale::Kb;
-    let mut total: Option<(NmtTotal, NmtTotalDelta)> = None;
-    let mut cats: Vec<(NmtCategory, NmtCategoryDelta)> = Vec::new();
-    let mut sub = Sub::None;
-
+    let mut p = SummaryParser::default();
     for line in text.lines() {
         let trimmed = line.trim();
+        // `detail` goes on with the map and the call sites, which are not summary lines.
         if trimmed.starts_with("Virtual memory map") || trimmed.starts_with("Details:") {
             break;
         }
+        p.line(line, trimmed);
+    }
+    p.finish()
+}
+
+/// What one pass over a summary has read so far.
+struct SummaryParser {
+    scale: NmtScale,
+    total: Option<(NmtTotal, NmtTotalDelta)>,
+    categories: Vec<(NmtCategory, NmtCategoryDelta)>,
+    /// The metaspace sub-section the lines of `Class` are in.
+    sub: Sub,
+}
+
+impl Default for SummaryParser {
+    fn default() -> Self {
+        SummaryParser {
+            scale: NmtScale::Kb,
+            total: None,
+            categories: Vec::new(),
+            sub: Sub::None,
+        }
+    }
+}
+
+impl SummaryParser {
+    fn line(&mut self, line: &str, trimmed: &str) {
         if let Some(rest) = trimmed.strip_prefix("Total:") {
-            scale = scale_of_total(rest);
-            let g = group(rest, scale.bytes());
-            let t = NmtTotal {
-                reserved: g.amount("reserved").unwrap_or(0),
-                committed: g.amount("committed").unwrap_or(0),
-                ..NmtTotal::default()
-            };
-            let d = NmtTotalDelta {
-                reserved: g.delta("reserved"),
-                committed: g.delta("committed"),
-                ..NmtTotalDelta::default()
-            };
-            total = Some((t, d));
-            continue;
+            self.total_line(rest);
+        } else if self.total.is_none() || self.category_header(line) {
+            // Before `Total`: the title and `(Omitting categories ...)`.
+        } else if self.categories.is_empty() {
+            self.under_total(trimmed);
+        } else {
+            self.category_line(line);
         }
-        let s = scale.bytes();
-        if cats.is_empty() {
-            // Under `Total`: `malloc: 43001KB #18889[, peak=..]` and `mmap: reserved=..` (JDK
-            // 17+), `malloc=..` and `mmap: ..` at column 0 in a JDK 25 diff.
-            let Some((t, d)) = total.as_mut() else {
-                continue;
-            };
-            let malloc = trimmed
-                .strip_prefix("malloc:")
-                .or_else(|| trimmed.strip_prefix("malloc="));
-            if let Some(rest) = malloc {
-                let g = group(rest, s);
-                if let Some(f) = g.fields.first().filter(|f| f.key.is_empty()) {
-                    let mut a = allocations(f);
-                    set_peak(&mut a, &g);
-                    d.malloc = f.delta;
-                    d.malloc_count = f.count_delta;
-                    t.malloc = Some(a);
-                }
-                continue;
+    }
+
+    fn total_line(&mut self, rest: &str) {
+        self.scale = scale_of_total(rest);
+        let g = group(rest, self.scale.bytes());
+        let t = NmtTotal {
+            reserved: g.amount("reserved").unwrap_or(0),
+            committed: g.amount("committed").unwrap_or(0),
+            ..NmtTotal::default()
+        };
+        let d = NmtTotalDelta {
+            reserved: g.delta("reserved"),
+            committed: g.delta("committed"),
+            ..NmtTotalDelta::default()
+        };
+        self.total = Some((t, d));
+    }
+
+    /// `malloc: 43001KB #18889[, peak=..]` and `mmap: reserved=..` (JDK 17+); `malloc=..` in a
+    /// JDK 25 diff.
+    fn under_total(&mut self, trimmed: &str) {
+        let scale = self.scale.bytes();
+        let Some((t, d)) = self.total.as_mut() else {
+            return;
+        };
+        let malloc = trimmed
+            .strip_prefix("malloc:")
+            .or_else(|| trimmed.strip_prefix("malloc="));
+        if let Some(rest) = malloc {
+            let g = group(rest, scale);
+            if let Some(f) = g.fields.first().filter(|f| f.key.is_empty()) {
+                let mut a = allocations(f);
+                set_peak(&mut a, &g);
+                d.malloc = f.delta;
+                d.malloc_count = f.count_delta;
+                t.malloc = Some(a);
             }
-            if let Some(rest) = trimmed.strip_prefix("mmap:") {
-                let g = group(rest, s);
-                t.mmap = Some(mapped(&g));
-                d.mmap_reserved = g.delta("reserved");
-                d.mmap_committed = g.delta("committed");
-                continue;
-            }
+        } else if let Some(rest) = trimmed.strip_prefix("mmap:") {
+            let g = group(rest, scale);
+            t.mmap = Some(mapped(&g));
+            d.mmap_reserved = g.delta("reserved");
+            d.mmap_committed = g.delta("committed");
         }
-        if total.is_none() {
-            continue;
+    }
+
+    /// `-   Java Heap (reserved=.., committed=..[, readonly=..])` starts a category.
+    fn category_header(&mut self, line: &str) -> bool {
+        let Some(after_dash) = line.strip_prefix('-') else {
+            return false;
+        };
+        let Some(open) = after_dash.find('(') else {
+            return false;
+        };
+        let name = after_dash[..open].trim();
+        let Some(first) = groups(after_dash).into_iter().next() else {
+            return false;
+        };
+        let g = group(first, self.scale.bytes());
+        if name.is_empty() || !g.has("reserved") {
+            return false;
         }
-        if let Some(after_dash) = line.strip_prefix('-') {
-            if let Some(open) = after_dash.find('(') {
-                let name = after_dash[..open].trim();
-                let gs = groups(after_dash);
-                if let (false, Some(first)) = (name.is_empty(), gs.first()) {
-                    let g = group(first, s);
-                    if g.has("reserved") {
-                        let c = NmtCategory {
-                            name: name.to_string(),
-                            reserved: g.amount("reserved").unwrap_or(0),
-                            committed: g.amount("committed").unwrap_or(0),
-                            readonly: g.amount("readonly"),
-                            ..NmtCategory::default()
-                        };
-                        let d = NmtCategoryDelta {
-                            name: name.to_string(),
-                            reserved: g.delta("reserved"),
-                            committed: g.delta("committed"),
-                            ..NmtCategoryDelta::default()
-                        };
-                        cats.push((c, d));
-                        sub = Sub::None;
-                        continue;
-                    }
-                }
-            }
-        }
-        let Some((c, d)) = cats.last_mut() else {
-            continue;
+        let c = NmtCategory {
+            name: name.to_string(),
+            reserved: g.amount("reserved").unwrap_or(0),
+            committed: g.amount("committed").unwrap_or(0),
+            readonly: g.amount("readonly"),
+            ..NmtCategory::default()
+        };
+        let d = NmtCategoryDelta {
+            name: name.to_string(),
+            reserved: g.delta("reserved"),
+            committed: g.delta("committed"),
+            ..NmtCategoryDelta::default()
+        };
+        self.categories.push((c, d));
+        self.sub = Sub::None;
+        true
+    }
+
+    /// The `( ... )` lines under a category header.
+    fn category_line(&mut self, line: &str) {
+        let scale = self.scale.bytes();
+        let Some((c, d)) = self.categories.last_mut() else {
+            return;
         };
         let mut peak_target: Option<PeakTarget> = None;
         for text in groups(line) {
-            let g = group(text, s);
-            match g.label {
-                Some("mmap") => {
+            let g = group(text, scale);
+            match (g.label, g.words()) {
+                (Some("mmap"), _) => {
                     c.mmap = Some(mapped(&g));
                     d.mmap_reserved = g.delta("reserved");
                     d.mmap_committed = g.delta("committed");
                     continue;
                 }
-                Some("stack") => {
+                (Some("stack"), _) => {
                     c.stack = Some(mapped(&g));
                     d.stack_reserved = g.delta("reserved");
                     d.stack_committed = g.delta("committed");
                     continue;
                 }
-                _ => {}
-            }
-            match g.words() {
-                Some("Metadata") => {
-                    sub = Sub::Metadata;
+                (_, Some("Metadata")) => {
+                    self.sub = Sub::Metadata;
                     continue;
                 }
-                Some("Class space") => {
-                    sub = Sub::ClassSpace;
+                (_, Some("Class space")) => {
+                    self.sub = Sub::ClassSpace;
                     continue;
                 }
                 _ => {}
             }
             if g.has("at peak") || g.has("peak") {
-                match peak_target {
-                    Some(PeakTarget::Malloc) => {
-                        if let Some(a) = c.malloc.as_mut() {
-                            set_peak(a, &g);
-                        }
-                    }
-                    Some(PeakTarget::Arena) => {
-                        if let Some(a) = c.arena.as_mut() {
-                            set_peak(a, &g);
-                        }
-                    }
-                    None => {}
+                let target = match peak_target {
+                    Some(PeakTarget::Malloc) => c.malloc.as_mut(),
+                    Some(PeakTarget::Arena) => c.arena.as_mut(),
+                    None => None,
+                };
+                if let Some(a) = target {
+                    set_peak(a, &g);
                 }
                 continue;
             }
@@ -834,7 +875,7 @@ fn parse(text: &str) -> Result<NmtSummaryDiff> {
                 }
                 "tracking overhead" => c.tracking_overhead = first.amount,
                 "reserved" | "used" | "free" | "waste" => {
-                    let space = match sub {
+                    let space = match self.sub {
                         Sub::Metadata => c.metadata.get_or_insert_with(Default::default),
                         Sub::ClassSpace => c.class_space.get_or_insert_with(Default::default),
                         Sub::None => continue,
@@ -855,22 +896,24 @@ fn parse(text: &str) -> Result<NmtSummaryDiff> {
         }
     }
 
-    let Some((total, total_delta)) = total else {
-        return Err(Error::Parse {
-            what: "NMT summary",
-            detail: "no Total: line (is this VM.native_memory output?)".into(),
-        });
-    };
-    let (categories, deltas) = cats.into_iter().unzip();
-    Ok(NmtSummaryDiff {
-        current: NmtSummary {
-            scale,
-            total,
-            categories,
-        },
-        total: total_delta,
-        categories: deltas,
-    })
+    fn finish(self) -> Result<NmtSummaryDiff> {
+        let Some((total, total_delta)) = self.total else {
+            return Err(Error::Parse {
+                what: "NMT summary",
+                detail: "no Total: line (is this VM.native_memory output?)".into(),
+            });
+        };
+        let (categories, deltas) = self.categories.into_iter().unzip();
+        Ok(NmtSummaryDiff {
+            current: NmtSummary {
+                scale: self.scale,
+                total,
+                categories,
+            },
+            total: total_delta,
+            categories: deltas,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1550,6 +1593,12 @@ mod tests {
                     "{name}: {c:?} outside its reservation"
                 );
             }
+            assert!(
+                regions
+                    .windows(2)
+                    .all(|w| (w[0].start, w[0].kind) <= (w[1].start, w[1].kind)),
+                "{name}: sorted"
+            );
             let mut sorted = committed.clone();
             sorted.sort_by_key(|r| r.start);
             assert!(
@@ -1606,8 +1655,11 @@ mod tests {
 
     #[test]
     fn virtual_memory_map_line_forms() {
+        // JDK 11 to 21 indent committed lines with a tab, 25 with spaces; stacks have no `from`.
         let t = "Virtual memory map:\n\
                  \n\
+                 [0x40000 - 0x50000] reserved 64KB for Some Future Tag\n\
+                 [0x4f000 - 0x50000] committed 4KB from\n\
                  [0x1000 - 0x3000] reserved and committed 8KB for Internal from\n\
                  \x20   [0x7f00] f()+0x1\n\
                  \n\
@@ -1615,8 +1667,6 @@ mod tests {
                  [0x10000 - 0x20000] reserved 64KB for Thread Stack from\n\
                  \x20       [0x1f000 - 0x20000] committed 4KB\n\
                  \t[0x30000 - 0x31000] committed 4KB from\n\
-                 [0x40000 - 0x50000] reserved 64KB for Some Future Tag\n\
-                 [0x4f000 - 0x50000] committed 4KB from\n\
                  [0x9 - 0x1] reserved 0KB for Nonsense from\n\
                  Details:\n\
                  [0x60000 - 0x70000] reserved 64KB for Code from\n";
