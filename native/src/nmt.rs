@@ -966,6 +966,7 @@ mod tests {
         fixture!("jdk25-summary-mb"),
         fixture!("jdk25-summary-gb"),
         fixture!("jdk25-summary-bytes"),
+        fixture!("jdk25-summary-mbean"),
         fixture!("jdk25-summary-diff"),
         fixture!("jdk25-summary-diff-mb"),
         fixture!("jdk25-summary-after"),
@@ -1019,6 +1020,15 @@ mod tests {
             }
             assert!(s.categories.iter().all(|c| !c.name.is_empty()), "{name}");
         }
+    }
+
+    #[test]
+    fn mbean_text_parses_like_jcmd_text() {
+        let s = summary("jdk25-summary-mbean");
+        assert_eq!(s.scale, NmtScale::Kb);
+        assert!(s.total.malloc.is_some() && s.total.mmap.is_some());
+        assert_eq!(cat(&s, "Java Heap").reserved, 256 * MB);
+        assert!(cat(&s, "Thread").threads.is_some_and(|n| n > 5));
     }
 
     #[test]
