@@ -6,6 +6,7 @@ pub mod error;
 pub mod heap_info;
 pub mod jni_bridge;
 pub mod malloc_info;
+pub mod nmt;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
