@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::allocator::{self, AllocatorInfo, AllocatorKind};
+use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
+use crate::malloc_info::{self, MallocInfo};
+use crate::nmt::{self, NmtGrowth, NmtSummary};
 use crate::proc_fs::ProcRoot;
 use crate::rollup::{self, MemTotals, TotalsSource};
 use crate::timefmt;
@@ -41,10 +44,104 @@ pub struct Sample {
     pub threads: Option<u64>,
     /// The Java heap's reserved ranges, from `GC.heap_info`.
     pub heap: Option<HeapInfo>,
+    /// Which malloc the process runs on and the settings that shape it.
+    pub allocator: AllocatorInfo,
+    /// glibc's own account of its arenas (absent under other allocators).
+    pub malloc: Option<MallocView>,
+    /// Native Memory Tracking, when the JVM runs with it.
+    pub nmt: Option<NmtView>,
     /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
     /// as given, less the texts the core parses itself.
     pub jvm: Value,
     pub problems: Vec<Problem>,
+}
+
+/// glibc's arenas in one sample: totals and one short line per arena.
+#[derive(Debug, Clone, Serialize)]
+pub struct MallocView {
+    pub arena_count: usize,
+    /// Bytes glibc holds free in its arenas: the most a trim could give back.
+    pub retained: u64,
+    pub in_use: u64,
+    pub mmapped: u64,
+    pub mmapped_count: u64,
+    pub system_current: u64,
+    pub system_max: u64,
+    /// Upper bound of what `malloc_trim` can return now (whole free pages only).
+    pub trimmable_max: u64,
+    pub arenas: Vec<MallocArenaView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MallocArenaView {
+    pub nr: u32,
+    pub system_current: u64,
+    pub in_use: u64,
+    pub retained: u64,
+    pub trimmable_max: u64,
+}
+
+impl From<&MallocInfo> for MallocView {
+    fn from(m: &MallocInfo) -> Self {
+        MallocView {
+            arena_count: m.arenas.len(),
+            retained: m.totals.retained,
+            in_use: m.totals.in_use,
+            mmapped: m.totals.mmap.size,
+            mmapped_count: m.totals.mmap.count,
+            system_current: m.totals.system_current,
+            system_max: m.totals.system_max,
+            trimmable_max: m.totals.trimmable_max,
+            arenas: m
+                .arenas
+                .iter()
+                .map(|a| MallocArenaView {
+                    nr: a.nr,
+                    system_current: a.system_current,
+                    in_use: a.in_use,
+                    retained: a.retained,
+                    trimmable_max: a.trimmable_max,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// NMT in one sample: the JVM's own account, and how much of the RSS growth since the baseline
+/// it explains.
+#[derive(Debug, Clone, Serialize)]
+pub struct NmtView {
+    pub mode: String,
+    pub reserved: u64,
+    pub committed: u64,
+    pub malloc: Option<u64>,
+    pub categories: Vec<NmtCategoryView>,
+    /// Growth since the baseline (the first sample with NMT, or the one the user set).
+    pub growth: Option<NmtGrowth>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NmtCategoryView {
+    pub name: String,
+    pub reserved: u64,
+    pub committed: u64,
+}
+
+impl NmtView {
+    fn new(mode: &str, s: &NmtSummary, growth: Option<NmtGrowth>) -> Self {
+        NmtView {
+            mode: mode.to_string(),
+            reserved: s.total.reserved,
+            committed: s.total.committed,
+            malloc: s.total.malloc.as_ref().map(|m| m.bytes),
+            categories: s
+                .categories
+                .iter()
+                .map(|c| NmtCategoryView { name: c.name.clone(), reserved: c.reserved, committed: c.committed })
+                .collect(),
+            growth,
+        }
+    }
 }
 
 /// Texts the JVM printed (diagnostic command output), taken out of the facts so they are parsed
@@ -54,6 +151,7 @@ struct JvmTexts {
     heap_info: Option<String>,
     nmt_summary: Option<String>,
     nmt_detail: Option<String>,
+    nmt_mode: Option<String>,
 }
 
 impl JvmTexts {
@@ -67,15 +165,19 @@ impl JvmTexts {
             heap_info: take("heap_info"),
             nmt_summary: take("nmt_summary"),
             nmt_detail: take("nmt_detail"),
+            nmt_mode: obj.get("nmt_mode").and_then(Value::as_str).map(str::to_string),
         }
     }
 }
 
 /// The native core's state between samples.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Core {
     proc: ProcRoot,
     seq: u64,
+    allocator: AllocatorInfo,
+    /// NMT and RSS at the baseline, for the share of growth NMT explains.
+    nmt_baseline: Option<(NmtSummary, u64)>,
 }
 
 impl Core {
@@ -84,7 +186,39 @@ impl Core {
             Some(p) if !p.is_empty() => ProcRoot::new(p),
             _ => ProcRoot::default(),
         };
-        Core { proc, seq: 0 }
+        Core { proc, seq: 0, allocator: allocator::detect(), nmt_baseline: None }
+    }
+
+    /// Forgets the NMT baseline: the next sample with NMT becomes the new one.
+    pub fn reset_baseline(&mut self) {
+        self.nmt_baseline = None;
+    }
+
+    fn nmt_view(&mut self, texts: &JvmTexts, rss: Option<u64>, problems: &mut Vec<Problem>) -> Option<NmtView> {
+        let text = texts.nmt_summary.as_deref()?;
+        let summary = match nmt::parse_summary(text) {
+            Ok(s) => s,
+            // NMT off is a state, reported as the mode; not a problem.
+            Err(Error::Unsupported(_)) => return None,
+            Err(e) => {
+                problems.push(Problem { source: "nmt", message: e.to_string() });
+                return None;
+            }
+        };
+        let growth = match (&self.nmt_baseline, rss) {
+            (Some((base, base_rss)), Some(rss)) => {
+                let delta = i64::try_from(rss).unwrap_or(i64::MAX) - i64::try_from(*base_rss).unwrap_or(i64::MAX);
+                Some(nmt::explain_growth(base, &summary, delta))
+            }
+            _ => None,
+        };
+        if self.nmt_baseline.is_none() {
+            if let Some(rss) = rss {
+                self.nmt_baseline = Some((summary.clone(), rss));
+            }
+        }
+        let mode = texts.nmt_mode.as_deref().unwrap_or("summary");
+        Some(NmtView::new(mode, &summary, growth))
     }
 
     pub fn proc_root(&self) -> &ProcRoot {
@@ -141,6 +275,21 @@ impl Core {
         }
         let threads = status.as_deref().and_then(rollup::status_threads);
 
+        let malloc = if self.allocator.kind == AllocatorKind::Glibc {
+            match malloc_info::collect_malloc_info() {
+                Ok(m) => Some(MallocView::from(&m)),
+                Err(e) => {
+                    problems.push(Problem { source: "malloc_info", message: e.to_string() });
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let rss = totals.as_ref().map(|t| t.rss);
+        let nmt = self.nmt_view(&texts, rss, &mut problems);
+
         Ok(Sample {
             schema: SCHEMA_VERSION,
             kind: "sample",
@@ -152,6 +301,9 @@ impl Core {
             totals_source: source,
             threads,
             heap,
+            allocator: self.allocator.clone(),
+            malloc,
+            nmt,
             jvm: facts,
             problems,
         })
