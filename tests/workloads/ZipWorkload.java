@@ -9,7 +9,7 @@ import java.util.zip.Inflater;
 /**
  * Creates known numbers of Inflaters and Deflaters in every state the zip census tells apart and
  * prints the census after each step, one line "<step> <json>" on stdout. Run with the agent:
- * {@code java -javaagent:offheap-doctor.jar -cp <dir> ZipWorkload [counts|perf [n]]}.
+ * {@code java -javaagent:offheap-doctor.jar -cp <dir> ZipWorkload [counts|histogram|perf [n]]}.
  *
  * <p>counts: baseline; then 300 live Inflaters (100 of them mid-stream), 200 live Deflaters and
  * 100 ended Inflaters + 50 ended Deflaters kept reachable; then 150 Inflaters and 50 Deflaters
@@ -17,6 +17,9 @@ import java.util.zip.Inflater;
  * System.gc() they stay pending ("blocked"); then the Cleaner is released and the pending ones
  * drain ("drained"); then every live one is ended ("ended"). Counts in the census are the JVM's
  * own (the JDK keeps a few Inflaters for open jar files) plus ours: compare with "baseline".
+ *
+ * <p>histogram: the same up to "live", for the histogram fallback (run with
+ * -Doffheap.doctor.test.zipHistogram=true): instances grow by 400 Inflaters and 250 Deflaters.
  *
  * <p>perf: n live Inflaters (default 100000), then the census three times ("perf").
  */
@@ -27,6 +30,8 @@ public final class ZipWorkload {
         String mode = args.length > 0 ? args[0] : "counts";
         Method scan = Class.forName("io.offheapdoctor.ZipCensus").getMethod("scanForTest");
         scan.setAccessible(true);
+        // Made before the baseline and kept, so the histogram (which sees garbage too) is exact.
+        byte[] compressed = compress(64 * 1024);
         report("baseline", scan);
         if (mode.equals("perf")) {
             int n = args.length > 1 ? Integer.parseInt(args[1]) : 100000;
@@ -44,7 +49,6 @@ public final class ZipWorkload {
             return;
         }
 
-        byte[] compressed = compress(64 * 1024);
         List<Inflater> inflaters = new ArrayList<Inflater>();
         List<Deflater> deflaters = new ArrayList<Deflater>();
         for (int i = 0; i < 300; i++) {
@@ -69,6 +73,9 @@ public final class ZipWorkload {
             KEEP.add(f);
         }
         report("live", scan);
+        if (mode.equals("histogram")) {
+            return; // counts what is in the heap only: no pending/drained steps
+        }
 
         // Hold the common Cleaner's only thread in an action of ours, so what the next GC finds
         // unreachable stays pending until we let it go.
@@ -149,6 +156,7 @@ public final class ZipWorkload {
         byte[] out = new byte[size + 1024];
         int n = d.deflate(out);
         d.end();
+        KEEP.add(d);
         byte[] r = new byte[n];
         System.arraycopy(out, 0, r, 0, n);
         return r;

@@ -31,8 +31,10 @@ import javax.management.ObjectName;
  * <li>JDK 24+: {@code activeList}, a {@code CleanerImpl$CleanableList} of array nodes
  *     ({@code head}, {@code Node.arr}/{@code size}/{@code next}), guarded by the list's monitor.</li>
  * </ul>
- * Reading them needs {@code java.base} to open {@code jdk.internal.ref}, {@code java.util.zip}
- * and {@code java.lang.ref} to the agent, which it does with {@code Instrumentation.redefineModule}.
+ * Reading them needs {@code java.base} to open {@code jdk.internal.ref} and {@code java.util.zip}
+ * (before JDK 16 also {@code java.lang.ref}, for {@code Reference.referent}) to the agent, which it
+ * does with {@code Instrumentation.redefineModule}. The agent jar is on the system class path, so
+ * the application's classpath code (the same unnamed module) gains that access too.
  *
  * <p>Where that is impossible (no Instrumentation and no {@code --add-opens}, an unknown layout,
  * or JDK 8, where the streams are finalized instead of cleaned) the census falls back to
@@ -69,6 +71,8 @@ final class ZipCensus {
     private static final String INFLATER_REF = "java.util.zip.Inflater$InflaterZStreamRef";
     private static final String DEFLATER_REF = "java.util.zip.Deflater$DeflaterZStreamRef";
     private static final String DIAGNOSTIC_COMMAND = "com.sun.management:type=DiagnosticCommand";
+
+    static final String TEST_HISTOGRAM_PROPERTY = "offheap.doctor.test.zipHistogram";
 
     private static volatile Instrumentation instrumentation;
     private static ZipCensus forTest;
@@ -133,8 +137,15 @@ final class ZipCensus {
         }
     }
 
-    /** The census of this JVM as JSON, using the Instrumentation the agent was started with. */
+    /**
+     * The census of this JVM as JSON, using the Instrumentation the agent was started with. With
+     * the system property {@value #TEST_HISTOGRAM_PROPERTY}=true, a fresh census forced onto the
+     * histogram fallback (not rate-limited, since each call is a new census).
+     */
     public static String scanForTest() {
+        if (Boolean.getBoolean(TEST_HISTOGRAM_PROPERTY)) {
+            return new ZipCensus(null, "histogram forced by " + TEST_HISTOGRAM_PROPERTY).scanJson();
+        }
         ZipCensus c;
         synchronized (ZipCensus.class) {
             if (forTest == null) {
@@ -485,7 +496,13 @@ final class ZipCensus {
             Object base = getModule.invoke(Object.class);
             Object self = getModule.invoke(ZipCensus.class);
             Method isOpen = moduleClass.getMethod("isOpen", String.class, moduleClass);
-            String[] packages = {"jdk.internal.ref", "java.util.zip", "java.lang.ref"};
+            // Each package opened here is opened to the application's classpath code too (the
+            // agent jar shares the system loader's unnamed module): open no more than needed.
+            // java.lang.ref only for Reference.referent, which JDK 16+ replaces by refersTo.
+            boolean needReferent = !hasMethod(java.lang.ref.Reference.class, "refersTo", Object.class);
+            String[] packages = needReferent
+                    ? new String[] {"jdk.internal.ref", "java.util.zip", "java.lang.ref"}
+                    : new String[] {"jdk.internal.ref", "java.util.zip"};
             Map<String, Set<Object>> opens = new HashMap<String, Set<Object>>();
             for (String p : packages) {
                 // JDK 9 to 16 report packages open to everyone under --illegal-access=permit, yet
@@ -505,6 +522,15 @@ final class ZipCensus {
                     Map.class, Set.class, Map.class);
             redefine.invoke(inst, base, new HashSet<Object>(), new HashMap<String, Set<Object>>(), opens,
                     new HashSet<Class<?>>(), new HashMap<Class<?>, Object>());
+        }
+
+        private static boolean hasMethod(Class<?> c, String name, Class<?>... params) {
+            try {
+                c.getMethod(name, params);
+                return true;
+            } catch (NoSuchMethodException e) {
+                return false;
+            }
         }
 
         private static Field field(Class<?> c, String name) throws NoSuchFieldException {
