@@ -116,9 +116,14 @@ final class ZipCensus {
      *  "deflaters":{"alive":N,"pending_cleanup":N,"instances":N},
      *  "estimated_native_bytes":N, "scan_ns":N, "truncated":bool, "reason":"..."|null}
      * </pre>
-     * With "cleaner", alive/pending_cleanup are exact (instances is null). With "histogram",
-     * only instances is known (every object in the heap: reachable or not, ended or not), the
-     * estimate is an upper bound, and "age_ms" says how old the (rate-limited) histogram is.
+     * With "cleaner", alive + pending_cleanup is exactly the number of unended streams (instances
+     * is null; "cleanables" is the length of the list walked). "alive" means not yet found
+     * unreachable by a GC: an object dropped since the last GC that processed it still counts as
+     * alive. "pending_cleanup" ones are unreachable and wait for the Cleaner thread. The JDK's own
+     * open jar and zip files keep a few unended Inflaters in a cache, so a JVM starts at 2 or 3.
+     * With "histogram", only instances is known (every object in the heap: reachable or not,
+     * ended or not), the estimate is an upper bound, and "age_ms" says how old the (rate-limited)
+     * histogram is. "truncated" says the walk stopped at its time budget (counts are then low).
      * Never throws.
      */
     String scanJson() {
