@@ -27,6 +27,7 @@ public final class Agent {
 
     private static void launch(String args, Instrumentation inst, boolean attached) {
         try {
+            ZipCensus.remember(inst);
             Doctor.start(args, inst, attached);
         } catch (Throwable t) {
             try {

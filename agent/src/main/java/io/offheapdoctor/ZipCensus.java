@@ -1,0 +1,564 @@
+package io.offheapdoctor;
+
+import java.lang.instrument.Instrumentation;
+import java.lang.management.ManagementFactory;
+import java.lang.ref.PhantomReference;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.zip.Deflater;
+import java.util.zip.Inflater;
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
+
+/**
+ * Counts the {@link Inflater}s and {@link Deflater}s that hold native zlib memory: those still
+ * reachable and not ended, and those already unreachable whose cleanup has not run yet.
+ *
+ * <p>On JDK 9 and later every unended Inflater/Deflater has a cleanable in the JDK's common
+ * Cleaner ({@code jdk.internal.ref.CleanerFactory.cleaner()}) whose action is its
+ * {@code InflaterZStreamRef}/{@code DeflaterZStreamRef}; {@code end()} removes it. Walking that
+ * list therefore finds exactly the streams that still own zlib memory, and the cleanable's
+ * referent tells them apart: set while the owner is reachable, cleared by the GC once it is not
+ * (the Cleaner thread has yet to free it). The list lives in {@code CleanerImpl}:
+ * <ul>
+ * <li>JDK 9 to 23: {@code phantomCleanableList}, the head of a circular doubly linked list of
+ *     {@code PhantomCleanable} ({@code next}/{@code prev}), guarded by the head's monitor;</li>
+ * <li>JDK 24+: {@code activeList}, a {@code CleanerImpl$CleanableList} of array nodes
+ *     ({@code head}, {@code Node.arr}/{@code size}/{@code next}), guarded by the list's monitor.</li>
+ * </ul>
+ * Reading them needs {@code java.base} to open {@code jdk.internal.ref} and {@code java.util.zip}
+ * (before JDK 16 also {@code java.lang.ref}, for {@code Reference.referent}) to the agent, which it
+ * does with {@code Instrumentation.redefineModule}. The agent jar is on the system class path, so
+ * the application's classpath code (the same unnamed module) gains that access too.
+ *
+ * <p>Where that is impossible (no Instrumentation and no {@code --add-opens}, an unknown layout,
+ * or JDK 8, where the streams are finalized instead of cleaned) the census falls back to
+ * HotSpot's {@code GC.class_histogram -all}, which counts every instance in the heap, reachable or
+ * not and ended or not, at the price of a stop-the-world heap walk; it is therefore run at most
+ * once a minute. Without that too the census says "unavailable" and why.
+ *
+ * <p>Nothing here throws or blocks for long: a scan holds the Cleaner's list lock for at most
+ * {@link #SCAN_BUDGET_NS} and reports {@code "truncated":true} if it had to stop early.
+ */
+final class ZipCensus {
+    /**
+     * Resident bytes one Inflater holds once it has inflated a stream: zlib's inflate_state
+     * (about 7 KiB) plus the 32 KiB window, allocated on the first inflate that produces output.
+     * Measured 39 KiB per object (10000 objects mid-stream, RSS delta, JDK 17 with system zlib and
+     * Temurin 25 with bundled zlib); a fresh, never used Inflater holds only 5 to 7 KiB.
+     */
+    static final long INFLATER_NATIVE_BYTES = 40L * 1024;
+
+    /**
+     * Resident bytes one Deflater with the defaults (level 6, windowBits 15, memLevel 8) holds
+     * once it has compressed 64 KiB or more: window 64 KiB + prev 64 KiB + head 64 KiB + pending
+     * buffer 64 KiB + deflate_state. Measured 262 KiB per object (10000 objects, RSS delta, JDK 17
+     * and 25); a fresh Deflater has the same allocated but only about 82 KiB resident.
+     */
+    static final long DEFLATER_NATIVE_BYTES = 262L * 1024;
+
+    /** The longest a scan may hold the common Cleaner's list lock. */
+    static final long SCAN_BUDGET_NS = 200_000_000L;
+
+    /** The histogram fallback stops the world; never more often than this. */
+    static final long HISTOGRAM_MIN_INTERVAL_NS = 60_000_000_000L;
+
+    private static final String INFLATER_REF = "java.util.zip.Inflater$InflaterZStreamRef";
+    private static final String DEFLATER_REF = "java.util.zip.Deflater$DeflaterZStreamRef";
+    private static final String DIAGNOSTIC_COMMAND = "com.sun.management:type=DiagnosticCommand";
+
+    static final String TEST_HISTOGRAM_PROPERTY = "offheap.doctor.test.zipHistogram";
+
+    private static volatile Instrumentation instrumentation;
+    private static ZipCensus forTest;
+
+    private final CleanerWalk walk;
+    private final String reason;
+    private final Object histogramLock = new Object();
+    private long lastHistogramNs;
+    private String lastHistogram;
+
+    private ZipCensus(CleanerWalk walk, String reason) {
+        this.walk = walk;
+        this.reason = reason;
+    }
+
+    /** Keeps the agent's Instrumentation for {@link #scanForTest()}. */
+    static void remember(Instrumentation inst) {
+        instrumentation = inst;
+    }
+
+    /**
+     * Prepares a census: opens the JDK internals it reads (through {@code inst}, which may be
+     * null) and checks their layout on a throwaway Inflater. Never throws; when the Cleaner cannot
+     * be read the census falls back to the class histogram.
+     */
+    static ZipCensus create(Instrumentation inst) {
+        try {
+            return new ZipCensus(CleanerWalk.resolve(inst), null);
+        } catch (Throwable t) {
+            String why = describe(t);
+            Log.debug("zip census: cannot read the Cleaner (" + why + "); falling back to the class histogram");
+            return new ZipCensus(null, why);
+        }
+    }
+
+    /**
+     * The census as one JSON object:
+     * <pre>
+     * {"method":"cleaner"|"histogram"|"unavailable",
+     *  "inflaters":{"alive":N,"pending_cleanup":N,"instances":N},
+     *  "deflaters":{"alive":N,"pending_cleanup":N,"instances":N},
+     *  "estimated_native_bytes":N, "scan_ns":N, "truncated":bool, "reason":"..."|null}
+     * </pre>
+     * With "cleaner", alive + pending_cleanup is exactly the number of unended streams (instances
+     * is null; "cleanables" is the length of the list walked). "alive" means not yet found
+     * unreachable by a GC: an object dropped since the last GC that processed it still counts as
+     * alive. "pending_cleanup" ones are unreachable and wait for the Cleaner thread. The JDK's own
+     * open jar and zip files keep a few unended Inflaters in a cache, so a JVM starts at 2 or 3.
+     * With "histogram", only instances is known (every object in the heap: reachable or not,
+     * ended or not), the estimate is an upper bound, and "age_ms" says how old the (rate-limited)
+     * histogram is. "truncated" says the walk stopped at its time budget (counts are then low).
+     * Never throws.
+     */
+    String scanJson() {
+        long t0 = System.nanoTime();
+        try {
+            if (walk != null) {
+                try {
+                    return walk.scan(t0);
+                } catch (Throwable t) {
+                    return fallback("reading the Cleaner failed: " + describe(t));
+                }
+            }
+            return fallback(reason);
+        } catch (Throwable t) {
+            return unavailable("census failed: " + describe(t), System.nanoTime() - t0);
+        }
+    }
+
+    /**
+     * The census of this JVM as JSON, using the Instrumentation the agent was started with. With
+     * the system property {@value #TEST_HISTOGRAM_PROPERTY}=true, a fresh census forced onto the
+     * histogram fallback (not rate-limited, since each call is a new census).
+     */
+    public static String scanForTest() {
+        if (Boolean.getBoolean(TEST_HISTOGRAM_PROPERTY)) {
+            return new ZipCensus(null, "histogram forced by " + TEST_HISTOGRAM_PROPERTY).scanJson();
+        }
+        ZipCensus c;
+        synchronized (ZipCensus.class) {
+            if (forTest == null) {
+                forTest = create(instrumentation);
+            }
+            c = forTest;
+        }
+        return c.scanJson();
+    }
+
+    private String fallback(String why) {
+        synchronized (histogramLock) {
+            long now = System.nanoTime();
+            if (lastHistogram != null && now - lastHistogramNs < HISTOGRAM_MIN_INTERVAL_NS) {
+                return lastHistogram.replace("\"age_ms\":0", "\"age_ms\":" + (now - lastHistogramNs) / 1_000_000L);
+            }
+            String json = histogram(why, now);
+            if (json.contains("\"method\":\"histogram\"")) {
+                lastHistogram = json;
+                lastHistogramNs = now;
+            }
+            return json;
+        }
+    }
+
+    private static String histogram(String why, long t0) {
+        String text;
+        try {
+            MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+            Object out = server.invoke(new ObjectName(DIAGNOSTIC_COMMAND), "gcClassHistogram",
+                    new Object[] {new String[] {"-all"}}, new String[] {String[].class.getName()});
+            text = String.valueOf(out);
+        } catch (Throwable t) {
+            return unavailable(why + "; class histogram failed: " + describe(t), System.nanoTime() - t0);
+        }
+        long inflaters = 0;
+        long deflaters = 0;
+        for (String line : text.split("\n")) {
+            // "   7:        1234        59232  java.util.zip.Inflater (java.base@17.0.9)"; JDK 8 has no module.
+            String[] f = line.trim().split("\\s+");
+            if (f.length < 4 || !f[0].endsWith(":")) {
+                continue;
+            }
+            if (f[3].equals("java.util.zip.Inflater")) {
+                inflaters = parseLong(f[1]);
+            } else if (f[3].equals("java.util.zip.Deflater")) {
+                deflaters = parseLong(f[1]);
+            }
+        }
+        return new Json()
+                .put("method", "histogram")
+                .putRaw("inflaters", counts(null, null, inflaters))
+                .putRaw("deflaters", counts(null, null, deflaters))
+                .put("estimated_native_bytes", inflaters * INFLATER_NATIVE_BYTES + deflaters * DEFLATER_NATIVE_BYTES)
+                .put("scan_ns", System.nanoTime() - t0)
+                .put("truncated", false)
+                .put("age_ms", 0)
+                .put("reason", why)
+                .end();
+    }
+
+    private static long parseLong(String s) {
+        try {
+            return Long.parseLong(s);
+        } catch (NumberFormatException e) {
+            return 0;
+        }
+    }
+
+    private static String unavailable(String why, long ns) {
+        return new Json()
+                .put("method", "unavailable")
+                .putRaw("inflaters", counts(null, null, null))
+                .putRaw("deflaters", counts(null, null, null))
+                .putRaw("estimated_native_bytes", null)
+                .put("scan_ns", ns)
+                .put("truncated", false)
+                .put("reason", why)
+                .end();
+    }
+
+    private static String counts(Long alive, Long pending, Long instances) {
+        return new Json()
+                .putRaw("alive", alive == null ? null : alive.toString())
+                .putRaw("pending_cleanup", pending == null ? null : pending.toString())
+                .putRaw("instances", instances == null ? null : instances.toString())
+                .end();
+    }
+
+    static String describe(Throwable t) {
+        if (t instanceof java.lang.reflect.InvocationTargetException && t.getCause() != null) {
+            t = t.getCause();
+        }
+        String m = t.getMessage();
+        return t.getClass().getSimpleName() + (m == null ? "" : ": " + m);
+    }
+
+    /** The reflective handles on one JDK's Cleaner list, resolved and checked once. */
+    private static final class CleanerWalk {
+        private final Object lock;
+        /** JDK 9 to 23: the list head and PhantomCleanable.next. */
+        private final Object linkedHead;
+        private final Field next;
+        /** JDK 24+: CleanableList.head and Node's fields. */
+        private final Field nodeHead;
+        private final Field nodeArr;
+        private final Field nodeSize;
+        private final Field nodeNext;
+        private final Class<?> cleanableRef;
+        private final Field action;
+        private final Class<?> inflaterRef;
+        private final Class<?> deflaterRef;
+        private final Field inflaterAddress;
+        private final Field deflaterAddress;
+        /** Reference.refersTo (JDK 16+), else the Reference.referent field. */
+        private final Method refersTo;
+        private final Field referent;
+
+        private CleanerWalk(Object lock, Object linkedHead, Field next, Field nodeHead, Field nodeArr, Field nodeSize,
+                Field nodeNext, Class<?> cleanableRef, Field action, Class<?> inflaterRef, Class<?> deflaterRef,
+                Field inflaterAddress, Field deflaterAddress, Method refersTo, Field referent) {
+            this.lock = lock;
+            this.linkedHead = linkedHead;
+            this.next = next;
+            this.nodeHead = nodeHead;
+            this.nodeArr = nodeArr;
+            this.nodeSize = nodeSize;
+            this.nodeNext = nodeNext;
+            this.cleanableRef = cleanableRef;
+            this.action = action;
+            this.inflaterRef = inflaterRef;
+            this.deflaterRef = deflaterRef;
+            this.inflaterAddress = inflaterAddress;
+            this.deflaterAddress = deflaterAddress;
+            this.refersTo = refersTo;
+            this.referent = referent;
+        }
+
+        static CleanerWalk resolve(Instrumentation inst) throws Exception {
+            Class<?> moduleClass;
+            try {
+                moduleClass = Class.forName("java.lang.Module");
+            } catch (ClassNotFoundException e) {
+                throw new UnsupportedOperationException(
+                        "JDK 8 has no Cleaner: Inflater/Deflater are released by finalization");
+            }
+            openJavaBase(inst, moduleClass);
+
+            Class<?> factory = Class.forName("jdk.internal.ref.CleanerFactory");
+            Object cleaner = factory.getMethod("cleaner").invoke(null);
+            Class<?> implClass = Class.forName("jdk.internal.ref.CleanerImpl");
+            Method getImpl = implClass.getDeclaredMethod("getCleanerImpl", Class.forName("java.lang.ref.Cleaner"));
+            getImpl.setAccessible(true);
+            Object impl = getImpl.invoke(null, cleaner);
+            if (impl == null) {
+                throw new IllegalStateException("the common Cleaner has no CleanerImpl");
+            }
+            Class<?> phantomCleanable = Class.forName("jdk.internal.ref.PhantomCleanable");
+
+            Object lock;
+            Object linkedHead = null;
+            Field next = null;
+            Field nodeHead = null;
+            Field nodeArr = null;
+            Field nodeSize = null;
+            Field nodeNext = null;
+            Field list = optionalField(implClass, "activeList");
+            if (list != null) {
+                lock = list.get(impl);
+                Class<?> listClass = Class.forName("jdk.internal.ref.CleanerImpl$CleanableList");
+                Class<?> nodeClass = Class.forName("jdk.internal.ref.CleanerImpl$CleanableList$Node");
+                nodeHead = field(listClass, "head");
+                nodeArr = field(nodeClass, "arr");
+                nodeSize = field(nodeClass, "size");
+                nodeNext = field(nodeClass, "next");
+            } else {
+                list = field(implClass, "phantomCleanableList");
+                linkedHead = list.get(impl);
+                lock = linkedHead;
+                next = field(phantomCleanable, "next");
+            }
+            if (lock == null) {
+                throw new IllegalStateException("the common Cleaner's list is null");
+            }
+
+            Method refersTo = null;
+            Field referent = null;
+            try {
+                refersTo = java.lang.ref.Reference.class.getMethod("refersTo", Object.class);
+            } catch (NoSuchMethodException e) {
+                referent = field(java.lang.ref.Reference.class, "referent");
+            }
+            Class<?> inflaterRef = Class.forName(INFLATER_REF);
+            Class<?> deflaterRef = Class.forName(DEFLATER_REF);
+            CleanerWalk w = new CleanerWalk(lock, linkedHead, next, nodeHead, nodeArr, nodeSize, nodeNext,
+                    Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"),
+                    field(Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"), "action"),
+                    inflaterRef, deflaterRef, field(inflaterRef, "address"), field(deflaterRef, "address"),
+                    refersTo, referent);
+            w.selfCheck();
+            return w;
+        }
+
+        /**
+         * Proves the layout on a fresh Inflater (its cleanable is a PhantomCleanableRef whose
+         * action is its ZStreamRef, with an address, referring to it) and warms up every
+         * reflective path, so the scan loads no classes while it holds the Cleaner's lock.
+         */
+        private void selfCheck() throws Exception {
+            Inflater probe = new Inflater();
+            Deflater probeD = new Deflater();
+            try {
+                Object zsRef = field(Inflater.class, "zsRef").get(probe);
+                Object cleanable = field(inflaterRef, "cleanable").get(zsRef);
+                if (cleanable == null || cleanable.getClass() != cleanableRef || action.get(cleanable) != zsRef) {
+                    throw new IllegalStateException("an Inflater's cleanable is not the expected PhantomCleanableRef");
+                }
+                if (inflaterAddress.getLong(zsRef) == 0) {
+                    throw new IllegalStateException("a new Inflater has no zlib address");
+                }
+                Object zsRefD = field(Deflater.class, "zsRef").get(probeD);
+                if (deflaterAddress.getLong(zsRefD) == 0) {
+                    throw new IllegalStateException("a new Deflater has no zlib address");
+                }
+                // Enough calls for reflection to settle on its final accessor (inflation after 15).
+                PhantomReference<Object> cleared = new PhantomReference<Object>(null, null);
+                for (int i = 0; i < 20; i++) {
+                    if (isCleared(cleanable) || !isCleared(cleared)) {
+                        throw new IllegalStateException("cannot tell a live cleanable from a cleared one");
+                    }
+                }
+                Counts c = new Counts();
+                count(c, System.nanoTime() + SCAN_BUDGET_NS);
+                if (c.inflatersAlive < 1 || c.deflatersAlive < 1) {
+                    throw new IllegalStateException("the Cleaner's list does not hold a new Inflater and Deflater");
+                }
+            } finally {
+                probe.end();
+                probeD.end();
+            }
+        }
+
+        private boolean isCleared(Object reference) throws Exception {
+            if (refersTo != null) {
+                return (Boolean) refersTo.invoke(reference, (Object) null);
+            }
+            return referent.get(reference) == null;
+        }
+
+        String scan(long t0) throws Exception {
+            Counts c = new Counts();
+            count(c, t0 + SCAN_BUDGET_NS);
+            long bytes = (c.inflatersAlive + c.inflatersPending) * INFLATER_NATIVE_BYTES
+                    + (c.deflatersAlive + c.deflatersPending) * DEFLATER_NATIVE_BYTES;
+            return new Json()
+                    .put("method", "cleaner")
+                    .putRaw("inflaters", counts(c.inflatersAlive, c.inflatersPending, null))
+                    .putRaw("deflaters", counts(c.deflatersAlive, c.deflatersPending, null))
+                    .put("estimated_native_bytes", bytes)
+                    .put("scan_ns", System.nanoTime() - t0)
+                    .put("truncated", c.truncated)
+                    .put("cleanables", c.seen)
+                    .put("reason", (String) null)
+                    .end();
+        }
+
+        /**
+         * Walks the list under the lock the JDK itself takes to insert and remove, so the list
+         * is consistent; stops at the deadline rather than hold up other threads' cleanables.
+         */
+        private void count(Counts c, long deadline) throws Exception {
+            synchronized (lock) {
+                if (linkedHead != null) {
+                    Object head = linkedHead;
+                    Object e = next.get(head);
+                    while (e != null && e != head) {
+                        if (!visit(c, e, deadline)) {
+                            return;
+                        }
+                        Object n = next.get(e);
+                        if (n == e) {
+                            // Removed without the lock (cannot happen in the JDK): do not spin.
+                            c.truncated = true;
+                            return;
+                        }
+                        e = n;
+                    }
+                } else {
+                    Object node = nodeHead.get(lock);
+                    while (node != null) {
+                        Object[] arr = (Object[]) nodeArr.get(node);
+                        int size = Math.min(nodeSize.getInt(node), arr.length);
+                        for (int i = 0; i < size; i++) {
+                            if (arr[i] != null && !visit(c, arr[i], deadline)) {
+                                return;
+                            }
+                        }
+                        node = nodeNext.get(node);
+                    }
+                }
+            }
+        }
+
+        /** Counts one cleanable; false when the time budget is spent. */
+        private boolean visit(Counts c, Object cleanable, long deadline) throws Exception {
+            if ((++c.seen & 1023) == 0 && System.nanoTime() - deadline > 0) {
+                c.truncated = true;
+                return false;
+            }
+            if (cleanable.getClass() != cleanableRef) {
+                return true; // another kind of cleanable (files, zip files, ...)
+            }
+            Object a = action.get(cleanable);
+            if (a == null) {
+                return true;
+            }
+            Class<?> k = a.getClass();
+            boolean inflater = k == inflaterRef;
+            if (!inflater && k != deflaterRef) {
+                return true;
+            }
+            // Racy by design: end() on another thread may zero it right now; it is then ended.
+            long address = (inflater ? inflaterAddress : deflaterAddress).getLong(a);
+            if (address == 0) {
+                return true;
+            }
+            boolean pending = isCleared(cleanable);
+            if (inflater) {
+                if (pending) {
+                    c.inflatersPending++;
+                } else {
+                    c.inflatersAlive++;
+                }
+            } else if (pending) {
+                c.deflatersPending++;
+            } else {
+                c.deflatersAlive++;
+            }
+            return true;
+        }
+
+        /**
+         * Opens java.base's jdk.internal.ref, java.util.zip and java.lang.ref to this class's
+         * module (Instrumentation.redefineModule, called reflectively: compiled for Java 8).
+         */
+        private static void openJavaBase(Instrumentation inst, Class<?> moduleClass) throws Exception {
+            Method getModule = Class.class.getMethod("getModule");
+            Object base = getModule.invoke(Object.class);
+            Object self = getModule.invoke(ZipCensus.class);
+            Method isOpen = moduleClass.getMethod("isOpen", String.class, moduleClass);
+            // Each package opened here is opened to the application's classpath code too (the
+            // agent jar shares the system loader's unnamed module): open no more than needed.
+            // java.lang.ref only for Reference.referent, which JDK 16+ replaces by refersTo.
+            boolean needReferent = !hasMethod(java.lang.ref.Reference.class, "refersTo", Object.class);
+            String[] packages = needReferent
+                    ? new String[] {"jdk.internal.ref", "java.util.zip", "java.lang.ref"}
+                    : new String[] {"jdk.internal.ref", "java.util.zip"};
+            Map<String, Set<Object>> opens = new HashMap<String, Set<Object>>();
+            for (String p : packages) {
+                // JDK 9 to 16 report packages open to everyone under --illegal-access=permit, yet
+                // warn on each use: with an Instrumentation, open them properly regardless.
+                if (inst != null || !(Boolean) isOpen.invoke(base, p, self)) {
+                    opens.put(p, Collections.singleton(self));
+                }
+            }
+            if (opens.isEmpty()) {
+                return;
+            }
+            if (inst == null) {
+                throw new IllegalStateException("no Instrumentation to open " + opens.keySet()
+                        + " (run as an agent, or add --add-opens java.base/<package>=ALL-UNNAMED)");
+            }
+            Method redefine = Instrumentation.class.getMethod("redefineModule", moduleClass, Set.class, Map.class,
+                    Map.class, Set.class, Map.class);
+            redefine.invoke(inst, base, new HashSet<Object>(), new HashMap<String, Set<Object>>(), opens,
+                    new HashSet<Class<?>>(), new HashMap<Class<?>, Object>());
+        }
+
+        private static boolean hasMethod(Class<?> c, String name, Class<?>... params) {
+            try {
+                c.getMethod(name, params);
+                return true;
+            } catch (NoSuchMethodException e) {
+                return false;
+            }
+        }
+
+        private static Field field(Class<?> c, String name) throws NoSuchFieldException {
+            Field f = c.getDeclaredField(name);
+            f.setAccessible(true);
+            return f;
+        }
+
+        private static Field optionalField(Class<?> c, String name) {
+            try {
+                return field(c, name);
+            } catch (NoSuchFieldException e) {
+                return null;
+            }
+        }
+    }
+
+    private static final class Counts {
+        long inflatersAlive;
+        long inflatersPending;
+        long deflatersAlive;
+        long deflatersPending;
+        long seen;
+        boolean truncated;
+    }
+}
