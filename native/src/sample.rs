@@ -50,6 +50,8 @@ pub struct Sample {
     pub malloc: Option<MallocView>,
     /// Native Memory Tracking, when the JVM runs with it.
     pub nmt: Option<NmtView>,
+    /// The zip census: Inflaters and Deflaters holding native zlib memory (from the Java side).
+    pub zip: Value,
     /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
     /// as given, less the texts the core parses itself.
     pub jvm: Value,
@@ -229,6 +231,7 @@ impl Core {
     /// cannot read `smaps_rollup` still reports what `status` says.
     pub fn sample(&mut self, mut facts: Value) -> Result<Sample> {
         let texts = JvmTexts::take_from(&mut facts);
+        let zip = facts.as_object_mut().and_then(|o| o.remove("zip")).unwrap_or(Value::Null);
         let heap = texts.heap_info.as_deref().map(heap_info::parse_heap_info);
         self.seq += 1;
         let epoch_ms = timefmt::now_millis();
@@ -304,6 +307,7 @@ impl Core {
             allocator: self.allocator.clone(),
             malloc,
             nmt,
+            zip,
             jvm: facts,
             problems,
         })

@@ -22,6 +22,7 @@ public final class Doctor {
 
     private final Options options;
     private final boolean attached;
+    private final Instrumentation inst;
     private volatile String nativeFailure = "not loaded yet";
     private final Object lock = new Object();
     private final Thread sampler;
@@ -32,9 +33,10 @@ public final class Doctor {
     private JvmFacts facts;
     private String lastError;
 
-    private Doctor(Options options, boolean attached) {
+    private Doctor(Options options, boolean attached, Instrumentation inst) {
         this.options = options;
         this.attached = attached;
+        this.inst = inst;
         this.sampler = new Thread(this::runSampler, THREAD_NAME);
         this.sampler.setDaemon(true);
     }
@@ -55,7 +57,7 @@ public final class Doctor {
             Log.warn(p);
         }
         NativeLoader.configure(options);
-        Doctor d = new Doctor(options, attached);
+        Doctor d = new Doctor(options, attached, inst);
         instance = d;
         d.sampler.start();
         try {
@@ -141,7 +143,7 @@ public final class Doctor {
         String line;
         try {
             if (facts == null) {
-                facts = new JvmFacts();
+                facts = new JvmFacts(options.zipCensus ? ZipCensus.create(inst) : null);
             }
             String jvm = facts.collect();
             line = nativeFailure == null ? NativeCore.sample(jvm) : javaOnlySample(jvm);

@@ -18,7 +18,10 @@ final class JvmFacts {
     private final String threadStackSize;
     private final String trimNativeHeapInterval;
 
-    JvmFacts() {
+    private final ZipCensus census;
+
+    JvmFacts(ZipCensus census) {
+        this.census = census;
         String mode = DiagnosticCommands.vmOption("NativeMemoryTracking");
         this.nmtMode = mode == null ? "unknown" : mode.toLowerCase(Locale.ROOT);
         this.threadStackSize = DiagnosticCommands.vmOption("ThreadStackSize");
@@ -59,6 +62,9 @@ final class JvmFacts {
         }
         if (nmtMode.equals("detail")) {
             j.put("nmt_detail", DiagnosticCommands.tryInvoke("vmNativeMemory", "detail", "scale=KB"));
+        }
+        if (census != null) {
+            j.putRaw("zip", census.scanJson());
         }
         return j.end();
     }

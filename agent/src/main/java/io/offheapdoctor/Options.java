@@ -29,6 +29,7 @@ final class Options {
         k.put("log", "quiet|info|debug (default info)");
         k.put("extractDir", "directory for the extracted native library (default <java.io.tmpdir>/offheap-doctor-<user>)");
         k.put("library", "path of a native library to load instead of the bundled one (also -D" + LIBRARY_PROPERTY + ")");
+        k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("procRoot", "directory read instead of /proc/self (for tests)");
         KEYS = Collections.unmodifiableMap(k);
     }
@@ -39,6 +40,7 @@ final class Options {
     String extractDir;
     String library;
     String procRoot;
+    boolean zipCensus = true;
 
     /** Problems found while parsing, each one line; the caller prints them. */
     final List<String> problems = new ArrayList<>();
@@ -102,12 +104,32 @@ final class Options {
             case "library":
                 library = value.isEmpty() ? null : value;
                 break;
+            case "zipCensus":
+                Boolean on = parseSwitch(value);
+                if (on == null) {
+                    problems.add("zipCensus='" + value + "' is not valid; choose on or off; keeping on");
+                } else {
+                    zipCensus = on;
+                }
+                break;
             case "procRoot":
                 procRoot = value.isEmpty() ? null : value;
                 break;
             default:
                 problems.add("unknown option '" + key + "'; valid keys: " + KEYS.keySet());
         }
+    }
+
+    /** on/true/yes or off/false/no; null for anything else. */
+    static Boolean parseSwitch(String v) {
+        String t = v.trim().toLowerCase(Locale.ROOT);
+        if (t.equals("on") || t.equals("true") || t.equals("yes")) {
+            return Boolean.TRUE;
+        }
+        if (t.equals("off") || t.equals("false") || t.equals("no")) {
+            return Boolean.FALSE;
+        }
+        return null;
     }
 
     /** Milliseconds of a duration like {@code 500ms}, {@code 10s}, {@code 1m}, {@code 2h}; -1 if malformed. */
