@@ -57,7 +57,7 @@ def test_histogram_fallback_counts_instances(jdk, workloads):
 @pytest.mark.parametrize("jdk", MAIN)
 def test_samples_carry_the_census(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
-    r = run_jvm(jdk, "NativeGrowth", ["deflaters=120", "sleep=800"], agent_opts=f"interval=200ms,report={report}",
+    r = run_jvm(jdk, "NativeGrowth", ["deflaters=120", "await=+2"], agent_opts=f"interval=200ms,report={report}",
                 classpath=workloads, report=report)
     assert r.rc == 0, r.stderr
     z = r.samples[-1]["zip"]
@@ -65,6 +65,6 @@ def test_samples_carry_the_census(jdk, workloads, tmp_path):
     assert z["deflaters"]["alive"] >= 120
     assert z["estimated_native_bytes"] >= 120 * DEFLATER_BYTES
     off = tmp_path / "off.jsonl"
-    r2 = run_jvm(jdk, "NativeGrowth", ["sleep=500"], agent_opts=f"interval=200ms,zipCensus=off,report={off}",
+    r2 = run_jvm(jdk, "NativeGrowth", ["await=1"], agent_opts=f"interval=200ms,zipCensus=off,report={off}",
                  classpath=workloads, report=off)
     assert r2.rc == 0 and r2.samples[-1]["zip"] is None

@@ -8,16 +8,51 @@ import java.util.zip.Deflater;
  * the end of each phase so a test can pick the samples in between.
  * Args: phases, each one of: direct=<MiB> (touched direct buffers, NMT sees them),
  * deflaters=<count> (zlib state, NMT does not see it), threads=<count> (idle threads),
- * sleep=<ms>.
+ * spread=<threads> (each thread makes and keeps 30 used Deflaters at once, so glibc hands the
+ * threads their own arenas), sleep=<ms>, await=<n> (until the agent has written its n-th sample; at most 30 s),
+ * await=+<n> (until n more samples than now).
  */
 public class NativeGrowth {
     static final List<Object> keep = new ArrayList<>();
+
+    static long currentSeq() throws Exception {
+        Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
+        Object d = doctor.getMethod("get").invoke(null);
+        Object line = d == null ? null : doctor.getMethod("lastSample").invoke(d);
+        if (line == null) {
+            return 0;
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"seq\":(\\d+)").matcher((String) line);
+        return m.find() ? Long.parseLong(m.group(1)) : 0;
+    }
+
+    /** Waits until the agent's latest sample has seq >= n (the agent runs on its own thread). */
+    static void awaitSample(long n) throws Exception {
+        Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
+        java.lang.reflect.Method get = doctor.getMethod("get");
+        java.lang.reflect.Method last = doctor.getMethod("lastSample");
+        java.util.regex.Pattern seq = java.util.regex.Pattern.compile("\"seq\":(\\d+)");
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            Object d = get.invoke(null);
+            Object line = d == null ? null : last.invoke(d);
+            if (line != null) {
+                java.util.regex.Matcher m = seq.matcher((String) line);
+                if (m.find() && Long.parseLong(m.group(1)) >= n) {
+                    return;
+                }
+            }
+            Thread.sleep(10);
+        }
+        throw new IllegalStateException("the agent wrote no sample " + n + " within 30 s");
+    }
 
     public static void main(String[] args) throws Exception {
         System.out.println("start " + System.currentTimeMillis());
         for (String phase : args) {
             String[] kv = phase.split("=");
-            int n = Integer.parseInt(kv[1]);
+            boolean relative = kv[1].startsWith("+");
+            int n = Integer.parseInt(relative ? kv[1].substring(1) : kv[1]);
             switch (kv[0]) {
                 case "direct":
                     for (int i = 0; i < n; i++) {
@@ -52,8 +87,41 @@ public class NativeGrowth {
                         keep.add(t);
                     }
                     break;
+                case "spread":
+                    final java.util.concurrent.CyclicBarrier go = new java.util.concurrent.CyclicBarrier(n);
+                    List<Thread> workers = new ArrayList<>();
+                    for (int i = 0; i < n; i++) {
+                        Thread t = new Thread(() -> {
+                            try {
+                                go.await();
+                                byte[] src = new byte[64 * 1024];
+                                byte[] dst = new byte[64 * 1024];
+                                List<Deflater> mine = new ArrayList<>();
+                                for (int k = 0; k < 30; k++) {
+                                    Deflater d = new Deflater(Deflater.BEST_COMPRESSION);
+                                    d.setInput(src);
+                                    d.deflate(dst, 0, dst.length, Deflater.SYNC_FLUSH);
+                                    mine.add(d);
+                                }
+                                synchronized (keep) {
+                                    keep.addAll(mine);
+                                }
+                            } catch (Exception e) {
+                                throw new IllegalStateException(e);
+                            }
+                        }, "spread-" + i);
+                        t.start();
+                        workers.add(t);
+                    }
+                    for (Thread t : workers) {
+                        t.join();
+                    }
+                    break;
                 case "sleep":
                     Thread.sleep(n);
+                    break;
+                case "await":
+                    awaitSample(relative ? currentSeq() + n : n);
                     break;
                 default:
                     throw new IllegalArgumentException(phase);
