@@ -14,4 +14,5 @@ pub mod timefmt;
 pub mod trim;
 pub mod trim_policy;
 pub mod trim_worker;
+pub mod tuning;
 pub mod units;
