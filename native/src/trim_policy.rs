@@ -482,8 +482,10 @@ impl TrimPolicy {
             (TrimReason::Policy, Some((_, estimate))) => Some(estimate),
             (TrimReason::Policy, None) => r.retained_before,
             (_, pending) => {
-                // A manual trim does not answer the policy's own decision.
-                self.pending = pending.filter(|_| r.reason == TrimReason::Manual);
+                // A manual trim that started after the policy's decision answered it (the
+                // worker coalesces them); one that started before did not. Its release says
+                // nothing about the policy's estimate, so the backoff stays.
+                self.pending = pending.filter(|p| r.reason == TrimReason::Manual && r.at_ms < p.0);
                 None
             }
         };
@@ -764,6 +766,22 @@ mod tests {
         let regrown = obs(300 * MIB, 2 * GIB + 300 * MIB);
         assert_eq!(why(&w.at(5, regrown.clone())), Some(SkipReason::TooSoon));
         assert!(is_trim(&w.at(5, regrown)));
+    }
+
+    #[test]
+    fn a_manual_trim_that_ran_after_a_decision_answers_it() {
+        let mut w = World::new("auto,minInterval=10s");
+        let o = obs(300 * MIB, 2 * GIB);
+        assert!(is_trim(&w.at(0, o.clone())));
+        // The worker coalesced the policy's request into a manual trim, recorded as manual.
+        w.now += 1000;
+        w.trimmed(TrimReason::Manual, &o, 0);
+        assert_eq!(w.policy.status().backoff, 1);
+        let regrown = obs(300 * MIB, 2 * GIB + 300 * MIB);
+        assert_eq!(secs_until_trim(&mut w, &regrown), 10);
+        // This policy trim is judged on its own estimate (300 MiB), not the earlier one.
+        w.trimmed(TrimReason::Policy, &regrown, 80 * MIB);
+        assert_eq!(w.policy.status().backoff, 1);
     }
 
     #[test]
