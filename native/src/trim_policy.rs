@@ -339,8 +339,10 @@ impl TrimPolicy {
             backoff: self.backoff,
             effective_interval_ms: effective,
             last_trim_ms: self.last.map(|l| l.at_ms),
-            next_allowed_ms: match (effective, since) {
-                (Some(e), Some(s)) => Some(s.saturating_add(e)),
+            next_allowed_ms: match (&self.mode, effective, since) {
+                // Before its first trim, auto does not wait for the clock.
+                (TrimMode::Auto(_), _, _) if self.last.is_none() && self.pending.is_none() => since,
+                (_, Some(e), Some(s)) => Some(s.saturating_add(e)),
                 _ => None,
             },
         }
@@ -388,11 +390,18 @@ impl TrimPolicy {
             return self.skip(SkipReason::Off, "trim policy is off".into());
         }
         if obs.allocator != AllocatorKind::Glibc {
-            let detail = format!(
-                "malloc is {}, not glibc: its own settings release memory \
-                 (MALLOC_CONF for jemalloc, TCMALLOC_RELEASE_RATE for tcmalloc)",
-                obs.allocator.name()
-            );
+            let detail = match obs.allocator {
+                AllocatorKind::Jemalloc => {
+                    "malloc is jemalloc: it releases memory by itself, as MALLOC_CONF says \
+                     (dirty_decay_ms, background_thread)"
+                }
+                AllocatorKind::Tcmalloc => {
+                    "malloc is tcmalloc: it releases memory by itself, as TCMALLOC_RELEASE_RATE \
+                     says"
+                }
+                _ => "malloc is not glibc's: malloc_trim would walk arenas nobody uses",
+            };
+            let detail = detail.to_string();
             return self.skip(SkipReason::NotGlibc, detail);
         }
         if let Some(iv) = obs.jvm_trim_interval_ms.filter(|v| *v > 0) {
@@ -842,6 +851,8 @@ mod tests {
         );
         let mut p = TrimPolicy::parse("auto").expect("auto");
         p.decide(0, &obs(0, 0));
+        // Auto before its first trim: allowed now; after one, min interval later.
+        assert_eq!(p.status().next_allowed_ms, Some(0));
         let s = serde_json::to_value(p.status()).expect("status");
         assert_eq!(s["mode"]["mode"], "auto");
         assert_eq!(s["mode"]["min_interval_ms"], 10_000);
