@@ -244,7 +244,7 @@ impl TrimWorker {
         std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || run(&rx, &shared, &*trimmer))
-            .map_err(|e| Error::io(THREAD_NAME, e))?;
+            .map_err(|e| Error::Unsupported(format!("cannot start {THREAD_NAME}: {e}")))?;
         Ok(tx)
     }
 }
