@@ -12,3 +12,7 @@ pub mod rollup;
 pub mod sample;
 pub mod timefmt;
 pub mod trim;
+pub mod trim_policy;
+pub mod trim_worker;
+pub mod tuning;
+pub mod units;

@@ -1,0 +1,414 @@
+//! glibc malloc settings applied from the agent's `premain` through `mallopt` (issue 12), for
+//! users who cannot change the JVM's environment.
+//!
+//! | option          | `mallopt`               | environment it yields to                      |
+//! |-----------------|-------------------------|-----------------------------------------------|
+//! | `arenaMax`      | `M_ARENA_MAX` (-8)      | `MALLOC_ARENA_MAX`, `glibc.malloc.arena_max`   |
+//! | `mmapThreshold` | `M_MMAP_THRESHOLD` (-3) | `MALLOC_MMAP_THRESHOLD_`, `glibc.malloc.mmap_threshold` |
+//! | `trimThreshold` | `M_TRIM_THRESHOLD` (-1) | `MALLOC_TRIM_THRESHOLD_`, `glibc.malloc.trim_threshold` |
+//! | `topPad`        | `M_TOP_PAD` (-2)        | `MALLOC_TOP_PAD_`, `glibc.malloc.top_pad`      |
+//!
+//! Rules:
+//! - Only under glibc's `malloc` (`mallopt` is resolved with `dlsym`, so a musl build links);
+//!   under jemalloc, tcmalloc or musl every setting is `ignored`, and the message says where
+//!   that allocator takes its settings from.
+//! - What the user set in the environment wins: a setting named there (the `MALLOC_*`
+//!   variable or the `GLIBC_TUNABLES` entry) is `skipped`, never overridden.
+//! - `mallopt` runs late: in `premain` the JVM has started threads, and some have arenas.
+//!   `arenaMax` caps only the arenas created afterwards, and glibc fixes its arena limit once
+//!   a process passes `arena_test` arenas (8 on 64-bit) without a cap: past that, `mallopt`
+//!   changes nothing and only `MALLOC_ARENA_MAX` in the environment helps. The message counts
+//!   the arenas that existed and says so. `mmapThreshold` fixes the threshold and turns off
+//!   glibc's dynamic threshold (which otherwise rises to the size of the largest mmapped chunk
+//!   freed, up to 32 MiB). `trimThreshold` and `topPad` take effect at the next `free` or heap
+//!   growth; setting either also turns off the dynamic mmap threshold, as in glibc.
+
+use std::ffi::c_int;
+
+use serde::Serialize;
+
+use crate::allocator::{self, AllocatorKind, AllocatorSettings};
+use crate::error::{Error, Result};
+use crate::malloc_info;
+use crate::units::{human_bytes, parse_bytes};
+
+/// glibc's largest `M_MMAP_THRESHOLD` on 64-bit (`HEAP_MAX_SIZE / 2`); `mallopt` refuses more.
+pub const MMAP_THRESHOLD_MAX: u64 = 32 * 1024 * 1024;
+/// glibc's default `arena_test` on 64-bit: past this many arenas the limit is fixed.
+const ARENA_TEST_DEFAULT: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MallocSetting {
+    ArenaMax,
+    MmapThreshold,
+    TrimThreshold,
+    TopPad,
+}
+
+impl MallocSetting {
+    pub const ALL: [MallocSetting; 4] = [
+        MallocSetting::ArenaMax,
+        MallocSetting::MmapThreshold,
+        MallocSetting::TrimThreshold,
+        MallocSetting::TopPad,
+    ];
+
+    /// The agent option's name (after glibc's tunable).
+    pub fn option_name(self) -> &'static str {
+        match self {
+            MallocSetting::ArenaMax => "arenaMax",
+            MallocSetting::MmapThreshold => "mmapThreshold",
+            MallocSetting::TrimThreshold => "trimThreshold",
+            MallocSetting::TopPad => "topPad",
+        }
+    }
+
+    pub fn from_option_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.option_name() == name)
+    }
+
+    /// The `mallopt` parameter number (`malloc.h`).
+    pub fn mallopt_param(self) -> c_int {
+        match self {
+            MallocSetting::ArenaMax => -8,
+            MallocSetting::MmapThreshold => -3,
+            MallocSetting::TrimThreshold => -1,
+            MallocSetting::TopPad => -2,
+        }
+    }
+
+    /// The environment variable glibc reads for it.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            MallocSetting::ArenaMax => "MALLOC_ARENA_MAX",
+            MallocSetting::MmapThreshold => "MALLOC_MMAP_THRESHOLD_",
+            MallocSetting::TrimThreshold => "MALLOC_TRIM_THRESHOLD_",
+            MallocSetting::TopPad => "MALLOC_TOP_PAD_",
+        }
+    }
+
+    /// Its name in `GLIBC_TUNABLES`.
+    pub fn tunable(self) -> &'static str {
+        match self {
+            MallocSetting::ArenaMax => "glibc.malloc.arena_max",
+            MallocSetting::MmapThreshold => "glibc.malloc.mmap_threshold",
+            MallocSetting::TrimThreshold => "glibc.malloc.trim_threshold",
+            MallocSetting::TopPad => "glibc.malloc.top_pad",
+        }
+    }
+
+    fn env_value(self, s: &AllocatorSettings) -> Option<&String> {
+        match self {
+            MallocSetting::ArenaMax => s.malloc_arena_max.as_ref(),
+            MallocSetting::MmapThreshold => s.malloc_mmap_threshold.as_ref(),
+            MallocSetting::TrimThreshold => s.malloc_trim_threshold.as_ref(),
+            MallocSetting::TopPad => s.malloc_top_pad.as_ref(),
+        }
+    }
+}
+
+/// One setting the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tuning {
+    pub setting: MallocSetting,
+    pub value: u64,
+}
+
+impl Tuning {
+    /// `("arenaMax", "2")`, `("mmapThreshold", "1m")`. Sizes take `k`/`m`/`g`; `arenaMax` is a
+    /// plain count of at least 1. Values `mallopt` cannot take (its argument is an `int`) are
+    /// refused here, with the reason.
+    pub fn parse(name: &str, value: &str) -> Result<Tuning> {
+        let setting = MallocSetting::from_option_name(name.trim()).ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown malloc setting {name:?} (arenaMax, mmapThreshold, trimThreshold, topPad)"
+            ))
+        })?;
+        let value = match setting {
+            MallocSetting::ArenaMax => {
+                value.trim().parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
+                    Error::invalid(format!("arenaMax {value:?}: a count, 1 or more"))
+                })?
+            }
+            _ => parse_bytes(value)?,
+        };
+        let limit = match setting {
+            MallocSetting::MmapThreshold => MMAP_THRESHOLD_MAX,
+            _ => i32::MAX as u64,
+        };
+        if value > limit {
+            return Err(Error::invalid(format!(
+                "{} {value:?}: glibc takes at most {limit} ({})",
+                setting.option_name(),
+                human_bytes(limit)
+            )));
+        }
+        Ok(Tuning { setting, value })
+    }
+}
+
+/// `arenaMax=2,mmapThreshold=1m`: the settings, in order. Empty text is no settings.
+pub fn parse_tunings(text: &str) -> Result<Vec<Tuning>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| Error::invalid(format!("malloc setting {p:?} is not name=value")))?;
+            Tuning::parse(k, v)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuningStatus {
+    /// `mallopt` accepted it.
+    Applied,
+    /// The environment sets it; left alone.
+    Skipped,
+    /// `malloc` is not glibc's.
+    Ignored,
+    /// `mallopt` is missing or returned 0.
+    Failed,
+}
+
+/// What became of one [`Tuning`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TuningOutcome {
+    pub setting: MallocSetting,
+    pub requested: u64,
+    pub applied: bool,
+    pub status: TuningStatus,
+    pub message: String,
+}
+
+impl TuningOutcome {
+    fn new(t: &Tuning, status: TuningStatus, message: String) -> Self {
+        TuningOutcome {
+            setting: t.setting,
+            requested: t.value,
+            applied: status == TuningStatus::Applied,
+            status,
+            message,
+        }
+    }
+}
+
+/// For each tuning: the outcome decided without calling `mallopt`, or `None` where it must be
+/// called. Pure, so the rules are tested without touching the allocator.
+fn plan(
+    tunings: &[Tuning],
+    kind: AllocatorKind,
+    env: &AllocatorSettings,
+) -> Vec<(Tuning, Option<TuningOutcome>)> {
+    tunings
+        .iter()
+        .map(|t| {
+            let decided = if kind != AllocatorKind::Glibc {
+                Some(TuningOutcome::new(t, TuningStatus::Ignored, ignored_message(kind)))
+            } else if let Some(v) = t.setting.env_value(env) {
+                let msg = format!("skipped: environment sets {}={v}", t.setting.env_var());
+                Some(TuningOutcome::new(t, TuningStatus::Skipped, msg))
+            } else if let Some(v) = env.glibc_tunables.get(t.setting.tunable()) {
+                let msg =
+                    format!("skipped: environment sets GLIBC_TUNABLES {}={v}", t.setting.tunable());
+                Some(TuningOutcome::new(t, TuningStatus::Skipped, msg))
+            } else {
+                None
+            };
+            (*t, decided)
+        })
+        .collect()
+}
+
+fn ignored_message(kind: AllocatorKind) -> String {
+    let whose = match kind {
+        AllocatorKind::Jemalloc => "jemalloc, which takes its settings from MALLOC_CONF",
+        AllocatorKind::Tcmalloc => "tcmalloc, which takes its settings from TCMALLOC_* variables",
+        AllocatorKind::Musl => "musl's, which has no such setting",
+        AllocatorKind::Glibc | AllocatorKind::Unknown => "not glibc's",
+    };
+    format!("ignored: malloc is {whose}")
+}
+
+/// Applies `tunings` in order through `mallopt`, each one's outcome in the same order.
+pub fn apply(tunings: &[Tuning]) -> Vec<TuningOutcome> {
+    let kind = allocator::current_kind();
+    let env = allocator::detect().settings;
+    let steps = plan(tunings, kind, &env);
+    if steps.iter().all(|(_, d)| d.is_some()) {
+        return steps.into_iter().filter_map(|(_, d)| d).collect();
+    }
+    let mallopt = allocator::symbol("mallopt");
+    // Counted before any setting changes: the arenas that a cap can no longer undo.
+    let arenas_before = malloc_info::collect_malloc_info().ok().map(|mi| mi.arenas.len());
+    steps
+        .into_iter()
+        .map(|(t, decided)| {
+            decided.unwrap_or_else(|| match mallopt {
+                None => {
+                    TuningOutcome::new(&t, TuningStatus::Failed, "this glibc has no mallopt".into())
+                }
+                Some(f) => call_mallopt(f, &t, arenas_before),
+            })
+        })
+        .collect()
+}
+
+/// [`parse_tunings`] then [`apply`].
+pub fn apply_text(text: &str) -> Result<Vec<TuningOutcome>> {
+    Ok(apply(&parse_tunings(text)?))
+}
+
+fn call_mallopt(
+    f: *mut std::ffi::c_void,
+    t: &Tuning,
+    arenas_before: Option<usize>,
+) -> TuningOutcome {
+    // SAFETY: the symbol is glibc's `int mallopt(int param, int value)` (the caller checked
+    // that malloc is glibc's); resolved by name so a musl build links.
+    let mallopt: extern "C" fn(c_int, c_int) -> c_int = unsafe { std::mem::transmute(f) };
+    let Ok(value) = c_int::try_from(t.value) else {
+        let msg = format!("failed: {} does not fit mallopt's int", t.value);
+        return TuningOutcome::new(t, TuningStatus::Failed, msg);
+    };
+    if mallopt(t.setting.mallopt_param(), value) != 1 {
+        let msg = format!("failed: mallopt({}, {value}) returned 0", t.setting.mallopt_param());
+        return TuningOutcome::new(t, TuningStatus::Failed, msg);
+    }
+    let message = match t.setting {
+        MallocSetting::ArenaMax => {
+            let mut m = format!("applied: at most {value} arena(s) from now on");
+            match arenas_before {
+                Some(n) if n > ARENA_TEST_DEFAULT => m.push_str(&format!(
+                    "; {n} existed already, and past {ARENA_TEST_DEFAULT} glibc may have fixed \
+                     its limit: set MALLOC_ARENA_MAX in the environment to be sure"
+                )),
+                Some(n) => m.push_str(&format!("; {n} existed already and stay")),
+                None => {}
+            }
+            m
+        }
+        MallocSetting::MmapThreshold => format!(
+            "applied: chunks of {} and more that free space cannot serve get their own mmap; \
+             the dynamic threshold is off",
+            human_bytes(t.value)
+        ),
+        MallocSetting::TrimThreshold => format!(
+            "applied: free() gives a heap's top back to the kernel once {} is free there",
+            human_bytes(t.value)
+        ),
+        MallocSetting::TopPad => {
+            format!("applied: each heap growth asks {} more than needed", human_bytes(t.value))
+        }
+    };
+    TuningOutcome::new(t, TuningStatus::Applied, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::parse_glibc_tunables;
+
+    fn t(name: &str, value: &str) -> Tuning {
+        Tuning::parse(name, value).expect("tuning")
+    }
+
+    #[test]
+    fn parses_names_and_sizes() {
+        assert_eq!(
+            parse_tunings("arenaMax=2, mmapThreshold=128k,trimThreshold=64m,topPad=0").ok(),
+            Some(vec![
+                Tuning { setting: MallocSetting::ArenaMax, value: 2 },
+                Tuning { setting: MallocSetting::MmapThreshold, value: 128 << 10 },
+                Tuning { setting: MallocSetting::TrimThreshold, value: 64 << 20 },
+                Tuning { setting: MallocSetting::TopPad, value: 0 },
+            ])
+        );
+        assert_eq!(parse_tunings("").ok(), Some(vec![]));
+        for bad in [
+            "arenaMax=0",
+            "arenaMax=2k",
+            "mmapThreshold=64m",
+            "trimThreshold=4g",
+            "topPad=lots",
+            "arena_max=2",
+            "arenaMax",
+        ] {
+            let e = parse_tunings(bad).expect_err(bad);
+            assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e}");
+        }
+        assert!(parse_tunings("mmapThreshold=32m").is_ok());
+    }
+
+    #[test]
+    fn names_match_glibc() {
+        for s in MallocSetting::ALL {
+            assert_eq!(MallocSetting::from_option_name(s.option_name()), Some(s));
+            let json = serde_json::to_value(s).expect("json");
+            assert_eq!(json, serde_json::Value::from(s.option_name()));
+            assert!(s.tunable().starts_with("glibc.malloc."));
+        }
+    }
+
+    #[test]
+    fn other_allocators_ignore_every_setting() {
+        let ts = [t("arenaMax", "2"), t("topPad", "1m")];
+        for (kind, says) in [
+            (AllocatorKind::Jemalloc, "MALLOC_CONF"),
+            (AllocatorKind::Tcmalloc, "TCMALLOC_"),
+            (AllocatorKind::Musl, "musl"),
+            (AllocatorKind::Unknown, "not glibc"),
+        ] {
+            for (_, d) in plan(&ts, kind, &AllocatorSettings::default()) {
+                let d = d.expect("decided without mallopt");
+                assert_eq!((d.status, d.applied), (TuningStatus::Ignored, false));
+                assert!(d.message.starts_with("ignored: ") && d.message.contains(says), "{d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_environment_wins() {
+        let env = AllocatorSettings {
+            malloc_arena_max: Some("2".into()),
+            glibc_tunables: parse_glibc_tunables(
+                "glibc.malloc.mmap_threshold=131072:glibc.malloc.tcache_count=0",
+            ),
+            ..AllocatorSettings::default()
+        };
+        let ts = [t("arenaMax", "1"), t("mmapThreshold", "64k"), t("trimThreshold", "1m")];
+        let p = plan(&ts, AllocatorKind::Glibc, &env);
+        let arena = p[0].1.as_ref().expect("skipped");
+        assert_eq!(arena.status, TuningStatus::Skipped);
+        assert_eq!(arena.message, "skipped: environment sets MALLOC_ARENA_MAX=2");
+        let mmap = p[1].1.as_ref().expect("skipped");
+        assert_eq!(
+            mmap.message,
+            "skipped: environment sets GLIBC_TUNABLES glibc.malloc.mmap_threshold=131072"
+        );
+        assert_eq!(p[2].1, None, "trimThreshold is the agent's to set");
+    }
+
+    #[test]
+    fn outcomes_serialize_as_the_agent_reads_them() {
+        let o = TuningOutcome::new(
+            &t("arenaMax", "2"),
+            TuningStatus::Skipped,
+            "skipped: environment sets MALLOC_ARENA_MAX=4".into(),
+        );
+        assert_eq!(
+            serde_json::to_value(&o).expect("json"),
+            serde_json::json!({
+                "setting": "arenaMax",
+                "requested": 2,
+                "applied": false,
+                "status": "skipped",
+                "message": "skipped: environment sets MALLOC_ARENA_MAX=4",
+            })
+        );
+    }
+}

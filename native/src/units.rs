@@ -1,0 +1,126 @@
+//! Sizes and durations as users write them in agent options: `64m`, `512k`, `30s`, `500ms`.
+//! Size suffixes are binary (`k` = 1024), as in `-Xmx` and glibc's tunables documentation.
+
+use crate::error::{Error, Result};
+
+/// `123`, `64k`, `64m`, `2g`, `1t` (case-insensitive, an optional trailing `b`) into bytes.
+pub fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let body = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match body.char_indices().last() {
+        Some((i, 'k')) => (&body[..i], 10),
+        Some((i, 'm')) => (&body[..i], 20),
+        Some((i, 'g')) => (&body[..i], 30),
+        Some((i, 't')) => (&body[..i], 40),
+        _ => (body, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| Error::invalid(format!("{t:?} is not a size (like 65536, 512k, 64m, 2g)")))?;
+    n.checked_mul(1u64 << shift).ok_or_else(|| Error::invalid(format!("{t:?} is too large")))
+}
+
+/// `500ms`, `30s`, `5m`, `1h` into milliseconds. A bare number is refused: `trim=60000` could
+/// mean milliseconds (as `-XX:TrimNativeHeapInterval`) or seconds, and a guess would be wrong
+/// half the time.
+pub fn parse_duration_ms(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let scale: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "" if !digits.is_empty() => {
+            return Err(Error::invalid(format!(
+                "{t:?} needs a unit: ms, s, m or h (like 500ms, 30s, 5m)"
+            )))
+        }
+        _ => return Err(Error::invalid(format!("{t:?} is not a duration (like 500ms, 30s, 5m)"))),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| Error::invalid(format!("{t:?} is not a duration (like 500ms, 30s, 5m)")))?;
+    n.checked_mul(scale).ok_or_else(|| Error::invalid(format!("{t:?} is too long")))
+}
+
+/// `10%`, `10` or `2.5%` into a fraction in (0, 1].
+pub fn parse_percent(text: &str) -> Result<f64> {
+    let t = text.trim();
+    let n: f64 = t
+        .strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid(format!("{t:?} is not a percentage (like 10%)")))?;
+    if !(n > 0.0 && n <= 100.0) {
+        return Err(Error::invalid(format!("{t:?} must be above 0% and at most 100%")));
+    }
+    Ok(n / 100.0)
+}
+
+/// `1048576` as `1.0 MiB`, for messages.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_bytes("65536").ok(), Some(65536));
+        assert_eq!(parse_bytes("64k").ok(), Some(64 << 10));
+        assert_eq!(parse_bytes("64M").ok(), Some(64 << 20));
+        assert_eq!(parse_bytes(" 2g ").ok(), Some(2 << 30));
+        assert_eq!(parse_bytes("1tb").ok(), Some(1 << 40));
+        assert_eq!(parse_bytes("16MB").ok(), Some(16 << 20));
+        for bad in ["", "m", "-1", "1.5m", "12x", "99999999999999999999t"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration_ms("500ms").ok(), Some(500));
+        assert_eq!(parse_duration_ms("30s").ok(), Some(30_000));
+        assert_eq!(parse_duration_ms("5m").ok(), Some(300_000));
+        assert_eq!(parse_duration_ms("1H").ok(), Some(3_600_000));
+        let err = parse_duration_ms("60000").expect_err("bare number");
+        assert!(err.to_string().contains("needs a unit"), "{err}");
+        for bad in ["", "s", "10x", "1.5s", "-3s"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percentages_are_fractions() {
+        assert_eq!(parse_percent("10%").ok(), Some(0.1));
+        assert_eq!(parse_percent("25").ok(), Some(0.25));
+        for bad in ["0", "0%", "101%", "x", "-5%"] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+}
