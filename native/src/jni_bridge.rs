@@ -8,6 +8,7 @@ use std::sync::{Mutex, Once};
 
 use jni::errors::ErrorPolicy;
 use jni::objects::{JClass, JString};
+use jni::sys::jlong;
 use jni::strings::JNIString;
 use jni::{Env, EnvUnowned};
 
@@ -117,8 +118,13 @@ fn jstring_arg(env: &Env<'_>, s: &JString<'_>, name: &str) -> Result<String> {
 fn with_core<R>(f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
     // A panic while the lock was held poisons it; the state is plain data, so carry on with it.
     let mut guard = CORE.lock().unwrap_or_else(|p| p.into_inner());
-    let core = guard.get_or_insert_with(|| Core::new(&CoreConfig::default()));
-    f(core)
+    if guard.is_none() {
+        *guard = Some(Core::new(&CoreConfig::default())?);
+    }
+    match guard.as_mut() {
+        Some(core) => f(core),
+        None => Err(Error::Unsupported("the native core has no state".into())),
+    }
 }
 
 fn intern_init(config_json: &str) -> Result<()> {
@@ -128,8 +134,28 @@ fn intern_init(config_json: &str) -> Result<()> {
         serde_json::from_str(config_json)?
     };
     let mut guard = CORE.lock().unwrap_or_else(|p| p.into_inner());
-    *guard = Some(Core::new(&config));
+    *guard = Some(Core::new(&config)?);
     Ok(())
+}
+
+fn intern_trim(timeout_ms: jlong) -> Result<String> {
+    let ms = u64::try_from(timeout_ms)
+        .map_err(|_| Error::invalid(format!("timeout {timeout_ms} ms is negative")))?;
+    let outcome = crate::trim_worker::trim_now(std::time::Duration::from_millis(ms.min(600_000)))?;
+    Ok(serde_json::to_string(&outcome)?)
+}
+
+fn intern_set_trim_policy(text: &str) -> Result<String> {
+    let status = with_core(|core| core.set_trim_policy(text))?;
+    Ok(serde_json::to_string(&status)?)
+}
+
+fn intern_tune(text: &str) -> Result<String> {
+    let outcomes = crate::tuning::apply_text(text)?;
+    for o in &outcomes {
+        crate::notices::push(format!("{}={}: {}", o.setting.option_name(), o.requested, o.message));
+    }
+    Ok(serde_json::to_string(&outcomes)?)
 }
 
 fn intern_sample(facts_json: &str) -> Result<String> {
@@ -193,6 +219,70 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_sample0<'l>(
     install_panic_hook();
     env.with_env(|env| -> Result<_> {
         let out = intern_sample(&jstring_arg(env, &facts, "facts")?)?;
+        new_jstring(env, &out)
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_trim0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    timeout_ms: jlong,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let out = intern_trim(timeout_ms)?;
+        new_jstring(env, &out)
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_setTrimPolicy0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    policy: JString<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let out = intern_set_trim_policy(&jstring_arg(env, &policy, "policy")?)?;
+        new_jstring(env, &out)
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_setBaseline0<'l>(mut env: EnvUnowned<'l>, _class: JClass<'l>) {
+    install_panic_hook();
+    env.with_env(|_env| -> Result<_> {
+        with_core(|core| {
+            core.reset_baseline();
+            Ok(())
+        })
+    })
+        .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_takeNotices0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> { new_jstring(env, &crate::notices::take().join("\n")) })
+        .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_tune0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    settings: JString<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let out = intern_tune(&jstring_arg(env, &settings, "settings")?)?;
         new_jstring(env, &out)
     })
     .resolve::<ThrowMapped>()

@@ -7,6 +7,7 @@ pub mod heap_info;
 pub mod jni_bridge;
 pub mod malloc_info;
 pub mod nmt;
+pub mod notices;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
 use crate::malloc_info::{self, MallocInfo};
 use crate::nmt::{self, NmtGrowth, NmtSummary};
+use crate::trim_policy::{Decision, PolicyStatus, TrimPolicy};
+use crate::trim_worker::{self, DurationPercentiles, TrimRecord};
 use crate::proc_fs::ProcRoot;
 use crate::rollup::{self, MemTotals, TotalsSource};
 use crate::timefmt;
@@ -22,6 +24,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct CoreConfig {
     /// Directory that stands for `/proc/self` (tests point it at crafted files).
     pub proc_root: Option<String>,
+    /// The trim policy's text: `off`, `auto[,key=value...]` or an interval such as `30s`.
+    pub trim: Option<String>,
 }
 
 /// A problem met while sampling; the sample still goes out with what could be read.
@@ -50,6 +54,8 @@ pub struct Sample {
     pub malloc: Option<MallocView>,
     /// Native Memory Tracking, when the JVM runs with it.
     pub nmt: Option<NmtView>,
+    /// The trim policy, what it decided, and the trims since the previous sample.
+    pub trim: TrimView,
     /// The zip census: Inflaters and Deflaters holding native zlib memory (from the Java side).
     pub zip: Value,
     /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
@@ -146,6 +152,25 @@ impl NmtView {
     }
 }
 
+/// Trimming in one sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrimView {
+    pub policy: PolicyStatus,
+    /// What the policy decided at this sample.
+    pub decision: Decision,
+    /// A line for the operator, set once when the policy steps aside (not glibc, the JVM trims).
+    pub notice: Option<String>,
+    /// Trims finished since the previous sample, oldest first.
+    pub events: Vec<TrimRecord>,
+    pub count: u64,
+    pub released_total: u64,
+    pub duration_total_ns: u64,
+    pub duration: Option<DurationPercentiles>,
+    pub last: Option<TrimRecord>,
+    pub failures: u64,
+    pub last_error: Option<String>,
+}
+
 /// Texts the JVM printed (diagnostic command output), taken out of the facts so they are parsed
 /// here and not echoed into every report line.
 #[derive(Debug, Default)]
@@ -180,15 +205,67 @@ pub struct Core {
     allocator: AllocatorInfo,
     /// NMT and RSS at the baseline, for the share of growth NMT explains.
     nmt_baseline: Option<(NmtSummary, u64)>,
+    policy: TrimPolicy,
 }
 
 impl Core {
-    pub fn new(config: &CoreConfig) -> Self {
+    /// A core configured by `config`; a trim policy text that does not parse is an error.
+    pub fn new(config: &CoreConfig) -> Result<Self> {
         let proc = match &config.proc_root {
             Some(p) if !p.is_empty() => ProcRoot::new(p),
             _ => ProcRoot::default(),
         };
-        Core { proc, seq: 0, allocator: allocator::detect(), nmt_baseline: None }
+        let policy = TrimPolicy::parse(config.trim.as_deref().unwrap_or("off"))?;
+        Ok(Core { proc, seq: 0, allocator: allocator::detect(), nmt_baseline: None, policy })
+    }
+
+    /// Changes the trim policy at run time; returns its new status.
+    pub fn set_trim_policy(&mut self, text: &str) -> Result<PolicyStatus> {
+        let parsed = TrimPolicy::parse(text)?;
+        self.policy.set_mode(parsed.mode().clone());
+        Ok(self.policy.status())
+    }
+
+    /// Feeds finished trims to the policy, asks it what to do now and does it.
+    fn run_trim_policy(&mut self, now_ms: u64, retained: u64, rss: u64, jvm_trim_interval_ms: Option<u64>) -> TrimView {
+        let events = trim_worker::records_since(self.policy.last_seq());
+        for r in &events {
+            self.policy.record(r);
+        }
+        let obs = crate::trim_policy::Observation {
+            retained,
+            rss,
+            allocator: self.allocator.kind,
+            jvm_trim_interval_ms,
+        };
+        let decision = self.policy.decide(now_ms, &obs);
+        let mut notice = None;
+        match &decision {
+            Decision::Trim { reason, .. } => {
+                if let Err(e) = trim_worker::submit_trim(*reason) {
+                    notice = Some(format!("trim not started: {e}"));
+                }
+            }
+            Decision::Skip { detail, announce: true, .. } => notice = Some(format!("trim policy: {detail}")),
+            Decision::Skip { .. } => {}
+        }
+        if let Some(n) = &notice {
+            crate::notices::push(n.clone());
+        }
+        let stats = trim_worker::stats();
+        TrimView {
+            policy: self.policy.status(),
+            decision,
+            notice,
+            events,
+            count: stats.count,
+            released_total: stats.released_bytes,
+            duration_total_ns: stats.total_duration_ns,
+            duration: stats.duration,
+            last: stats.history.last().cloned(),
+            failures: stats.failures,
+            last_error: stats.last_error,
+        }
     }
 
     /// Forgets the NMT baseline: the next sample with NMT becomes the new one.
@@ -292,6 +369,13 @@ impl Core {
 
         let rss = totals.as_ref().map(|t| t.rss);
         let nmt = self.nmt_view(&texts, rss, &mut problems);
+        let jvm_trim_interval_ms = facts.get("trim_native_heap_interval_ms").and_then(Value::as_u64);
+        let trim = self.run_trim_policy(
+            epoch_ms,
+            malloc.as_ref().map_or(0, |m| m.retained),
+            rss.unwrap_or(0),
+            jvm_trim_interval_ms,
+        );
 
         Ok(Sample {
             schema: SCHEMA_VERSION,
@@ -307,6 +391,7 @@ impl Core {
             allocator: self.allocator.clone(),
             malloc,
             nmt,
+            trim,
             zip,
             jvm: facts,
             problems,
@@ -320,7 +405,7 @@ mod tests {
 
     #[test]
     fn samples_this_process() {
-        let mut core = Core::new(&CoreConfig::default());
+        let mut core = Core::new(&CoreConfig::default()).expect("core");
         let s = core.sample(Value::Null).expect("sample");
         let t = s.totals.expect("totals from /proc/self");
         assert!(t.rss > 0);
@@ -335,7 +420,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("status"), "VmRSS:\t 2048 kB\nRssAnon:\t 1024 kB\nRssFile:\t 1024 kB\n")
             .expect("write");
-        let mut core = Core::new(&CoreConfig { proc_root: Some(dir.display().to_string()) });
+        let mut core = Core::new(&CoreConfig { proc_root: Some(dir.display().to_string()), trim: None }).expect("core");
         let s = core.sample(Value::Null).expect("sample");
         assert_eq!(s.totals_source, Some(TotalsSource::Status));
         assert_eq!(s.totals.expect("totals").rss, 2048 * 1024);
@@ -345,7 +430,7 @@ mod tests {
 
     #[test]
     fn nothing_readable_still_gives_a_sample() {
-        let mut core = Core::new(&CoreConfig { proc_root: Some("/nonexistent/od".into()) });
+        let mut core = Core::new(&CoreConfig { proc_root: Some("/nonexistent/od".into()), trim: None }).expect("core");
         let s = core.sample(Value::Null).expect("sample");
         assert!(s.totals.is_none());
         assert_eq!(s.problems.len(), 2);

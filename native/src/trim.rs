@@ -51,6 +51,64 @@ pub fn trim(pad: usize) -> Result<TrimResult> {
     trim_with(&ProcRoot::default(), pad)
 }
 
+/// Gives free memory back to the kernel with whatever the process's allocator offers: glibc's
+/// `malloc_trim`, jemalloc's purge of every arena (`mallctl("arena.4096.purge")`, 4096 being
+/// `MALLCTL_ARENAS_ALL`), tcmalloc's `MallocExtension_ReleaseFreeMemory`. Unsupported elsewhere.
+pub fn release(pad: usize) -> Result<TrimResult> {
+    let proc = ProcRoot::default();
+    match allocator::current_kind() {
+        AllocatorKind::Glibc => trim_with(&proc, pad),
+        AllocatorKind::Jemalloc => {
+            let f = allocator::symbol("mallctl")
+                .ok_or_else(|| Error::Unsupported("jemalloc without mallctl".into()))?;
+            // SAFETY: jemalloc's `int mallctl(const char *name, void *oldp, size_t *oldlenp,
+            // void *newp, size_t newlen)`; a purge takes and returns no data.
+            let mallctl: extern "C" fn(
+                *const libc::c_char,
+                *mut libc::c_void,
+                *mut libc::size_t,
+                *mut libc::c_void,
+                libc::size_t,
+            ) -> libc::c_int = unsafe { std::mem::transmute(f) };
+            measured(&proc, pad, || {
+                let name = c"arena.4096.purge";
+                mallctl(name.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0)
+            })
+        }
+        AllocatorKind::Tcmalloc => {
+            let f = allocator::symbol("MallocExtension_ReleaseFreeMemory")
+                .ok_or_else(|| Error::Unsupported("tcmalloc without MallocExtension_ReleaseFreeMemory".into()))?;
+            // SAFETY: gperftools' C API `void MallocExtension_ReleaseFreeMemory(void)`.
+            let release: extern "C" fn() = unsafe { std::mem::transmute(f) };
+            measured(&proc, pad, || {
+                release();
+                1
+            })
+        }
+        other => Err(Error::Unsupported(format!("no way to release free memory under {}", other.name()))),
+    }
+}
+
+/// Runs `op` between two RSS readings, timing only `op`.
+fn measured(proc: &ProcRoot, pad: usize, op: impl FnOnce() -> libc::c_int) -> Result<TrimResult> {
+    let page = malloc_info::page_size();
+    let rss_before = resident_bytes(proc, page)?;
+    let start = Instant::now();
+    let returned = op();
+    let duration = start.elapsed();
+    let rss_after = resident_bytes(proc, page)?;
+    Ok(TrimResult {
+        rss_before,
+        rss_after,
+        released: rss_before.saturating_sub(rss_after),
+        retained_before: None,
+        retained_source: None,
+        duration_ns: u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+        returned,
+        pad,
+    })
+}
+
 /// [`trim`], reading RSS from `proc` (tests point it elsewhere only to break it).
 pub fn trim_with(proc: &ProcRoot, pad: usize) -> Result<TrimResult> {
     let kind = allocator::current_kind();

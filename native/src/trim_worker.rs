@@ -347,26 +347,24 @@ fn duplicate(e: &Error) -> Error {
     }
 }
 
-/// The process-wide worker, trimming with `malloc_trim(0)`.
+/// The process-wide worker, releasing with the allocator's own call ([`trim::release`]).
 pub fn global() -> &'static TrimWorker {
     static WORKER: OnceLock<TrimWorker> = OnceLock::new();
-    WORKER.get_or_init(|| TrimWorker::new(DEFAULT_HISTORY, Arc::new(|| trim::trim(0))))
+    WORKER.get_or_init(|| TrimWorker::new(DEFAULT_HISTORY, Arc::new(|| trim::release(0))))
 }
 
-fn require_glibc() -> Result<()> {
+/// glibc, jemalloc and tcmalloc each have a release call; nothing else does.
+fn require_releasing_allocator() -> Result<()> {
     match allocator::current_kind() {
-        AllocatorKind::Glibc => Ok(()),
-        other => Err(Error::Unsupported(format!(
-            "malloc_trim is glibc's, and this process's malloc is {}",
-            other.name()
-        ))),
+        AllocatorKind::Glibc | AllocatorKind::Jemalloc | AllocatorKind::Tcmalloc => Ok(()),
+        other => Err(Error::Unsupported(format!("no way to release free memory under {}", other.name()))),
     }
 }
 
-/// Queues a trim on the process-wide worker. `Unsupported` at once where `malloc` is not
-/// glibc's (no thread is started there).
+/// Queues a trim on the process-wide worker. `Unsupported` at once where the allocator has no
+/// release call (no thread is started there).
 pub fn submit_trim(reason: TrimReason) -> Result<TrimTicket> {
-    require_glibc()?;
+    require_releasing_allocator()?;
     global().submit(reason)
 }
 

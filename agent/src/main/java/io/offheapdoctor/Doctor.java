@@ -31,6 +31,7 @@ public final class Doctor {
     private volatile String lastSample;
     private long javaOnlySeq;
     private JvmFacts facts;
+    private String trimSpec = "off";
     private String lastError;
 
     private Doctor(Options options, boolean attached, Instrumentation inst) {
@@ -53,11 +54,14 @@ public final class Doctor {
         }
         Options options = Options.parse(agentArgs, System.getenv(Options.ENV_VAR));
         Log.setLevel(options.log);
+        String trimSpec = options.trimSpec();
         for (String p : options.problems) {
             Log.warn(p);
         }
         NativeLoader.configure(options);
+        applyMallocSettings(options, attached);
         Doctor d = new Doctor(options, attached, inst);
+        d.trimSpec = trimSpec;
         instance = d;
         d.sampler.start();
         try {
@@ -68,12 +72,57 @@ public final class Doctor {
         }
     }
 
+    /**
+     * glibc reads M_ARENA_MAX when a thread first needs an arena: set early enough (in premain,
+     * before the application's threads spread), mallopt has the environment variable's effect.
+     * This is the one case where the native core loads on the application's start-up path, and
+     * only when the operator asked for a malloc setting.
+     */
+    private static void applyMallocSettings(Options options, boolean attached) {
+        String spec = options.mallocSpec();
+        if (spec == null) {
+            return;
+        }
+        if (attached) {
+            Log.warn("malloc settings " + spec + " are applied on attach too, but arenas made before now stay;"
+                    + " set them at start (-javaagent) for their full effect");
+        }
+        String failure = NativeLoader.load(options);
+        if (failure != null) {
+            Log.warn("malloc settings " + spec + " not applied: " + failure);
+            return;
+        }
+        try {
+            NativeCore.tune(spec);
+        } catch (RuntimeException e) {
+            Log.warn("malloc settings " + spec + " not applied: " + e.getMessage());
+        }
+        logNotices();
+    }
+
+    /** Logs what the native core wants the operator to hear. */
+    static void logNotices() {
+        if (!NativeLoader.isLoaded()) {
+            return;
+        }
+        try {
+            String notices = NativeCore.takeNotices();
+            if (!notices.isEmpty()) {
+                for (String line : notices.split("\n")) {
+                    Log.warn(line);
+                }
+            }
+        } catch (RuntimeException e) {
+            Log.debug("cannot take notices: " + e);
+        }
+    }
+
     /** Loads the native core and opens the report; runs first on the sampler thread. */
     private void setUp() {
         String failure = NativeLoader.load(options);
         if (failure == null) {
             try {
-                NativeCore.init(new Json().put("proc_root", options.procRoot).end());
+                NativeCore.init(new Json().put("proc_root", options.procRoot).put("trim", trimSpec).end());
             } catch (RuntimeException e) {
                 failure = "native core refused its configuration: " + e.getMessage();
             }
@@ -156,6 +205,7 @@ public final class Doctor {
             return null;
         }
         lastSample = line;
+        logNotices();
         Log.debug("sample " + line);
         writeLine(line);
         return line;

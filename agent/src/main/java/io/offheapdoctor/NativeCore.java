@@ -31,6 +31,44 @@ public final class NativeCore {
     }
 
     /**
+     * Releases free memory to the kernel now (glibc {@code malloc_trim}, jemalloc purge,
+     * tcmalloc release) on the core's trim worker, waiting at most {@code timeoutMs}. Returns the
+     * outcome as JSON: {@code {"status":"done",...record}} or {@code {"status":"still_running"}}.
+     */
+    public static String trim(long timeoutMs) {
+        if (timeoutMs < 0) {
+            throw new IllegalArgumentException("timeoutMs must not be negative: " + timeoutMs);
+        }
+        NativeLoader.ensureLoaded();
+        return trim0(timeoutMs);
+    }
+
+    /** Sets the trim policy ({@code off}, {@code auto[,key=value...]}, an interval); returns its status as JSON. */
+    public static String setTrimPolicy(String policy) {
+        requireNonNull(policy, "policy");
+        NativeLoader.ensureLoaded();
+        return setTrimPolicy0(policy);
+    }
+
+    /** Makes the next sample the baseline that growth is measured from. */
+    public static void setBaseline() {
+        NativeLoader.ensureLoaded();
+        setBaseline0();
+    }
+
+    /** Applies glibc malloc settings ({@code arenaMax=2,mmapThreshold=128k}); returns the outcomes as JSON. */
+    static String tune(String settings) {
+        requireNonNull(settings, "settings");
+        NativeLoader.ensureLoaded();
+        return tune0(settings);
+    }
+
+    /** Lines the core wants said to the operator since the last call, newline-separated. */
+    static String takeNotices() {
+        return takeNotices0();
+    }
+
+    /**
      * Drives the error policy from Java: {@code ok} returns "ok"; {@code io}, {@code argument},
      * {@code unsupported} and {@code panic} each throw their mapped exception.
      */
@@ -54,4 +92,14 @@ public final class NativeCore {
     private static native String sample0(String factsJson);
 
     private static native String selfTest0(String what);
+
+    private static native String trim0(long timeoutMs);
+
+    private static native String setTrimPolicy0(String policy);
+
+    private static native void setBaseline0();
+
+    private static native String tune0(String settings);
+
+    private static native String takeNotices0();
 }

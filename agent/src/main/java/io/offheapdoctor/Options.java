@@ -29,6 +29,15 @@ final class Options {
         k.put("log", "quiet|info|debug (default info)");
         k.put("extractDir", "directory for the extracted native library (default <java.io.tmpdir>/offheap-doctor-<user>)");
         k.put("library", "path of a native library to load instead of the bundled one (also -D" + LIBRARY_PROPERTY + ")");
+        k.put("trim", "off|auto|<interval>: when to give glibc's free memory back to the kernel (default off)");
+        k.put("trimRetained", "auto: trim when glibc retains at least this many bytes, e.g. 64m (default 64m)");
+        k.put("trimRetainedRss", "auto: ... and at least this share of RSS, e.g. 10% (default 10%)");
+        k.put("trimMinInterval", "auto: at least this long between trims, e.g. 10s (default 10s)");
+        k.put("trimMaxBackoff", "auto: the most the minimum interval is multiplied by after trims that release little (default 16)");
+        k.put("arenaMax", "glibc: cap the number of malloc arenas (mallopt M_ARENA_MAX), as MALLOC_ARENA_MAX would");
+        k.put("mmapThreshold", "glibc: serve allocations at least this big with mmap (M_MMAP_THRESHOLD), e.g. 128k");
+        k.put("trimThreshold", "glibc: free top-of-heap memory above this to the kernel (M_TRIM_THRESHOLD), e.g. 16m");
+        k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("procRoot", "directory read instead of /proc/self (for tests)");
         KEYS = Collections.unmodifiableMap(k);
@@ -41,6 +50,11 @@ final class Options {
     String library;
     String procRoot;
     boolean zipCensus = true;
+    String trim = "off";
+    /** auto-trim settings, as the native policy's keys (trimRetained=64m, ...), in order given. */
+    final Map<String, String> trimAuto = new LinkedHashMap<>();
+    /** glibc malloc settings for mallopt (arenaMax=2, ...), in order given. */
+    final Map<String, String> malloc = new LinkedHashMap<>();
 
     /** Problems found while parsing, each one line; the caller prints them. */
     final List<String> problems = new ArrayList<>();
@@ -112,6 +126,49 @@ final class Options {
                     zipCensus = on;
                 }
                 break;
+            case "trim":
+                String t = value.toLowerCase(Locale.ROOT);
+                if (t.equals("off") || t.equals("auto") || parseDuration(t) >= MIN_INTERVAL_MS) {
+                    trim = t;
+                } else {
+                    problems.add("trim='" + value + "' is not valid; choose off, auto or an interval such as 30s"
+                            + " (at least 100ms); keeping " + trim);
+                }
+                break;
+            case "trimRetained":
+            case "mmapThreshold":
+            case "trimThreshold":
+            case "topPad":
+                if (value.toLowerCase(Locale.ROOT).matches("\\d{1,15}[kmgt]?")) {
+                    (key.equals("trimRetained") ? trimAuto : malloc).put(key, value);
+                } else {
+                    problems.add(key + "='" + value + "' is not a size; use bytes or <n>k, <n>m, <n>g; ignored");
+                }
+                break;
+            case "trimRetainedRss":
+                if (value.matches("\\d{1,3}(\\.\\d+)?%") && Double.parseDouble(value.substring(0, value.length() - 1)) > 0
+                        && Double.parseDouble(value.substring(0, value.length() - 1)) <= 100) {
+                    trimAuto.put(key, value);
+                } else {
+                    problems.add(key + "='" + value + "' is not a percentage such as 10%; ignored");
+                }
+                break;
+            case "trimMinInterval":
+                if (parseDuration(value) >= MIN_INTERVAL_MS) {
+                    trimAuto.put(key, value);
+                } else {
+                    problems.add(key + "='" + value + "' is not a duration of at least 100ms; ignored");
+                }
+                break;
+            case "trimMaxBackoff":
+            case "arenaMax":
+                int max = key.equals("arenaMax") ? 1 << 20 : 1024;
+                if (value.matches("\\d{1,7}") && Integer.parseInt(value) >= 1 && Integer.parseInt(value) <= max) {
+                    (key.equals("arenaMax") ? malloc : trimAuto).put(key, value);
+                } else {
+                    problems.add(key + "='" + value + "' is not a whole number from 1 to " + max + "; ignored");
+                }
+                break;
             case "procRoot":
                 procRoot = value.isEmpty() ? null : value;
                 break;
@@ -177,6 +234,33 @@ final class Options {
             return ms / 1000 + "s";
         }
         return ms + "ms";
+    }
+
+    /** The trim policy in the native core's syntax: off, an interval, or auto with its keys. */
+    String trimSpec() {
+        if (!trim.equals("auto")) {
+            if (!trimAuto.isEmpty()) {
+                problems.add("options " + trimAuto.keySet() + " apply to trim=auto only; ignored with trim=" + trim);
+            }
+            return trim;
+        }
+        StringBuilder sb = new StringBuilder("auto");
+        for (Map.Entry<String, String> e : trimAuto.entrySet()) {
+            sb.append(',').append(e.getKey()).append('=').append(e.getValue());
+        }
+        return sb.toString();
+    }
+
+    /** glibc settings in the native core's syntax ({@code arenaMax=2,mmapThreshold=128k}), or null. */
+    String mallocSpec() {
+        if (malloc.isEmpty()) {
+            return null;
+        }
+        StringBuilder sb = new StringBuilder();
+        for (Map.Entry<String, String> e : malloc.entrySet()) {
+            sb.append(sb.length() == 0 ? "" : ",").append(e.getKey()).append('=').append(e.getValue());
+        }
+        return sb.toString();
     }
 
     /** The library override: the system property wins over the option. */
