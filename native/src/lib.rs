@@ -6,4 +6,5 @@ pub mod jni_bridge;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
+pub mod smaps;
 pub mod timefmt;
