@@ -129,7 +129,10 @@ impl Backing {
 
     /// True for memory with no file behind it (including `[heap]`, `[stack]` and named anon).
     pub fn is_anonymous(&self) -> bool {
-        matches!(self, Backing::Anonymous | Backing::Heap | Backing::Stack | Backing::AnonNamed(_))
+        matches!(
+            self,
+            Backing::Anonymous | Backing::Heap | Backing::Stack | Backing::AnonNamed(_)
+        )
     }
 }
 
@@ -319,14 +322,18 @@ fn parse_header(line: &[u8]) -> Option<Mapping> {
 
 /// `Key:   123 kB`; unknown keys and unreadable values leave the mapping unchanged.
 fn apply_field(m: &mut Mapping, line: &[u8]) {
-    let Some(colon) = memchr(b':', line) else { return };
+    let Some(colon) = memchr(b':', line) else {
+        return;
+    };
     let key = &line[..colon];
     let rest = skip_spaces(&line[colon + 1..]);
     if key == b"VmFlags" {
         m.vm_flags = VmFlags::parse(rest);
         return;
     }
-    let Some((value, unit)) = dec(rest) else { return };
+    let Some((value, unit)) = dec(rest) else {
+        return;
+    };
     if key == b"THPeligible" {
         m.thp_eligible = Some(value != 0);
         return;
@@ -463,7 +470,10 @@ VmFlags: rd mr mw me dw sd
         assert_eq!(m.perms.as_str(), "r--p");
         assert_eq!(m.dev, (0xfe, 0));
         assert_eq!(m.inode, 325_835);
-        assert_eq!(m.backing, Backing::File("/usr/lib/x86_64-linux-gnu/ld linux.so".into()));
+        assert_eq!(
+            m.backing,
+            Backing::File("/usr/lib/x86_64-linux-gnu/ld linux.so".into())
+        );
         assert_eq!((m.rss, m.pss, m.shared_clean), (4096, 2048, 4096));
         assert_eq!((m.swap, m.swap_pss), (8192, 1024));
         assert_eq!(m.thp_eligible, Some(false));
@@ -476,10 +486,16 @@ VmFlags: rd mr mw me dw sd
         assert_eq!(b(""), Backing::Anonymous);
         assert_eq!(b("[heap]"), Backing::Heap);
         assert_eq!(b("[stack:1234]"), Backing::Stack);
-        assert_eq!(b("[anon: glibc: malloc arena]"), Backing::AnonNamed(" glibc: malloc arena".into()));
+        assert_eq!(
+            b("[anon: glibc: malloc arena]"),
+            Backing::AnonNamed(" glibc: malloc arena".into())
+        );
         assert_eq!(b("[vsyscall]"), Backing::Kernel("vsyscall".into()));
         assert_eq!(b("[weird]"), Backing::Pseudo("[weird]".into()));
-        assert_eq!(b("/memfd:jit (deleted)"), Backing::File("/memfd:jit (deleted)".into()));
+        assert_eq!(
+            b("/memfd:jit (deleted)"),
+            Backing::File("/memfd:jit (deleted)".into())
+        );
     }
 
     #[test]
