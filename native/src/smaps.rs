@@ -11,7 +11,7 @@
 //! cost the whole sample. Field lines met before any valid header, or after a malformed header,
 //! are dropped so they cannot be credited to the wrong mapping.
 
-use memchr::memchr;
+use memchr::{memchr, memchr_iter};
 use serde::Serialize;
 
 use crate::rollup::MemTotals;
@@ -140,13 +140,53 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Bits of [`VmFlags`], one per two-letter code `smaps` prints on its `VmFlags:` line.
-const VM_FLAG_CODES: [&[u8; 2]; 40] = [
-    b"rd", b"wr", b"ex", b"sh", b"mr", b"mw", b"me", b"ms", b"gd", b"pf", b"dw", b"lo", b"io",
-    b"sr", b"rr", b"dc", b"de", b"ac", b"nr", b"ht", b"sf", b"nl", b"ar", b"wf", b"dd", b"sd",
-    b"mm", b"hg", b"nh", b"mg", b"um", b"uw", b"ss", b"sl", b"bt", b"mt", b"ui", b"lf", b"gu",
-    b"ov",
-];
+/// The bit of a [`VmFlags`] code, in the order of the kernel's `show_smap_vma_flags`. A `match`
+/// rather than a table search: this runs for every flag of every mapping.
+fn vm_flag_bit(code: &[u8; 2]) -> Option<u32> {
+    Some(match code {
+        b"rd" => 0,
+        b"wr" => 1,
+        b"ex" => 2,
+        b"sh" => 3,
+        b"mr" => 4,
+        b"mw" => 5,
+        b"me" => 6,
+        b"ms" => 7,
+        b"gd" => 8,
+        b"pf" => 9,
+        b"dw" => 10,
+        b"lo" => 11,
+        b"io" => 12,
+        b"sr" => 13,
+        b"rr" => 14,
+        b"dc" => 15,
+        b"de" => 16,
+        b"ac" => 17,
+        b"nr" => 18,
+        b"ht" => 19,
+        b"sf" => 20,
+        b"nl" => 21,
+        b"ar" => 22,
+        b"wf" => 23,
+        b"dd" => 24,
+        b"sd" => 25,
+        b"mm" => 26,
+        b"hg" => 27,
+        b"nh" => 28,
+        b"mg" => 29,
+        b"um" => 30,
+        b"uw" => 31,
+        b"ss" => 32,
+        b"sl" => 33,
+        b"bt" => 34,
+        b"mt" => 35,
+        b"ui" => 36,
+        b"lf" => 37,
+        b"gu" => 38,
+        b"ov" => 39,
+        _ => return None,
+    })
+}
 
 /// The `VmFlags:` line as a bit set; unknown codes are ignored. Kept because a few flags tell
 /// what a mapping is for (`gd` grows down: a stack; `ht` hugetlb; `hg`/`nh` THP advice).
@@ -157,17 +197,14 @@ pub struct VmFlags(pub u64);
 impl VmFlags {
     /// True when the two-letter code (e.g. `b"gd"`) was on the line.
     pub fn has(&self, code: &[u8; 2]) -> bool {
-        VM_FLAG_CODES
-            .iter()
-            .position(|c| *c == code)
-            .is_some_and(|i| self.0 & (1 << i) != 0)
+        vm_flag_bit(code).is_some_and(|i| self.0 & (1 << i) != 0)
     }
 
     fn parse(rest: &[u8]) -> VmFlags {
         let mut bits = 0u64;
         for word in rest.split(|&b| b == b' ') {
-            if let [a, b] = *word {
-                if let Some(i) = VM_FLAG_CODES.iter().position(|c| c[0] == a && c[1] == b) {
+            if let Ok(code) = <&[u8; 2]>::try_from(word) {
+                if let Some(i) = vm_flag_bit(code) {
                     bits |= 1 << i;
                 }
             }
@@ -230,8 +267,11 @@ pub fn parse_into(text: &[u8], out: &mut Vec<Mapping>) {
     // header that did not parse.
     let mut in_mapping = false;
     let mut pos = 0;
-    while pos < text.len() {
-        let line_end = memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
+    let ends = memchr_iter(b'\n', text).chain(std::iter::once(text.len()));
+    for line_end in ends {
+        if pos > line_end {
+            break;
+        }
         let line = &text[pos..line_end];
         pos = line_end + 1;
         let Some(&first) = line.first() else { continue };
