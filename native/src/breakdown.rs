@@ -24,8 +24,16 @@
 //!      `malloc` looks like any other anonymous mapping, so it stays in `other_anon`.
 //!    - `thread_stack`: `[stack]`, glibc-named pthread stacks, and stack-shaped pairs (see
 //!      [`find_stack_pairs`]); the JVM's own thread stacks are better taken from NMT.
+//!    - `jvm_code`: anonymous `rwxp` mappings. Only JIT compilers write code into memory they
+//!      also execute, and in a JVM that is the code cache (a JS engine or a libffi closure in
+//!      the same process would land here too). The code cache's `---p` reserve is not
+//!      recognised without NMT, it has no resident pages anyway.
+//!    - `jvm_metaspace`: the CDS archive mapped from a `*.jsa` file; `jvm_other`: the
+//!      `hsperfdata_USER/PID` performance counters file.
 //!    - `mapped_file`: any other mapping with a path (libraries, jars, `/memfd:`, shared memory).
-//!    - `other_anon`: everything else.
+//!    - `other_anon`: everything else, notably without NMT: metaspace, the compressed class space,
+//!      GC data structures (card table, mark bitmaps, remembered sets), and any native memory
+//!      that was mmapped directly (by jemalloc, a native library, or glibc for large chunks).
 
 use serde::Serialize;
 
@@ -480,7 +488,18 @@ fn class_by_shape(m: &Mapping) -> RegionClass {
                 RegionClass::OtherAnon
             }
         }
-        Backing::File(_) => RegionClass::MappedFile,
+        Backing::File(path) => {
+            if path.ends_with(".jsa") {
+                RegionClass::JvmMetaspace
+            } else if path.contains("/hsperfdata_") {
+                RegionClass::JvmOther
+            } else {
+                RegionClass::MappedFile
+            }
+        }
+        Backing::Anonymous if m.perms.exec && m.perms.write && !m.perms.shared => {
+            RegionClass::JvmCode
+        }
         Backing::Anonymous | Backing::Pseudo(_) => RegionClass::OtherAnon,
     }
 }
@@ -663,4 +682,160 @@ pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
 fn fallback_is_named_stack(m: &Mapping) -> bool {
     matches!(&m.backing, Backing::AnonNamed(n) if n.trim().starts_with("glibc: pthread stack")
         || n.trim().starts_with("glibc: pthread user stack"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smaps::Perms;
+
+    const MIB: u64 = 1 << 20;
+    const BASE: u64 = 0x7f00_0000_0000;
+
+    fn map(start: u64, end: u64, perms: &str, rss: u64) -> Mapping {
+        Mapping {
+            start,
+            end,
+            perms: Perms::parse(perms.as_bytes()).expect("perms"),
+            size: end - start,
+            rss,
+            pss: rss,
+            ..Mapping::default()
+        }
+    }
+
+    #[test]
+    fn arena_heap_is_rw_then_reserve_over_exactly_64_mib() {
+        let ms = vec![
+            map(BASE, BASE + 5 * MIB, "rw-p", 3 * MIB),
+            map(BASE + 5 * MIB, BASE + 64 * MIB, "---p", 0),
+            // A full heap: one rw-p mapping of 64 MiB.
+            map(BASE + 64 * MIB, BASE + 128 * MIB, "rw-p", MIB),
+            // Aligned, but rw-p after the reserve: a JVM reservation, not glibc.
+            map(BASE + 128 * MIB, BASE + 129 * MIB, "rw-p", MIB),
+            map(BASE + 129 * MIB, BASE + 130 * MIB, "---p", 0),
+            map(BASE + 130 * MIB, BASE + 131 * MIB, "rw-p", MIB),
+            map(BASE + 131 * MIB, BASE + 192 * MIB, "---p", 0),
+            // Not aligned.
+            map(BASE + 200 * MIB, BASE + 264 * MIB, "rw-p", MIB),
+        ];
+        let eligible = vec![true; ms.len()];
+        assert_eq!(find_arena_heaps(&ms, &eligible), vec![vec![0, 1], vec![2]]);
+        let b = classify(&ms, &ClassifyInput::default());
+        b.check_sums().expect("sums");
+        assert_eq!(b.secondary_arena_heaps, 2);
+        assert_eq!(b.arenas[0].committed, 5 * MIB);
+        assert_eq!(b.classes.malloc_arena.rss, 4 * MIB);
+        assert_eq!(b.classes.other_anon.rss, 3 * MIB);
+    }
+
+    #[test]
+    fn stack_is_small_guard_below_stack_sized_rw() {
+        let ms = vec![
+            map(BASE, BASE + 0x4000, "---p", 0),
+            map(BASE + 0x4000, BASE + MIB, "rw-p", 64 << 10),
+            map(BASE + MIB, BASE + MIB + 0x1000, "---p", 0),
+            map(
+                BASE + MIB + 0x1000,
+                BASE + 2 * MIB + 0x1000,
+                "rw-p",
+                8 << 10,
+            ),
+            // Guard too big (a JVM reserve), then an odd-sized rw-p.
+            map(BASE + 3 * MIB, BASE + 4 * MIB, "---p", 0),
+            map(BASE + 4 * MIB, BASE + 4 * MIB + 0x3000, "rw-p", 4096),
+        ];
+        let eligible = vec![true; ms.len()];
+        assert_eq!(find_stack_pairs(&ms, &eligible, None), vec![(0, 1), (2, 3)]);
+        // A 20 MiB -Xss is outside the generic window but matches the hint.
+        let big = vec![
+            map(BASE, BASE + 0x4000, "---p", 0),
+            map(BASE + 0x4000, BASE + 20 * MIB, "rw-p", 4096),
+        ];
+        assert!(find_stack_pairs(&big, &[true, true], None).is_empty());
+        assert_eq!(
+            find_stack_pairs(&big, &[true, true], Some(20 * MIB)),
+            vec![(0, 1)]
+        );
+        let b = classify(&ms, &ClassifyInput::default());
+        assert_eq!(b.thread_stacks, 2);
+        assert_eq!(b.classes.thread_stack.rss, 72 << 10);
+    }
+
+    #[test]
+    fn straddling_mapping_is_split_by_address_and_sums_stay_exact() {
+        // One VMA: 1 MiB of heap, 1 MiB of NMT "GC", 1 MiB nobody claims; 7 pages resident.
+        let ms = vec![map(BASE, BASE + 3 * MIB, "rw-p", 7 * 4096)];
+        let input = ClassifyInput {
+            heap: vec![Range::new(BASE - MIB, BASE + MIB)],
+            nmt_regions: vec![
+                // Repeats the heap: must not count twice.
+                NmtRegion {
+                    range: Range::new(BASE - MIB, BASE + MIB),
+                    category: "Java Heap".into(),
+                },
+                NmtRegion {
+                    range: Range::new(BASE + MIB, BASE + 2 * MIB),
+                    category: "GC".into(),
+                },
+            ],
+            ..ClassifyInput::default()
+        };
+        let b = classify(&ms, &input);
+        b.check_sums().expect("sums");
+        let third = 7 * 4096 / 3;
+        assert_eq!(b.classes.java_heap.rss, third);
+        assert_eq!(b.classes.jvm_gc.rss, third);
+        assert_eq!(b.classes.other_anon.rss, 7 * 4096 - 2 * third);
+        assert_eq!(b.classes.java_heap.size, MIB);
+        assert_eq!(b.totals.mappings, 1);
+        assert_eq!(b.classes.sum().mappings, 1);
+    }
+
+    #[test]
+    fn nmt_categories_map_to_classes() {
+        use RegionClass::*;
+        for (cat, class) in [
+            ("Java Heap", JavaHeap),
+            ("Thread Stack", ThreadStack),
+            ("Code", JvmCode),
+            ("Class", JvmMetaspace),
+            ("Metaspace", JvmMetaspace),
+            ("Shared class space", JvmMetaspace),
+            ("GC", JvmGc),
+            ("Internal", JvmOther),
+            ("Safepoint", JvmOther),
+        ] {
+            assert_eq!(RegionClass::of_nmt_category(cat), class, "{cat}");
+        }
+    }
+
+    #[test]
+    fn named_and_kernel_mappings_go_by_name() {
+        let mut ms = Vec::new();
+        for (i, b) in [
+            Backing::Kernel("vdso".into()),
+            Backing::Heap,
+            Backing::AnonNamed(" glibc: malloc".into()),
+            Backing::AnonNamed(" glibc: pthread stack: 42".into()),
+            Backing::File("/usr/lib/libz.so".into()),
+            Backing::File("/memfd:doublemap (deleted)".into()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let start = BASE + i as u64 * MIB;
+            let mut m = map(start, start + MIB, "rw-p", 4096);
+            m.backing = b;
+            ms.push(m);
+        }
+        let b = classify(&ms, &ClassifyInput::default());
+        b.check_sums().expect("sums");
+        assert_eq!(b.classes.kernel.rss, 4096);
+        assert_eq!(b.classes.malloc_arena.rss, 4096);
+        assert_eq!(b.classes.malloc_mmap.rss, 4096);
+        assert_eq!(b.classes.thread_stack.rss, 4096);
+        assert_eq!(b.classes.mapped_file.rss, 2 * 4096);
+        assert!(b.arenas[0].main);
+    }
 }
