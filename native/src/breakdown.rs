@@ -356,13 +356,14 @@ fn attributed_ranges(input: &ClassifyInput) -> Vec<(Range, RegionClass)> {
 ///
 /// Limits: two full heaps side by side merge into one 128 MiB VMA and are missed; a JVM or
 /// library reservation of exactly this shape is taken for an arena unless NMT claims it;
-/// `eligible` filters out mappings already attributed.
+/// `eligible[i]` false excludes mapping `i` (already attributed); entries missing from a short
+/// slice count as eligible.
 pub fn find_arena_heaps(mappings: &[Mapping], eligible: &[bool]) -> Vec<Vec<usize>> {
     let mut heaps = Vec::new();
     let mut i = 0;
     while i < mappings.len() {
         let m = &mappings[i];
-        let is_start = eligible[i]
+        let is_start = is_eligible(eligible, i)
             && is_plain_anon(m)
             && m.perms.is_rw_private()
             && m.start.is_multiple_of(ARENA_HEAP_SIZE);
@@ -387,7 +388,7 @@ pub fn find_arena_heaps(mappings: &[Mapping], eligible: &[bool]) -> Vec<Vec<usiz
                 break;
             }
             let next = &mappings[j + 1];
-            if next.start != cur.end || !eligible[j + 1] || !is_plain_anon(next) {
+            if next.start != cur.end || !is_eligible(eligible, j + 1) || !is_plain_anon(next) {
                 break;
             }
             if next.perms.is_none_private() {
@@ -406,6 +407,11 @@ pub fn find_arena_heaps(mappings: &[Mapping], eligible: &[bool]) -> Vec<Vec<usiz
         }
     }
     heaps
+}
+
+/// `eligible[i]`, where entries missing from a short slice count as eligible.
+fn is_eligible(eligible: &[bool], i: usize) -> bool {
+    eligible.get(i).copied().unwrap_or(true)
 }
 
 /// Anonymous memory with no name, or glibc's own arena name.
@@ -437,6 +443,7 @@ const GUARD_MAX: u64 = 64 << 10;
 /// Limits: a stack VMA merged with an adjacent anonymous `rw-p` mapping above it no longer has
 /// a stack's size and is missed; threads created with odd stack sizes are missed; an unrelated
 /// `---p` page followed by a 64 KiB-multiple `rw-p` mapping is taken for a stack.
+/// `eligible` as in [`find_arena_heaps`].
 pub fn find_stack_pairs(
     mappings: &[Mapping],
     eligible: &[bool],
@@ -445,7 +452,7 @@ pub fn find_stack_pairs(
     let mut pairs = Vec::new();
     for i in 0..mappings.len().saturating_sub(1) {
         let (g, s) = (&mappings[i], &mappings[i + 1]);
-        if !(eligible[i] && eligible[i + 1]) || g.end != s.start {
+        if !(is_eligible(eligible, i) && is_eligible(eligible, i + 1)) || g.end != s.start {
             continue;
         }
         if g.backing != Backing::Anonymous || s.backing != Backing::Anonymous {
@@ -458,9 +465,11 @@ pub fn find_stack_pairs(
         if guard == 0 || guard > GUARD_MAX {
             continue;
         }
-        let exact_hint = thread_stack_size.is_some_and(|t| t == guard + stack || t == stack);
+        let exact_hint =
+            thread_stack_size.is_some_and(|t| t == guard.saturating_add(stack) || t == stack);
         let generic = (STACK_MIN..=STACK_MAX).contains(&stack)
-            && (stack.is_multiple_of(STACK_MIN) || (stack + guard).is_multiple_of(STACK_MIN));
+            && (stack.is_multiple_of(STACK_MIN)
+                || stack.saturating_add(guard).is_multiple_of(STACK_MIN));
         if exact_hint || generic {
             pairs.push((i, i + 1));
         }
@@ -567,11 +576,11 @@ pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
             swap: 0,
         };
         for m in &main {
-            a.size += m.span();
-            a.committed += m.span();
-            a.rss += m.rss;
-            a.pss += m.pss;
-            a.swap += m.swap;
+            a.size = a.size.saturating_add(m.span());
+            a.committed = a.committed.saturating_add(m.span());
+            a.rss = a.rss.saturating_add(m.rss);
+            a.pss = a.pss.saturating_add(m.pss);
+            a.swap = a.swap.saturating_add(m.swap);
         }
         arenas.push(a);
     }
@@ -589,11 +598,11 @@ pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
         for &i in heap {
             let m = &mappings[i];
             if m.perms.is_rw_private() {
-                a.committed += m.span();
+                a.committed = a.committed.saturating_add(m.span());
             }
-            a.rss += m.rss;
-            a.pss += m.pss;
-            a.swap += m.swap;
+            a.rss = a.rss.saturating_add(m.rss);
+            a.pss = a.pss.saturating_add(m.pss);
+            a.swap = a.swap.saturating_add(m.swap);
             fallback[i] = RegionClass::MallocArena;
             eligible[i] = false;
         }

@@ -310,3 +310,20 @@ fn print_nmt_breakdown() {
         b.thread_stacks, b.secondary_arena_heaps
     );
 }
+
+#[test]
+#[ignore = "timing; run with --release"]
+fn parse_speed() {
+    let text = fixture("jdk17-glibc-16threads", "smaps");
+    let mut out = Vec::new();
+    let t = std::time::Instant::now();
+    for _ in 0..2000 {
+        smaps::parse_into(&text, &mut out);
+    }
+    let per = t.elapsed() / 2000;
+    println!(
+        "{} bytes, {} mappings: {per:?} per parse",
+        text.len(),
+        out.len()
+    );
+}
