@@ -443,6 +443,7 @@ const GUARD_MAX: u64 = 64 << 10;
 /// Limits: a stack VMA merged with an adjacent anonymous `rw-p` mapping above it no longer has
 /// a stack's size and is missed; threads created with odd stack sizes are missed; an unrelated
 /// `---p` page followed by a 64 KiB-multiple `rw-p` mapping is taken for a stack.
+///
 /// `eligible` as in [`find_arena_heaps`].
 pub fn find_stack_pairs(
     mappings: &[Mapping],

@@ -230,6 +230,18 @@ fn nmt_regions_attribute_jvm_mappings() {
     );
 }
 
+/// Lines a fuzzer would take long to find: extreme addresses and values, odd units, no values.
+const ODD_LINES: [&str; 8] = [
+    "ffffffffffffffff-0 rw-p 00000000 00:00 0",
+    "0-ffffffffffffffff ---p ffffffffffffffff ffffffff:ffffffff 18446744073709551615 [heap]",
+    "7f0000000000-7f0004000000 rw-p 00000000 00:00 0 [anon: glibc: malloc arena]",
+    "Rss: 18446744073709551615 kB",
+    "Pss: 99999999999999999999999999 kB",
+    "Swap: 12 MB",
+    "VmFlags: rd wr zz x",
+    "Size:",
+];
+
 fn edit(text: &[u8], ops: &[(u8, usize, u8)]) -> Vec<u8> {
     let mut lines: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     for &(op, at, byte) in ops {
@@ -237,7 +249,7 @@ fn edit(text: &[u8], ops: &[(u8, usize, u8)]) -> Vec<u8> {
             break;
         }
         let i = at % lines.len();
-        match op % 5 {
+        match op % 6 {
             0 => {
                 lines.remove(i);
             }
@@ -255,9 +267,13 @@ fn edit(text: &[u8], ops: &[(u8, usize, u8)]) -> Vec<u8> {
                     lines[i][j] ^= byte;
                 }
             }
-            _ => {
+            4 => {
                 let j = lines.len() - 1 - i;
                 lines.swap(i, j);
+            }
+            _ => {
+                let odd = ODD_LINES[usize::from(byte) % ODD_LINES.len()];
+                lines.insert(i, odd.as_bytes().to_vec());
             }
         }
     }
