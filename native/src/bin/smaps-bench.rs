@@ -180,7 +180,7 @@ fn bench(dir: &Path, pretouch: bool, runs: usize) -> Res<()> {
         println!("{:<34} {:>12.1} {:>12.1}", name, us(s.min), us(s.median));
     }
     println!(
-        "(raw + parse) / raw: {:.3} (median), {:.3} (min)",
+        "(raw + parse + classify) / raw: {:.3} (median), {:.3} (min)",
         (us(raw.median) + us(both.median)) / us(raw.median),
         (us(raw.min) + us(both.min)) / us(raw.min)
     );
