@@ -2,6 +2,7 @@
 //! without a JVM: the JNI module only moves strings across and maps errors to exceptions.
 
 pub mod allocator;
+pub mod breakdown;
 pub mod error;
 pub mod heap_info;
 pub mod jni_bridge;
@@ -11,6 +12,7 @@ pub mod notices;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
+pub mod smaps;
 pub mod timefmt;
 pub mod trim;
 pub mod trim_policy;
