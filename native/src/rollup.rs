@@ -18,6 +18,7 @@ pub struct MemTotals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TotalsSource {
+    Smaps,
     SmapsRollup,
     Status,
 }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::allocator::{self, AllocatorInfo, AllocatorKind};
+use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range};
+use crate::smaps::{self, Backing, Mapping};
 use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
 use crate::malloc_info::{self, MallocInfo};
@@ -48,6 +50,8 @@ pub struct Sample {
     pub threads: Option<u64>,
     /// The Java heap's reserved ranges, from `GC.heap_info`.
     pub heap: Option<HeapInfo>,
+    /// Every resident byte in one class, from the full `smaps`; the classes add up to `totals`.
+    pub breakdown: Option<Breakdown>,
     /// Which malloc the process runs on and the settings that shape it.
     pub allocator: AllocatorInfo,
     /// glibc's own account of its arenas (absent under other allocators).
@@ -206,6 +210,9 @@ pub struct Core {
     /// NMT and RSS at the baseline, for the share of growth NMT explains.
     nmt_baseline: Option<(NmtSummary, u64)>,
     policy: TrimPolicy,
+    /// Buffers kept across samples: smaps of a big JVM is hundreds of KiB of text.
+    smaps_text: Vec<u8>,
+    mappings: Vec<Mapping>,
 }
 
 impl Core {
@@ -216,7 +223,15 @@ impl Core {
             _ => ProcRoot::default(),
         };
         let policy = TrimPolicy::parse(config.trim.as_deref().unwrap_or("off"))?;
-        Ok(Core { proc, seq: 0, allocator: allocator::detect(), nmt_baseline: None, policy })
+        Ok(Core {
+            proc,
+            seq: 0,
+            allocator: allocator::detect(),
+            nmt_baseline: None,
+            policy,
+            smaps_text: Vec::new(),
+            mappings: Vec::new(),
+        })
     }
 
     /// Changes the trim policy at run time; returns its new status.
@@ -266,6 +281,56 @@ impl Core {
             failures: stats.failures,
             last_error: stats.last_error,
         }
+    }
+
+    /// Reads, parses and classifies the full `smaps`. `None` (with a problem) where it cannot
+    /// be read; the sample then falls back to `smaps_rollup` or `status` for totals.
+    fn breakdown(&mut self, texts: &JvmTexts, facts: &Value, problems: &mut Vec<Problem>) -> Option<Breakdown> {
+        if let Err(e) = self.proc.read_into("smaps", &mut self.smaps_text) {
+            problems.push(Problem { source: "smaps", message: e.to_string() });
+            return None;
+        }
+        smaps::parse_into(&self.smaps_text, &mut self.mappings);
+        if self.mappings.is_empty() {
+            problems.push(Problem { source: "smaps", message: "smaps has no mappings".into() });
+            return None;
+        }
+        let mut heap: Vec<Range> = texts
+            .heap_info
+            .as_deref()
+            .map(heap_info::parse_heap_info)
+            .map(|h| h.ranges.iter().map(|r| Range::new(r.start, r.end)).collect())
+            .unwrap_or_default();
+        // ZGC prints no heap range; on JDK 17 its heap is a multi-mapped memfd named java_heap.
+        heap.extend(
+            self.mappings
+                .iter()
+                .filter(|m| matches!(&m.backing, Backing::File(p) if p.starts_with("/memfd:java_heap")))
+                .map(|m| Range::new(m.start, m.end)),
+        );
+        let nmt_regions = match texts.nmt_detail.as_deref().map(nmt::parse_virtual_memory_map) {
+            Some(Ok(regions)) => regions
+                .into_iter()
+                .filter(|r| r.kind == nmt::NmtRegionKind::Reserved)
+                .map(|r| NmtRegion { range: Range::new(r.start, r.end), category: r.category })
+                .collect(),
+            Some(Err(e)) => {
+                problems.push(Problem { source: "nmt_detail", message: e.to_string() });
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let input = ClassifyInput {
+            heap,
+            nmt_regions,
+            jvm_thread_count: facts.pointer("/threads/live").and_then(Value::as_u64),
+            thread_stack_size: facts.get("thread_stack_size_kb").and_then(Value::as_u64).map(|k| k * 1024),
+        };
+        let b = breakdown::classify(&self.mappings, &input);
+        if let Err(e) = b.check_sums() {
+            problems.push(Problem { source: "breakdown", message: e.to_string() });
+        }
+        Some(b)
     }
 
     /// Forgets the NMT baseline: the next sample with NMT becomes the new one.
@@ -321,26 +386,34 @@ impl Core {
                 None
             }
         };
+        let breakdown = self.breakdown(&texts, &facts, &mut problems);
         let mut totals = None;
         let mut source = None;
-        match self.proc.read("smaps_rollup") {
-            Ok(text) => match rollup::parse_smaps_rollup(&text) {
-                Some(t) => {
-                    totals = Some(t);
-                    source = Some(TotalsSource::SmapsRollup);
-                }
-                None => problems.push(Problem {
-                    source: "smaps_rollup",
-                    message: "no Rss line in smaps_rollup".into(),
-                }),
-            },
-            Err(e) => problems.push(Problem { source: "smaps_rollup", message: e.to_string() }),
+        if let Some(b) = &breakdown {
+            totals = Some(b.smaps.to_mem_totals());
+            source = Some(TotalsSource::Smaps);
+        } else {
+            match self.proc.read("smaps_rollup") {
+                Ok(text) => match rollup::parse_smaps_rollup(&text) {
+                    Some(t) => {
+                        totals = Some(t);
+                        source = Some(TotalsSource::SmapsRollup);
+                    }
+                    None => problems.push(Problem {
+                        source: "smaps_rollup",
+                        message: "no Rss line in smaps_rollup".into(),
+                    }),
+                },
+                Err(e) => problems.push(Problem { source: "smaps_rollup", message: e.to_string() }),
+            }
         }
         if let Some(st) = status.as_deref() {
             match (totals.as_mut(), rollup::parse_status(st)) {
-                // The rollup cannot separate shared memory from file pages; status can.
                 (Some(t), Some(s)) => {
-                    t.shmem = s.shmem.min(t.file);
+                    // smaps' shared-memory count can exceed status' (it counts memfd too):
+                    // keep status' figure where it has one, and never more than file pages.
+                    let shmem = if source == Some(TotalsSource::Smaps) { t.shmem.max(s.shmem) } else { s.shmem };
+                    t.shmem = shmem.min(t.file);
                     t.file -= t.shmem;
                 }
                 (None, Some(s)) => {
@@ -352,6 +425,9 @@ impl Core {
                     message: "no VmRSS line in status".into(),
                 }),
             }
+        } else if let Some(t) = totals.as_mut() {
+            t.shmem = t.shmem.min(t.file);
+            t.file -= t.shmem;
         }
         let threads = status.as_deref().and_then(rollup::status_threads);
 
@@ -388,6 +464,7 @@ impl Core {
             totals_source: source,
             threads,
             heap,
+            breakdown,
             allocator: self.allocator.clone(),
             malloc,
             nmt,
@@ -410,6 +487,10 @@ mod tests {
         let t = s.totals.expect("totals from /proc/self");
         assert!(t.rss > 0);
         assert_eq!(t.anon + t.file + t.shmem, t.rss);
+        assert_eq!(s.totals_source, Some(TotalsSource::Smaps));
+        let b = s.breakdown.expect("breakdown of this process");
+        assert_eq!(b.totals.rss, t.rss);
+        assert!(b.check_sums().is_ok());
         assert_eq!(s.seq, 1);
         assert!(s.problems.is_empty(), "{:?}", s.problems);
     }
@@ -433,6 +514,7 @@ mod tests {
         let mut core = Core::new(&CoreConfig { proc_root: Some("/nonexistent/od".into()), trim: None }).expect("core");
         let s = core.sample(Value::Null).expect("sample");
         assert!(s.totals.is_none());
-        assert_eq!(s.problems.len(), 2);
+        let sources: Vec<_> = s.problems.iter().map(|p| p.source).collect();
+        assert_eq!(sources, ["status", "smaps", "smaps_rollup"]);
     }
 }
