@@ -2,11 +2,14 @@
 //! without a JVM: the JNI module only moves strings across and maps errors to exceptions.
 
 pub mod allocator;
+pub mod cgroup;
 pub mod error;
 pub mod heap_info;
+pub mod history;
 pub mod jni_bridge;
 pub mod malloc_info;
 pub mod nmt;
+pub mod observation;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
