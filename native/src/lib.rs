@@ -4,6 +4,7 @@
 pub mod allocator;
 pub mod cgroup;
 pub mod error;
+pub mod findings;
 pub mod heap_info;
 pub mod history;
 pub mod jni_bridge;
