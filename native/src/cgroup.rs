@@ -700,6 +700,24 @@ slab 4785024
     }
 
     #[test]
+    fn v2_bind_mounted_subtree_is_found_at_the_mount_point() {
+        // No cgroup namespace, but the container runtime mounts only its own subtree: the path
+        // is the full one, the mount's root field is that subtree.
+        let t = TempTree::new("v2-bind");
+        t.put("proc/self/cgroup", "0::/kubepods.slice/pod1/ctr1\n");
+        t.put(
+            "proc/self/mountinfo",
+            "700 690 0:29 /kubepods.slice/pod1/ctr1 /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw\n",
+        );
+        t.put("sys/fs/cgroup/memory.max", "268435456\n");
+        t.put("sys/fs/cgroup/memory.current", "1000\n");
+        let fs = CgroupFs::new(&t.0);
+        let loc = fs.locate().expect("locate").expect("located");
+        assert_eq!(loc.dir, t.0.join("sys/fs/cgroup"));
+        assert_eq!(fs.read_state().expect("read").expect("state").limit, Some(256 << 20));
+    }
+
+    #[test]
     fn v1_hierarchical_limit_applies() {
         let t = TempTree::new("v1-limit");
         t.put("proc/self/cgroup", "5:memory:/docker/abc\n");

@@ -320,6 +320,7 @@ impl History {
         let base = self.baseline.as_ref().map(|(_, p)| p);
         let mut series = BTreeMap::new();
         let mut xs: Vec<(u64, u64)> = Vec::with_capacity(window.len());
+        let mut slopes: Vec<f64> = Vec::new();
         for (id, name) in self.names.iter().enumerate() {
             let baseline = base.and_then(|p| p.get(id));
             let latest = last.and_then(|p| p.get(id));
@@ -331,7 +332,7 @@ impl History {
                 let p = &self.points[*i];
                 p.get(id).map(|v| (p.epoch_ms, v))
             }));
-            let rate = self.rate_of(&xs);
+            let rate = self.rate_of(&xs, &mut slopes);
             series.insert(
                 name.clone(),
                 SeriesGrowth {
@@ -354,7 +355,7 @@ impl History {
         }
     }
 
-    fn rate_of(&self, xs: &[(u64, u64)]) -> Option<f64> {
+    fn rate_of(&self, xs: &[(u64, u64)], slopes: &mut Vec<f64>) -> Option<f64> {
         if xs.len() < self.config.rate_min_points.max(2) {
             return None;
         }
@@ -362,7 +363,7 @@ impl History {
         if t1.saturating_sub(t0) < self.config.rate_min_span_ms {
             return None;
         }
-        theil_sen_per_hour(xs)
+        theil_sen_into(xs, slopes)
     }
 }
 
@@ -378,7 +379,13 @@ fn signed_delta(from: u64, to: u64) -> i64 {
 /// slopes of all pairs with distinct times. `None` when no pair has distinct times. Quadratic in
 /// the number of points: callers subsample.
 pub fn theil_sen_per_hour(points: &[(u64, u64)]) -> Option<f64> {
-    let mut slopes = Vec::with_capacity(points.len() * points.len().saturating_sub(1) / 2);
+    theil_sen_into(points, &mut Vec::new())
+}
+
+/// [`theil_sen_per_hour`] with a scratch buffer reused across series.
+fn theil_sen_into(points: &[(u64, u64)], slopes: &mut Vec<f64>) -> Option<f64> {
+    slopes.clear();
+    slopes.reserve(points.len() * points.len().saturating_sub(1) / 2);
     for (i, (ta, va)) in points.iter().enumerate() {
         for (tb, vb) in &points[i + 1..] {
             if ta == tb {
@@ -389,7 +396,7 @@ pub fn theil_sen_per_hour(points: &[(u64, u64)]) -> Option<f64> {
             slopes.push(dv / dt * MS_PER_HOUR);
         }
     }
-    median(&mut slopes)
+    median(slopes)
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
@@ -571,6 +578,40 @@ mod tests {
         assert_eq!(median(&mut []), None);
         assert_eq!(theil_sen_per_hour(&[(5, 1), (5, 2)]), None);
     }
+
+    proptest::proptest! {
+        /// With at most a quarter of the points replaced by anything, fewer than half the pairs
+        /// touch an outlier, so the median slope is the line's exactly.
+        #[test]
+        fn theil_sen_ignores_a_quarter_of_outliers(
+            n in 20usize..80,
+            slope in 0u64..(4 * MIB),
+            outliers in proptest::collection::vec((0usize..80, 0u64..(64 * 1024 * MIB)), 0..20),
+        ) {
+            let mut pts: Vec<(u64, u64)> = (0..n as u64).map(|i| (i * STEP_MS, GIB_BASE + i * slope)).collect();
+            let mut hit = std::collections::BTreeSet::new();
+            for (i, v) in outliers {
+                if hit.len() < n / 4 && hit.insert(i % n) {
+                    pts[i % n].1 = v;
+                }
+            }
+            let r = theil_sen_per_hour(&pts).expect("slope");
+            let truth = slope as f64 / STEP_MS as f64 * MS_PER_HOUR;
+            proptest::prop_assert!((r - truth).abs() <= 1e-6 * truth.max(1.0), "{} vs {}", r, truth);
+        }
+
+        #[test]
+        fn ring_never_exceeds_its_capacity(cap in 2usize..50, n in 0u64..200) {
+            let mut h = History::new(HistoryConfig { capacity: cap, ..Default::default() });
+            for i in 0..n {
+                h.push(obs(i * STEP_MS, i));
+            }
+            proptest::prop_assert_eq!(h.len(), (n as usize).min(cap));
+            proptest::prop_assert_eq!(h.baseline().map(|o| o.epoch_ms), (n > 0).then_some(0));
+        }
+    }
+
+    const GIB_BASE: u64 = 1 << 30;
 
     #[test]
     fn growth_serialises() {
