@@ -33,7 +33,8 @@ pub struct Observation {
     pub ld_preload: Option<String>,
     /// glibc's arenas (absent under other allocators, or when `malloc_info` failed).
     pub malloc: Option<MallocObs>,
-    /// NMT level the JVM runs with: `off`, `summary`, `detail`, or empty when unknown.
+    /// NMT level as the agent reports it (`nmt_mode` of the JVM facts): `off`, `summary`,
+    /// `detail`, or `unknown` (or empty) when the flag could not be read.
     pub nmt_mode: String,
     pub nmt: Option<NmtObs>,
     pub zip: Option<ZipObs>,
