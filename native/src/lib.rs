@@ -3,12 +3,16 @@
 
 pub mod allocator;
 pub mod breakdown;
+pub mod cgroup;
 pub mod error;
+pub mod findings;
 pub mod heap_info;
+pub mod history;
 pub mod jni_bridge;
 pub mod malloc_info;
 pub mod nmt;
 pub mod notices;
+pub mod observation;
 pub mod proc_fs;
 pub mod rollup;
 pub mod sample;

@@ -1,0 +1,1244 @@
+//! The rules: the latest observation and the growth since the baseline turned into findings,
+//! each with the numbers that raised it and the exact remedy (a flag, an environment variable,
+//! a code change). Ids are stable; tools may match on them.
+//!
+//! Every threshold is a named constant below. The rules only read an [`Observation`] and a
+//! [`Growth`], so each is tested with hand-built numbers. [`FindingTracker`] keeps the time a
+//! finding was first raised across samples and says which are new, so the agent logs one line
+//! per new finding rather than one per sample.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cgroup;
+use crate::history::{series, Growth, History, HistoryConfig};
+use crate::observation::Observation;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// Stable finding ids.
+pub mod ids {
+    pub const MALLOC_RETENTION: &str = "malloc-retention";
+    pub const ARENA_SPRAWL: &str = "arena-sprawl";
+    pub const NATIVE_OUTSIDE_NMT: &str = "native-outside-nmt";
+    pub const NMT_OFF: &str = "nmt-off";
+    pub const ZIP_UNCLOSED: &str = "zip-unclosed";
+    pub const DIRECT_BUFFERS: &str = "direct-buffers";
+    pub const THREAD_GROWTH: &str = "thread-growth";
+    pub const METASPACE_GROWTH: &str = "metaspace-growth";
+    pub const OOM_RISK: &str = "oom-risk";
+    pub const HEAP_NOT_THE_PROBLEM: &str = "heap-not-the-problem";
+}
+
+// malloc-retention: glibc keeps free memory that RSS still counts.
+/// Retained bytes below this are normal allocator slack.
+pub const RETENTION_MIN_BYTES: u64 = 256 * MIB;
+/// ... and so is retention below this share of RSS.
+pub const RETENTION_MIN_SHARE_OF_RSS: f64 = 0.10;
+/// Critical when retention is this share of RSS or more ...
+pub const RETENTION_CRITICAL_SHARE_OF_RSS: f64 = 0.40;
+/// ... and at least this much.
+pub const RETENTION_CRITICAL_MIN_BYTES: u64 = GIB;
+
+// arena-sprawl: more glibc arenas than a JVM needs.
+/// glibc allows 8 arenas per core; a JVM with more than this many is spreading its malloc over
+/// arenas that each keep their own free memory.
+pub const ARENA_SPRAWL_MIN_ARENAS: u64 = 9;
+/// The arena count recommended in the remedy.
+pub const ARENA_MAX_RECOMMENDED: u64 = 2;
+
+// native-outside-nmt / nmt-off.
+/// RSS growth since the baseline below this is not worth explaining.
+pub const NATIVE_GROWTH_MIN_BYTES: u64 = 128 * MIB;
+/// Below this share of the RSS growth explained by NMT, the growth is outside the JVM's account.
+pub const NMT_COVERAGE_MIN: f64 = 0.30;
+
+// zip-unclosed.
+/// Unended Inflaters the JDK keeps itself: cached for its own open jar and zip files.
+pub const JDK_CACHED_INFLATERS: u64 = 3;
+/// Unended streams beyond the JDK's own that make a finding.
+pub const ZIP_UNENDED_MIN: u64 = 64;
+/// ... or this much estimated native zlib memory.
+pub const ZIP_NATIVE_MIN_BYTES: u64 = 64 * MIB;
+/// Critical at this much estimated native zlib memory.
+pub const ZIP_NATIVE_CRITICAL_BYTES: u64 = GIB;
+/// Streams waiting for the Cleaner at or above this mean it is falling behind.
+pub const ZIP_PENDING_MIN: u64 = 32;
+
+// direct-buffers.
+/// Direct buffer memory below this is not a finding.
+pub const DIRECT_MIN_BYTES: u64 = 256 * MIB;
+/// A finding when direct buffers are this share of RSS or more ...
+pub const DIRECT_MIN_SHARE_OF_RSS: f64 = 0.25;
+/// ... or grow at least this fast.
+pub const DIRECT_GROWTH_MIN_PER_HOUR: f64 = 64.0 * MIB as f64;
+
+// thread-growth.
+/// Threads added since the baseline for a finding ...
+pub const THREAD_GROWTH_MIN: i64 = 100;
+/// ... while still growing at least this fast (threads per hour).
+pub const THREAD_RATE_MIN_PER_HOUR: f64 = 20.0;
+
+// metaspace-growth.
+pub const METASPACE_GROWTH_MIN_BYTES: i64 = 64 * MIB as i64;
+pub const METASPACE_RATE_MIN_PER_HOUR: f64 = 16.0 * MIB as f64;
+
+// oom-risk.
+/// Warning when the container limit is this close at the current rate ...
+pub const OOM_RISK_WARNING_SECS: u64 = 24 * 3600;
+/// ... critical when this close.
+pub const OOM_RISK_CRITICAL_SECS: u64 = 3600;
+/// Warning whatever the rate when the working set is this share of the limit.
+pub const OOM_RISK_USAGE_SHARE: f64 = 0.90;
+
+// heap-not-the-problem.
+/// RSS growth at which it is worth saying the heap did not cause it ...
+pub const HEAP_NOT_PROBLEM_MIN_RSS_GROWTH: i64 = 256 * MIB as i64;
+/// ... when the heap's part of that growth is below this share.
+pub const HEAP_NOT_PROBLEM_MAX_HEAP_SHARE: f64 = 0.10;
+
+/// How long a finding may be absent before it is cleared: a finding flapping around its
+/// threshold keeps its `since_ms` and is not logged as new each time it comes back.
+pub const CLEAR_AFTER_ABSENT_SAMPLES: u32 = 3;
+
+/// The agent's option that runs trims when retained memory is worth it (see DESIGN.md).
+pub const AGENT_TRIM_OPTION: &str = "trim=auto";
+/// The agent's option that caps glibc's arenas at run time (`mallopt(M_ARENA_MAX)`).
+pub const AGENT_ARENA_MAX_OPTION: &str = "arenaMax=2";
+/// Where Debian and Ubuntu install the allocators on x86_64 (`libjemalloc2`,
+/// `libtcmalloc-minimal4`); RPM distributions use `/usr/lib64/`.
+pub const JEMALLOC_PATH: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+pub const TCMALLOC_PATH: &str = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One number behind a finding: `value` for people ("1.2 GiB", "34.0%"), `raw` for tools (bytes,
+/// counts, ratios, bytes per hour, seconds).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub key: &'static str,
+    pub value: String,
+    pub raw: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    pub evidence: Vec<Evidence>,
+    pub remedy: String,
+    /// When this finding was first raised (epoch ms); kept while it persists.
+    pub since_ms: u64,
+}
+
+impl Finding {
+    fn new(id: &'static str, severity: Severity, title: String, since_ms: u64) -> Self {
+        Finding { id, severity, title, evidence: Vec::new(), remedy: String::new(), since_ms }
+    }
+
+    fn bytes(mut self, key: &'static str, b: u64) -> Self {
+        self.evidence.push(Evidence { key, value: fmt_bytes(b), raw: Some(b as f64) });
+        self
+    }
+
+    fn delta(mut self, key: &'static str, d: i64) -> Self {
+        self.evidence.push(Evidence { key, value: fmt_delta_bytes(d), raw: Some(d as f64) });
+        self
+    }
+
+    fn rate(mut self, key: &'static str, per_hour: Option<f64>) -> Self {
+        if let Some(r) = per_hour {
+            self.evidence.push(Evidence { key, value: fmt_rate_bytes(r), raw: Some(r) });
+        }
+        self
+    }
+
+    fn count(mut self, key: &'static str, n: u64) -> Self {
+        self.evidence.push(Evidence { key, value: n.to_string(), raw: Some(n as f64) });
+        self
+    }
+
+    fn share(mut self, key: &'static str, ratio: f64) -> Self {
+        self.evidence.push(Evidence { key, value: fmt_percent(ratio), raw: Some(ratio) });
+        self
+    }
+
+    fn text(mut self, key: &'static str, value: impl Into<String>, raw: Option<f64>) -> Self {
+        self.evidence.push(Evidence { key, value: value.into(), raw });
+        self
+    }
+
+    fn remedy(mut self, r: impl Into<String>) -> Self {
+        self.remedy = r.into();
+        self
+    }
+
+    /// One line for the agent's log: severity, id, title and the evidence.
+    pub fn log_line(&self) -> String {
+        let ev: Vec<String> = self.evidence.iter().map(|e| format!("{}={}", e.key, e.value)).collect();
+        format!("[{}] {}: {} ({})", self.severity.name(), self.id, self.title, ev.join(", "))
+    }
+}
+
+/// Bytes in binary units with one decimal: `512 B`, `1.5 KiB`, `1.2 GiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if b < KIB {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / KIB as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    // 1023.96 MiB would print as "1024.0 MiB"; step up instead.
+    if format!("{v:.1}") == "1024.0" && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// A signed change: `+1.2 GiB`, `-300.0 MiB`, `0 B`.
+pub fn fmt_delta_bytes(d: i64) -> String {
+    match d {
+        0 => "0 B".to_string(),
+        d if d > 0 => format!("+{}", fmt_bytes(d.unsigned_abs())),
+        d => format!("-{}", fmt_bytes(d.unsigned_abs())),
+    }
+}
+
+/// A rate in bytes per hour: `+360.0 MiB/h`.
+pub fn fmt_rate_bytes(per_hour: f64) -> String {
+    let mag = if per_hour.is_finite() { per_hour.abs().min(u64::MAX as f64) as u64 } else { 0 };
+    let sign = if per_hour < 0.0 { "-" } else { "+" };
+    format!("{sign}{}/h", fmt_bytes(mag))
+}
+
+/// A ratio as a percentage with one decimal: `0.345` -> `34.5%`.
+pub fn fmt_percent(ratio: f64) -> String {
+    format!("{:.1}%", ratio * 100.0)
+}
+
+/// A duration for people: `45 s`, `12 min`, `3 h 05 min`, `2 d 4 h`.
+pub fn fmt_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Runs every rule on the history's latest observation and growth. Findings come most severe
+/// first, then by id; `since_ms` is the latest observation's time ([`FindingTracker`] replaces it
+/// with the time each was first raised).
+pub fn evaluate(history: &History) -> Vec<Finding> {
+    match history.latest() {
+        Some(latest) => evaluate_with(latest, &history.growth()),
+        None => Vec::new(),
+    }
+}
+
+/// The rules on one observation and the growth that led to it.
+pub fn evaluate_with(o: &Observation, g: &Growth) -> Vec<Finding> {
+    let rules: [fn(&Observation, &Growth) -> Option<Finding>; 10] = [
+        malloc_retention,
+        arena_sprawl,
+        native_outside_nmt,
+        nmt_off,
+        zip_unclosed,
+        direct_buffers,
+        thread_growth,
+        metaspace_growth,
+        oom_risk,
+        heap_not_the_problem,
+    ];
+    let mut out: Vec<Finding> = rules.iter().filter_map(|r| r(o, g)).collect();
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+    out
+}
+
+fn malloc_retention(o: &Observation, g: &Growth) -> Option<Finding> {
+    let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
+    let share = ratio(m.retained, o.rss);
+    if m.retained < RETENTION_MIN_BYTES || share < RETENTION_MIN_SHARE_OF_RSS {
+        return None;
+    }
+    let severity = if share >= RETENTION_CRITICAL_SHARE_OF_RSS && m.retained >= RETENTION_CRITICAL_MIN_BYTES {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let jvm_trims = o.jvm_trim_interval_ms.filter(|ms| *ms > 0);
+    let mut f = Finding::new(
+        ids::MALLOC_RETENTION,
+        severity,
+        format!("glibc keeps {} of freed memory ({} of RSS)", fmt_bytes(m.retained), fmt_percent(share)),
+        o.epoch_ms,
+    )
+    .bytes("retained", m.retained)
+    .share("retained_share_of_rss", share)
+    .bytes("trimmable_now", m.trimmable_max)
+    .bytes("malloc_in_use", m.in_use)
+    .count("arenas", m.arena_count)
+    .bytes("rss", o.rss)
+    .rate("retained_rate", g.rate(series::MALLOC_RETAINED));
+    if let Some(ms) = jvm_trims {
+        f = f.text("jvm_trim_interval", format!("{ms} ms"), Some(ms as f64));
+    }
+    let first = match jvm_trims {
+        Some(ms) => format!(
+            "The JVM already trims every {ms} ms (-XX:TrimNativeHeapInterval={ms}); the memory comes back \
+             between trims: shorten the interval, or"
+        ),
+        None => format!(
+            "Return it now and whenever it builds up: start the agent with {AGENT_TRIM_OPTION} (calls \
+             malloc_trim(0) when retained memory is worth it), or on a JDK that has the flag \
+             -XX:TrimNativeHeapInterval=60000. Or"
+        ),
+    };
+    Some(f.remedy(format!(
+        "{first} make glibc give back the top of its heaps sooner: MALLOC_TRIM_THRESHOLD_=134217728 \
+         (free memory between live blocks still needs a trim). Or run on an allocator that returns free \
+         pages by itself: LD_PRELOAD={JEMALLOC_PATH} MALLOC_CONF=background_thread:true, or \
+         LD_PRELOAD={TCMALLOC_PATH}."
+    )))
+}
+
+fn arena_sprawl(o: &Observation, g: &Growth) -> Option<Finding> {
+    let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
+    if m.arena_count < ARENA_SPRAWL_MIN_ARENAS {
+        return None;
+    }
+    // A cap the process already has, and which holds, leaves nothing to recommend.
+    let cap = o.malloc_arena_max.as_deref().and_then(|v| v.trim().parse::<u64>().ok());
+    if cap.is_some_and(|c| c <= ARENA_MAX_RECOMMENDED * 2) {
+        return None;
+    }
+    let severity = if m.retained >= RETENTION_MIN_BYTES { Severity::Warning } else { Severity::Info };
+    let mut f = Finding::new(
+        ids::ARENA_SPRAWL,
+        severity,
+        format!("{} glibc malloc arenas hold {} free", m.arena_count, fmt_bytes(m.retained)),
+        o.epoch_ms,
+    )
+    .count("arenas", m.arena_count)
+    .bytes("retained", m.retained)
+    .bytes("malloc_in_use", m.in_use);
+    if let Some(part) = o.part("malloc_arena") {
+        f = f.bytes("arena_rss", part);
+    }
+    if let Some(r) = g.rate(series::MALLOC_ARENAS) {
+        f = f.text("arena_rate", format!("{r:+.1}/h"), Some(r));
+    }
+    f = f.text("malloc_arena_max", o.malloc_arena_max.clone().unwrap_or_else(|| "unset".into()), cap.map(|c| c as f64));
+    Some(f.remedy(format!(
+        "Cap the arenas: MALLOC_ARENA_MAX={ARENA_MAX_RECOMMENDED} in the JVM's environment (or \
+         GLIBC_TUNABLES=glibc.malloc.arena_max={ARENA_MAX_RECOMMENDED}), or the agent option \
+         {AGENT_ARENA_MAX_OPTION} for arenas not yet created. Each arena keeps its own free memory; fewer \
+         arenas trade a little malloc contention for much less of it."
+    )))
+}
+
+/// NMT's share of the RSS growth since the baseline: from the history when both series have a
+/// baseline value, else what the sample computed against its own NMT baseline.
+fn nmt_coverage(o: &Observation, g: &Growth) -> Option<(f64, Option<i64>)> {
+    let rss_delta = g.delta(series::RSS)?;
+    match g.delta(series::NMT_COMMITTED) {
+        Some(nmt) if rss_delta > 0 => Some(((nmt as f64 / rss_delta as f64).clamp(0.0, 1.0), Some(nmt))),
+        _ => o.nmt.as_ref()?.coverage.map(|c| (c, None)),
+    }
+}
+
+fn native_outside_nmt(o: &Observation, g: &Growth) -> Option<Finding> {
+    if !o.nmt_on() {
+        return None;
+    }
+    let rss_delta = g.delta(series::RSS)?;
+    if rss_delta < NATIVE_GROWTH_MIN_BYTES as i64 {
+        return None;
+    }
+    let (coverage, nmt_delta) = nmt_coverage(o, g)?;
+    if coverage >= NMT_COVERAGE_MIN {
+        return None;
+    }
+    let unexplained = (rss_delta as f64 * (1.0 - coverage)) as i64;
+    let mut f = Finding::new(
+        ids::NATIVE_OUTSIDE_NMT,
+        Severity::Warning,
+        format!(
+            "RSS grew {} but NMT explains only {} of it",
+            fmt_delta_bytes(rss_delta),
+            fmt_percent(coverage)
+        ),
+        o.epoch_ms,
+    )
+    .delta("rss_growth", rss_delta)
+    .share("nmt_coverage", coverage)
+    .delta("unexplained", unexplained)
+    .text("over", fmt_duration(g.elapsed_ms() / 1000), Some((g.elapsed_ms() / 1000) as f64));
+    if let Some(d) = nmt_delta {
+        f = f.delta("nmt_committed_growth", d);
+    }
+    for (key, name) in [
+        ("malloc_retained_growth", series::MALLOC_RETAINED),
+        ("malloc_in_use_growth", series::MALLOC_IN_USE),
+        ("zip_native_growth", series::ZIP_NATIVE),
+    ] {
+        if let Some(d) = g.delta(name).filter(|d| *d > 0) {
+            f = f.delta(key, d);
+        }
+    }
+    // The breakdown classes that grew most say where to look.
+    let mut parts: Vec<(&str, i64)> = g
+        .series
+        .iter()
+        .filter_map(|(k, s)| Some((k.strip_prefix(series::PART_PREFIX)?, s.delta?)))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    if !parts.is_empty() {
+        let top: Vec<String> = parts.iter().take(3).map(|(k, d)| format!("{k} {}", fmt_delta_bytes(*d))).collect();
+        f = f.text("grew_most", top.join(", "), None);
+    }
+    Some(f.remedy(
+        "The growth is memory the JVM does not track: native code (JNI/JNA libraries), zlib streams \
+         (see zip-unclosed), or the allocator keeping freed memory (see malloc-retention). To find who \
+         allocates it, profile malloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+         MALLOC_CONF=prof:true,lg_prof_interval:30,lg_prof_sample:17 (a jemalloc built with \
+         --enable-prof), then jeprof on the dumps.",
+    ))
+}
+
+fn nmt_off(o: &Observation, _g: &Growth) -> Option<Finding> {
+    if o.nmt_mode != "off" {
+        return None;
+    }
+    let mut f = Finding::new(
+        ids::NMT_OFF,
+        Severity::Info,
+        "Native Memory Tracking is off: the JVM's own native memory cannot be told apart".to_string(),
+        o.epoch_ms,
+    )
+    .bytes("rss", o.rss);
+    if let Some(off) = o.off_heap() {
+        f = f.bytes("outside_java_heap", off);
+    }
+    Some(f.remedy(
+        "Restart the JVM with -XX:NativeMemoryTracking=summary (a few percent of CPU and two words per \
+         malloc); the agent then shows which of the JVM's areas grow and how much of the growth is \
+         outside them.",
+    ))
+}
+
+fn zip_unclosed(o: &Observation, g: &Growth) -> Option<Finding> {
+    let z = o.zip.as_ref()?;
+    let unended = z.inflaters().saturating_add(z.deflaters());
+    let beyond_jdk = unended.saturating_sub(JDK_CACHED_INFLATERS);
+    if beyond_jdk == 0 || (beyond_jdk < ZIP_UNENDED_MIN && z.estimated_native_bytes < ZIP_NATIVE_MIN_BYTES) {
+        return None;
+    }
+    let severity = if z.estimated_native_bytes >= ZIP_NATIVE_CRITICAL_BYTES { Severity::Critical } else { Severity::Warning };
+    let pending = z.pending();
+    let mut f = Finding::new(
+        ids::ZIP_UNCLOSED,
+        severity,
+        format!(
+            "{unended} Inflaters/Deflaters are not ended and hold about {} of native zlib memory",
+            fmt_bytes(z.estimated_native_bytes)
+        ),
+        o.epoch_ms,
+    )
+    .count("inflaters_alive", z.inflaters_alive)
+    .count("inflaters_pending_cleanup", z.inflaters_pending)
+    .count("deflaters_alive", z.deflaters_alive)
+    .count("deflaters_pending_cleanup", z.deflaters_pending)
+    .bytes("estimated_native", z.estimated_native_bytes)
+    .rate("estimated_native_rate", g.rate(series::ZIP_NATIVE));
+    if let Some(r) = g.rate(series::ZIP_INFLATERS_ALIVE) {
+        f = f.text("inflaters_alive_rate", format!("{r:+.0}/h"), Some(r));
+    }
+    let mut remedy = String::from(
+        "Close every stream that owns an Inflater or Deflater (GZIPInputStream, GZIPOutputStream, \
+         InflaterInputStream, DeflaterOutputStream, ZipInputStream, ZipOutputStream, ZipFile) in \
+         try-with-resources, and call end() in a finally block on every Inflater and Deflater created \
+         directly.",
+    );
+    if pending >= ZIP_PENDING_MIN {
+        remedy.push_str(&format!(
+            " {pending} of them are already unreachable and wait for the Cleaner: their native memory is \
+             freed only after a GC finds them and the Cleaner thread runs, which falls behind here; closing \
+             them explicitly is the fix, not more GC."
+        ));
+    }
+    Some(f.remedy(remedy))
+}
+
+/// A `-XX:MaxDirectMemorySize` that leaves room above today's use: 1.5 times it, rounded up to
+/// 64 MiB, in `m`.
+fn suggested_direct_cap(used: u64) -> String {
+    let want = used.saturating_add(used / 2);
+    let mib = want.div_ceil(64 * MIB).max(1) * 64;
+    format!("{mib}m")
+}
+
+fn direct_buffers(o: &Observation, g: &Growth) -> Option<Finding> {
+    let d = o.direct_buffers.as_ref()?;
+    let share = ratio(d.used, o.rss);
+    let rate = g.rate(series::DIRECT_USED);
+    let growing = rate.is_some_and(|r| r >= DIRECT_GROWTH_MIN_PER_HOUR);
+    if d.used < DIRECT_MIN_BYTES || !(share >= DIRECT_MIN_SHARE_OF_RSS || growing) {
+        return None;
+    }
+    let f = Finding::new(
+        ids::DIRECT_BUFFERS,
+        Severity::Warning,
+        format!("{} direct ByteBuffers use {} ({} of RSS)", d.count, fmt_bytes(d.used), fmt_percent(share)),
+        o.epoch_ms,
+    )
+    .bytes("direct_used", d.used)
+    .count("direct_count", d.count)
+    .share("share_of_rss", share)
+    .rate("direct_rate", rate)
+    .delta("direct_growth", g.delta(series::DIRECT_USED).unwrap_or(0));
+    Some(f.remedy(format!(
+        "Cap direct memory so it fails fast instead of growing RSS: -XX:MaxDirectMemorySize={} (the default \
+         is the maximum heap size). Reuse direct buffers instead of allocating them per request; the JDK \
+         caches a temporary direct buffer per thread for I/O on heap buffers, bounded by \
+         -Djdk.nio.maxCachedBufferSize=262144; Netty has -Dio.netty.maxDirectMemory.",
+        suggested_direct_cap(d.used)
+    )))
+}
+
+fn thread_growth(o: &Observation, g: &Growth) -> Option<Finding> {
+    let (name, key) = if g.delta(series::JAVA_THREADS).is_some() {
+        (series::JAVA_THREADS, "java_threads")
+    } else {
+        (series::OS_THREADS, "os_threads")
+    };
+    let s = g.get(name)?;
+    let delta = s.delta?;
+    let rate = s.rate_per_hour?;
+    if delta < THREAD_GROWTH_MIN || rate < THREAD_RATE_MIN_PER_HOUR {
+        return None;
+    }
+    let mut f = Finding::new(
+        ids::THREAD_GROWTH,
+        Severity::Warning,
+        format!("{delta} more threads than at the baseline, still {rate:+.0}/h"),
+        o.epoch_ms,
+    )
+    .text(key, format!("{} -> {}", s.baseline.unwrap_or(0), s.latest.unwrap_or(0)), s.latest.map(|v| v as f64))
+    .text("thread_rate", format!("{rate:+.1}/h"), Some(rate));
+    if name == series::JAVA_THREADS {
+        if let Some(os) = g.get(series::OS_THREADS).and_then(|s| s.latest) {
+            f = f.count("os_threads", os);
+        }
+    }
+    if let Some(stack) = o.part("thread_stack") {
+        f = f.bytes("thread_stack_rss", stack);
+    }
+    if let Some(d) = g.delta(&series::part("thread_stack")) {
+        f = f.delta("thread_stack_growth", d);
+    }
+    Some(f.remedy(
+        "Threads are created and not ended: bound the executors that grow (jcmd <pid> Thread.print names \
+         them; a pool per request or an unbounded cached pool is the usual cause). Each thread costs its \
+         touched stack (-Xss, 1 MiB reserved by default on Linux x86_64) and often a malloc arena.",
+    ))
+}
+
+fn metaspace_growth(o: &Observation, g: &Growth) -> Option<Finding> {
+    let s = g.get(series::METASPACE)?;
+    let delta = s.delta?;
+    let rate = s.rate_per_hour?;
+    if delta < METASPACE_GROWTH_MIN_BYTES || rate < METASPACE_RATE_MIN_PER_HOUR {
+        return None;
+    }
+    let f = Finding::new(
+        ids::METASPACE_GROWTH,
+        Severity::Warning,
+        format!("Metaspace grew {} and grows {}", fmt_delta_bytes(delta), fmt_rate_bytes(rate)),
+        o.epoch_ms,
+    )
+    .bytes("metaspace", s.latest.unwrap_or(0))
+    .delta("metaspace_growth", delta)
+    .rate("metaspace_rate", Some(rate));
+    Some(f.remedy(
+        "Classes keep being loaded and not unloaded: a class loader leak, or generated classes (proxies, \
+         scripting, serialisation frameworks) per request. jcmd <pid> VM.classloader_stats and jcmd <pid> \
+         VM.metaspace show which loaders hold it. Cap it to fail fast instead of growing RSS: \
+         -XX:MaxMetaspaceSize=<size>.",
+    ))
+}
+
+fn oom_risk(o: &Observation, g: &Growth) -> Option<Finding> {
+    let c = o.cgroup.as_ref()?;
+    let limit = c.limit?;
+    // The working set (usage less inactive page cache) is what the kernel cannot reclaim before
+    // it kills; RSS stands in when the cgroup gives no usage.
+    let (what, current, rate) = match c.working_set() {
+        Some(ws) => ("working_set", ws, g.rate(series::CGROUP_WORKING_SET).or_else(|| g.rate(series::RSS))),
+        None => ("rss", o.rss, g.rate(series::RSS)),
+    };
+    let share = ratio(current, limit);
+    let ttl = rate.and_then(|r| cgroup::time_to_limit(current, limit, r));
+    let severity = match ttl {
+        Some(s) if s < OOM_RISK_CRITICAL_SECS => Severity::Critical,
+        Some(s) if s < OOM_RISK_WARNING_SECS => Severity::Warning,
+        _ if share >= OOM_RISK_USAGE_SHARE => Severity::Warning,
+        _ => return None,
+    };
+    let title = match ttl {
+        Some(s) if s < OOM_RISK_WARNING_SECS => format!(
+            "At the current rate the container reaches its {} limit in {}",
+            fmt_bytes(limit),
+            fmt_duration(s)
+        ),
+        _ => format!("The container uses {} of its {} limit", fmt_percent(share), fmt_bytes(limit)),
+    };
+    let mut f = Finding::new(ids::OOM_RISK, severity, title, o.epoch_ms)
+        .bytes("limit", limit)
+        .bytes(what, current)
+        .share("share_of_limit", share)
+        .rate("rate", rate)
+        .bytes("rss", o.rss);
+    if let Some(s) = ttl {
+        f = f.text("time_to_limit", fmt_duration(s), Some(s as f64));
+    }
+    if let Some(k) = c.oom_kills.filter(|k| *k > 0) {
+        f = f.count("oom_kills_so_far", k);
+    }
+    let heap = o
+        .heap_max
+        .map(|h| format!(" The maximum heap is {} of the limit;", fmt_percent(ratio(h, limit))))
+        .unwrap_or_default();
+    Some(f.remedy(format!(
+        "Stop the growth (the other findings say where it is).{heap} leave room for native memory: keep \
+         -Xmx (or -XX:MaxRAMPercentage) at about 75% of the limit or less, or raise the container limit."
+    )))
+}
+
+fn heap_not_the_problem(o: &Observation, g: &Growth) -> Option<Finding> {
+    let rss = g.delta(series::RSS)?;
+    if rss < HEAP_NOT_PROBLEM_MIN_RSS_GROWTH {
+        return None;
+    }
+    let heap = g.delta(&series::part("java_heap")).or_else(|| g.delta(series::HEAP_COMMITTED))?;
+    let share = heap.max(0) as f64 / rss as f64;
+    if share >= HEAP_NOT_PROBLEM_MAX_HEAP_SHARE {
+        return None;
+    }
+    let f = Finding::new(
+        ids::HEAP_NOT_THE_PROBLEM,
+        Severity::Info,
+        format!("RSS grew {} while the Java heap grew {}", fmt_delta_bytes(rss), fmt_delta_bytes(heap)),
+        o.epoch_ms,
+    )
+    .delta("rss_growth", rss)
+    .delta("heap_growth", heap)
+    .share("heap_share_of_growth", share);
+    Some(f.remedy(
+        "The growth is outside the Java heap: a larger -Xmx or a heap dump will not find it. See the other \
+         findings for where it is.",
+    ))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    since_ms: u64,
+    severity: Severity,
+    absent: u32,
+}
+
+/// What changed in one sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FindingsUpdate {
+    /// The findings of this sample, each with the time it was first raised.
+    pub findings: Vec<Finding>,
+    /// Ids raised for the first time (or again after being cleared).
+    pub new: Vec<&'static str>,
+    /// Ids whose severity rose since the last sample they were raised in.
+    pub escalated: Vec<&'static str>,
+    /// Ids absent for [`CLEAR_AFTER_ABSENT_SAMPLES`] samples in a row, now forgotten.
+    pub cleared: Vec<&'static str>,
+}
+
+impl FindingsUpdate {
+    /// The findings to log this sample: the new and the escalated ones.
+    pub fn to_log(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| self.new.contains(&f.id) || self.escalated.contains(&f.id))
+    }
+}
+
+/// Remembers when each finding was first raised, across samples.
+#[derive(Debug, Clone)]
+pub struct FindingTracker {
+    active: BTreeMap<&'static str, Tracked>,
+    clear_after: u32,
+}
+
+impl Default for FindingTracker {
+    fn default() -> Self {
+        FindingTracker { active: BTreeMap::new(), clear_after: CLEAR_AFTER_ABSENT_SAMPLES }
+    }
+}
+
+impl FindingTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A tracker that forgets a finding after `samples` samples without it (at least 1).
+    pub fn with_clear_after(samples: u32) -> Self {
+        FindingTracker { active: BTreeMap::new(), clear_after: samples.max(1) }
+    }
+
+    /// Takes this sample's findings; sets each one's `since_ms` to when it was first raised.
+    pub fn update(&mut self, now_ms: u64, mut findings: Vec<Finding>) -> FindingsUpdate {
+        let mut new = Vec::new();
+        let mut escalated = Vec::new();
+        for f in &mut findings {
+            match self.active.get_mut(f.id) {
+                Some(t) => {
+                    if f.severity > t.severity {
+                        escalated.push(f.id);
+                    }
+                    t.severity = f.severity;
+                    t.absent = 0;
+                    f.since_ms = t.since_ms;
+                }
+                None => {
+                    f.since_ms = now_ms;
+                    self.active.insert(f.id, Tracked { since_ms: now_ms, severity: f.severity, absent: 0 });
+                    new.push(f.id);
+                }
+            }
+        }
+        let mut cleared = Vec::new();
+        for (id, t) in self.active.iter_mut() {
+            if findings.iter().any(|f| f.id == *id) {
+                continue;
+            }
+            t.absent += 1;
+            if t.absent >= self.clear_after {
+                cleared.push(*id);
+            }
+        }
+        for id in &cleared {
+            self.active.remove(id);
+        }
+        FindingsUpdate { findings, new, escalated, cleared }
+    }
+
+    /// Forgets every finding (after a new baseline, for instance).
+    pub fn reset(&mut self) {
+        self.active.clear();
+    }
+}
+
+/// The history, the rules and the tracker together: what the core runs per sample.
+#[derive(Debug, Clone, Default)]
+pub struct Diagnosis {
+    history: History,
+    tracker: FindingTracker,
+}
+
+/// The diagnosis of one sample, as it goes into the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiagnosisReport {
+    pub growth: Growth,
+    #[serde(flatten)]
+    pub update: FindingsUpdate,
+}
+
+impl Diagnosis {
+    pub fn new(config: HistoryConfig) -> Self {
+        Diagnosis { history: History::new(config), tracker: FindingTracker::new() }
+    }
+
+    /// Adds the observation and runs the rules.
+    pub fn observe(&mut self, obs: Observation) -> DiagnosisReport {
+        let now = obs.epoch_ms;
+        self.history.push(obs);
+        let growth = self.history.growth();
+        let findings = match self.history.latest() {
+            Some(latest) => evaluate_with(latest, &growth),
+            None => Vec::new(),
+        };
+        let update = self.tracker.update(now, findings);
+        DiagnosisReport { growth, update }
+    }
+
+    /// Measures growth from the latest observation on; findings about growth clear as they stop
+    /// being raised.
+    pub fn set_baseline(&mut self) {
+        self.history.set_baseline();
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::{CgroupState, CgroupVersion};
+    use crate::observation::{BufferObs, MallocObs, NmtObs, ZipObs};
+
+    const STEP_MS: u64 = 10_000;
+
+    fn base(t_ms: u64, rss: u64) -> Observation {
+        Observation {
+            epoch_ms: t_ms,
+            rss,
+            allocator: "glibc".into(),
+            nmt_mode: "summary".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Growth of a history fed `n` observations 10 s apart, built by `f(i)`.
+    fn run(n: u64, f: impl Fn(u64) -> Observation) -> (Observation, Growth) {
+        let mut h = History::default();
+        for i in 0..n {
+            h.push(f(i));
+        }
+        let latest = h.latest().cloned().expect("latest");
+        (latest, h.growth())
+    }
+
+    fn find<'a>(fs: &'a [Finding], id: &str) -> Option<&'a Finding> {
+        fs.iter().find(|f| f.id == id)
+    }
+
+    fn ev<'a>(f: &'a Finding, key: &str) -> &'a Evidence {
+        f.evidence.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("no evidence {key} in {f:?}"))
+    }
+
+    fn glibc(rss: u64, retained: u64, arenas: u64) -> Observation {
+        let mut o = base(0, rss);
+        o.malloc = Some(MallocObs { arena_count: arenas, retained, in_use: rss / 4, trimmable_max: retained / 2 });
+        o
+    }
+
+    #[test]
+    fn formats_bytes_in_binary_units() {
+        assert_eq!(fmt_bytes(0), "0 B");
+        assert_eq!(fmt_bytes(1023), "1023 B");
+        assert_eq!(fmt_bytes(1024), "1.0 KiB");
+        assert_eq!(fmt_bytes(1536), "1.5 KiB");
+        assert_eq!(fmt_bytes(1_288_490_189), "1.2 GiB");
+        assert_eq!(fmt_bytes(GIB - 1), "1.0 GiB");
+        assert_eq!(fmt_bytes(u64::MAX), "16.0 EiB");
+        assert_eq!(fmt_delta_bytes(-(300 * MIB as i64)), "-300.0 MiB");
+        assert_eq!(fmt_delta_bytes(i64::MIN), "-8.0 EiB");
+        assert_eq!(fmt_rate_bytes(360.0 * MIB as f64), "+360.0 MiB/h");
+        assert_eq!(fmt_percent(0.345), "34.5%");
+        assert_eq!(fmt_duration(45), "45 s");
+        assert_eq!(fmt_duration(12 * 60 + 5), "12 min");
+        assert_eq!(fmt_duration(3 * 3600 + 5 * 60), "3 h 05 min");
+        assert_eq!(fmt_duration(2 * 86_400 + 4 * 3600), "2 d 4 h");
+    }
+
+    #[test]
+    fn malloc_retention_raised_with_exact_numbers_and_remedies() {
+        let (o, g) = run(1, |_| glibc(2 * GIB, 600 * MIB, 4));
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::MALLOC_RETENTION).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(ev(f, "retained").value, "600.0 MiB");
+        assert_eq!(ev(f, "retained").raw, Some((600 * MIB) as f64));
+        assert_eq!(ev(f, "retained_share_of_rss").value, "29.3%");
+        assert!(f.remedy.contains("trim=auto"));
+        assert!(f.remedy.contains("MALLOC_TRIM_THRESHOLD_=134217728"));
+        assert!(f.remedy.contains("LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=background_thread:true"));
+        assert!(f.remedy.contains("LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"));
+    }
+
+    #[test]
+    fn malloc_retention_critical_and_jvm_trim_aware() {
+        let (mut o, g) = run(1, |_| glibc(3 * GIB, 3 * GIB / 2, 4));
+        o.jvm_trim_interval_ms = Some(5000);
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::MALLOC_RETENTION).expect("raised");
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(f.remedy.contains("-XX:TrimNativeHeapInterval=5000"), "{}", f.remedy);
+        assert!(!f.remedy.contains("trim=auto"));
+    }
+
+    #[test]
+    fn malloc_retention_not_raised_when_small_or_not_glibc() {
+        for o in [
+            glibc(4 * GIB, 200 * MIB, 4),  // below the absolute threshold
+            glibc(8 * GIB, 300 * MIB, 4), // below 10% of RSS
+        ] {
+            let (o, g) = run(1, |_| o.clone());
+            assert!(find(&evaluate_with(&o, &g), ids::MALLOC_RETENTION).is_none(), "{o:?}");
+        }
+        let mut je = glibc(2 * GIB, GIB, 4);
+        je.allocator = "jemalloc".into();
+        let (o, g) = run(1, |_| je.clone());
+        assert!(find(&evaluate_with(&o, &g), ids::MALLOC_RETENTION).is_none());
+    }
+
+    #[test]
+    fn arena_sprawl_raised_and_capped_processes_left_alone() {
+        let (o, g) = run(1, |_| glibc(2 * GIB, 400 * MIB, 32));
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::ARENA_SPRAWL).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(ev(f, "arenas").value, "32");
+        assert_eq!(ev(f, "malloc_arena_max").value, "unset");
+        assert!(f.remedy.contains("MALLOC_ARENA_MAX=2"));
+        assert!(f.remedy.contains("arenaMax=2"));
+
+        let (o, g) = run(1, |_| glibc(2 * GIB, 10 * MIB, 12));
+        assert_eq!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).map(|f| f.severity), Some(Severity::Info));
+
+        let (o, g) = run(1, |_| glibc(2 * GIB, 400 * MIB, 8));
+        assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none(), "8 arenas is fine");
+
+        let mut capped = glibc(2 * GIB, 400 * MIB, 9);
+        capped.malloc_arena_max = Some("2".into());
+        let (o, g) = run(1, |_| capped.clone());
+        assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none());
+    }
+
+    fn nmt_obs(i: u64, rss_step: u64, nmt_step: u64) -> Observation {
+        let mut o = base(i * STEP_MS, GIB + i * rss_step);
+        o.nmt = Some(NmtObs { committed: 500 * MIB + i * nmt_step, coverage: None, categories: BTreeMap::new() });
+        o.parts.insert("malloc_arena".into(), 100 * MIB + i * rss_step);
+        o.parts.insert("java_heap".into(), 512 * MIB);
+        o
+    }
+
+    #[test]
+    fn native_outside_nmt_raised_when_nmt_explains_little() {
+        // RSS +5 MiB per sample, NMT +0.5 MiB: 10% coverage, 295 MiB over 60 samples.
+        let (o, g) = run(60, |i| nmt_obs(i, 5 * MIB, MIB / 2));
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::NATIVE_OUTSIDE_NMT).expect("raised");
+        assert_eq!(ev(f, "rss_growth").value, "+295.0 MiB");
+        assert_eq!(ev(f, "nmt_coverage").value, "10.0%");
+        assert_eq!(ev(f, "nmt_committed_growth").raw, Some((59 * MIB / 2) as f64));
+        assert!(ev(f, "grew_most").value.starts_with("malloc_arena +295.0 MiB"));
+        assert!(f.remedy.contains("MALLOC_CONF=prof:true"));
+        assert!(find(&fs, ids::NMT_OFF).is_none());
+    }
+
+    #[test]
+    fn native_outside_nmt_not_raised_when_covered_or_small() {
+        let (o, g) = run(60, |i| nmt_obs(i, 5 * MIB, 4 * MIB));
+        assert!(find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).is_none(), "80% covered");
+        let (o, g) = run(60, |i| nmt_obs(i, MIB, 0));
+        assert!(find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).is_none(), "59 MiB is small");
+    }
+
+    #[test]
+    fn native_outside_nmt_falls_back_to_the_samples_coverage() {
+        // The baseline had no NMT numbers (say its read failed): the sample's coverage decides.
+        let (mut o, g) = run(60, |i| {
+            let mut o = nmt_obs(i, 5 * MIB, 0);
+            if i == 0 {
+                o.nmt = None;
+            }
+            o
+        });
+        if let Some(n) = o.nmt.as_mut() {
+            n.coverage = Some(0.05);
+        }
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::NATIVE_OUTSIDE_NMT).expect("raised");
+        assert_eq!(ev(&f, "nmt_coverage").value, "5.0%");
+    }
+
+    #[test]
+    fn nmt_off_is_info_with_the_flag() {
+        let mut o = base(0, GIB);
+        o.nmt_mode = "off".into();
+        o.heap_committed = Some(256 * MIB);
+        let (o, g) = run(1, |_| o.clone());
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::NMT_OFF).expect("raised");
+        assert_eq!(f.severity, Severity::Info);
+        assert!(f.remedy.contains("-XX:NativeMemoryTracking=summary"));
+        assert_eq!(ev(f, "outside_java_heap").value, "768.0 MiB");
+        let (o, g) = run(1, |_| base(0, GIB));
+        assert!(find(&evaluate_with(&o, &g), ids::NMT_OFF).is_none());
+    }
+
+    fn zip(alive: u64, pending: u64) -> Observation {
+        let mut o = base(0, GIB);
+        o.zip = Some(ZipObs {
+            inflaters_alive: alive,
+            inflaters_pending: pending,
+            deflaters_alive: 0,
+            deflaters_pending: 0,
+            estimated_native_bytes: (alive + pending) * 40 * KIB,
+        });
+        o
+    }
+
+    #[test]
+    fn zip_unclosed_raised_beyond_the_jdks_own() {
+        let (o, g) = run(1, |_| zip(1000, 0));
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(ev(f, "inflaters_alive").value, "1000");
+        assert_eq!(ev(f, "estimated_native").value, "39.1 MiB");
+        assert!(f.remedy.contains("try-with-resources"));
+        assert!(!f.remedy.contains("Cleaner"), "no pending: no Cleaner advice");
+
+        let (o, g) = run(1, |_| zip(10, 500));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert!(f.remedy.contains("500 of them are already unreachable and wait for the Cleaner"));
+
+        let (o, g) = run(1, |_| zip(30_000, 0));
+        assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn zip_unclosed_not_raised_for_the_jdks_cached_inflaters() {
+        for (alive, pending) in [(3, 0), (2, 1), (40, 10)] {
+            let (o, g) = run(1, |_| zip(alive, pending));
+            assert!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).is_none(), "{alive}+{pending}");
+        }
+        let (o, g) = run(1, |_| base(0, GIB));
+        assert!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).is_none(), "no census");
+    }
+
+    fn direct(i: u64, used: u64) -> Observation {
+        let mut o = base(i * STEP_MS, 4 * GIB);
+        o.direct_buffers = Some(BufferObs { count: 100 + i, used });
+        o
+    }
+
+    #[test]
+    fn direct_buffers_raised_when_large_share_or_growing() {
+        let (o, g) = run(1, |_| direct(0, 1536 * MIB));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::DIRECT_BUFFERS).expect("large share");
+        assert!(f.remedy.contains("-XX:MaxDirectMemorySize=2304m"), "{}", f.remedy);
+        assert!(f.remedy.contains("-Djdk.nio.maxCachedBufferSize=262144"));
+        // 300 MiB of 4 GiB is 7%, but +1 MiB per 10 s is 360 MiB/h.
+        let (o, g) = run(60, |i| direct(i, 300 * MIB + i * MIB));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::DIRECT_BUFFERS).expect("growing");
+        assert_eq!(ev(&f, "direct_rate").value, "+360.0 MiB/h");
+    }
+
+    #[test]
+    fn direct_buffers_not_raised_when_small_or_flat() {
+        let (o, g) = run(60, |i| direct(i, 150 * MIB + i * MIB));
+        assert!(find(&evaluate_with(&o, &g), ids::DIRECT_BUFFERS).is_none(), "below 256 MiB");
+        let (o, g) = run(60, |i| direct(i, 400 * MIB));
+        assert!(find(&evaluate_with(&o, &g), ids::DIRECT_BUFFERS).is_none(), "10% and flat");
+    }
+
+    #[test]
+    fn thread_growth_raised_when_threads_keep_coming() {
+        let (o, g) = run(60, |i| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.java_threads = Some(50 + 3 * i);
+            o.os_threads = Some(70 + 3 * i);
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("raised");
+        assert_eq!(ev(&f, "java_threads").value, "50 -> 227");
+        assert_eq!(ev(&f, "thread_rate").value, "+1080.0/h");
+        assert!(f.remedy.contains("Thread.print"));
+    }
+
+    #[test]
+    fn thread_growth_not_raised_after_a_warm_up() {
+        // 150 threads started at once, then flat: the delta is there, the rate is not.
+        let (o, g) = run(60, |i| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.java_threads = Some(if i < 3 { 20 } else { 170 });
+            o
+        });
+        assert!(find(&evaluate_with(&o, &g), ids::THREAD_GROWTH).is_none());
+    }
+
+    #[test]
+    fn metaspace_growth_raised_and_not() {
+        let (o, g) = run(60, |i| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.metaspace = Some(50 * MIB + i * 2 * MIB);
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::METASPACE_GROWTH).expect("raised");
+        assert_eq!(ev(&f, "metaspace_growth").value, "+118.0 MiB");
+        assert!(f.remedy.contains("-XX:MaxMetaspaceSize="));
+        let (o, g) = run(60, |i| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.metaspace = Some(50 * MIB + i * MIB / 4);
+            o
+        });
+        assert!(find(&evaluate_with(&o, &g), ids::METASPACE_GROWTH).is_none(), "14.75 MiB");
+    }
+
+    fn in_cgroup(i: u64, usage: u64, limit: Option<u64>) -> Observation {
+        let mut o = base(i * STEP_MS, usage);
+        o.cgroup = Some(CgroupState {
+            version: Some(CgroupVersion::V2),
+            path: "/".into(),
+            limit,
+            usage: Some(usage),
+            inactive_file: Some(0),
+            oom_kills: Some(2),
+            ..Default::default()
+        });
+        o.heap_max = Some(GIB);
+        o
+    }
+
+    #[test]
+    fn oom_risk_critical_under_an_hour() {
+        // 2 GiB limit, 1 GiB used, +5 MiB per 10 s = 1800 MiB/h: about 34 min left.
+        let (o, g) = run(60, |i| in_cgroup(i, GIB + i * 5 * MIB, Some(2 * GIB)));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::OOM_RISK).expect("raised");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(ev(&f, "time_to_limit").value, "24 min");
+        assert_eq!(ev(&f, "oom_kills_so_far").value, "2");
+        assert!(f.title.contains("2.0 GiB limit in 24 min"), "{}", f.title);
+        assert!(f.remedy.contains("MaxRAMPercentage"));
+    }
+
+    #[test]
+    fn oom_risk_warning_within_a_day_and_near_the_limit() {
+        // +0.1 MiB per 10 s = 36 MiB/h with 512 MiB left: about 14 h.
+        let (o, g) = run(60, |i| in_cgroup(i, 1536 * MIB + i * MIB / 10, Some(2 * GIB)));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::OOM_RISK).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        // Flat at 95% of the limit: a warning without a rate.
+        let (o, g) = run(60, |i| in_cgroup(i, 1946 * MIB, Some(2 * GIB)));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::OOM_RISK).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.title.contains("95.0%"), "{}", f.title);
+    }
+
+    #[test]
+    fn oom_risk_not_raised_without_limit_or_far_away() {
+        let (o, g) = run(60, |i| in_cgroup(i, GIB + i * 5 * MIB, None));
+        assert!(find(&evaluate_with(&o, &g), ids::OOM_RISK).is_none(), "no limit");
+        // 36 MiB/h with 15 GiB left: days.
+        let (o, g) = run(60, |i| in_cgroup(i, GIB + i * MIB / 10, Some(16 * GIB)));
+        assert!(find(&evaluate_with(&o, &g), ids::OOM_RISK).is_none());
+        // Shrinking.
+        let (o, g) = run(60, |i| in_cgroup(i, GIB - i * MIB, Some(2 * GIB)));
+        assert!(find(&evaluate_with(&o, &g), ids::OOM_RISK).is_none());
+    }
+
+    #[test]
+    fn heap_not_the_problem_raised_and_not() {
+        let (o, g) = run(60, |i| nmt_obs(i, 5 * MIB, 4 * MIB));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::HEAP_NOT_THE_PROBLEM).expect("raised");
+        assert_eq!(ev(&f, "heap_growth").value, "0 B");
+        let (o, g) = run(60, |i| {
+            let mut o = nmt_obs(i, 5 * MIB, 4 * MIB);
+            o.parts.insert("java_heap".into(), 512 * MIB + i * 4 * MIB);
+            o
+        });
+        assert!(find(&evaluate_with(&o, &g), ids::HEAP_NOT_THE_PROBLEM).is_none(), "the heap grew too");
+    }
+
+    #[test]
+    fn findings_come_most_severe_first() {
+        let mut o = glibc(3 * GIB, 3 * GIB / 2, 32);
+        o.nmt_mode = "off".into();
+        let (o, g) = run(1, |_| o.clone());
+        let sev: Vec<Severity> = evaluate_with(&o, &g).iter().map(|f| f.severity).collect();
+        assert!(sev.windows(2).all(|w| w[0] >= w[1]), "{sev:?}");
+        assert_eq!(sev.first(), Some(&Severity::Critical));
+    }
+
+    fn finding(id: &'static str, severity: Severity, t: u64) -> Finding {
+        Finding::new(id, severity, String::new(), t)
+    }
+
+    #[test]
+    fn tracker_keeps_since_and_reports_new_once() {
+        let mut t = FindingTracker::new();
+        let u = t.update(1000, vec![finding(ids::ZIP_UNCLOSED, Severity::Warning, 1000)]);
+        assert_eq!(u.new, vec![ids::ZIP_UNCLOSED]);
+        assert_eq!(u.to_log().count(), 1);
+        let u = t.update(2000, vec![finding(ids::ZIP_UNCLOSED, Severity::Warning, 2000)]);
+        assert!(u.new.is_empty());
+        assert_eq!(u.findings[0].since_ms, 1000);
+        assert_eq!(u.to_log().count(), 0);
+        let u = t.update(3000, vec![finding(ids::ZIP_UNCLOSED, Severity::Critical, 3000)]);
+        assert_eq!(u.escalated, vec![ids::ZIP_UNCLOSED]);
+        assert_eq!(u.findings[0].since_ms, 1000);
+        assert_eq!(u.to_log().count(), 1);
+    }
+
+    #[test]
+    fn tracker_survives_flapping_and_clears_after_absence() {
+        let mut t = FindingTracker::new();
+        t.update(1000, vec![finding(ids::OOM_RISK, Severity::Warning, 1000)]);
+        t.update(2000, vec![]);
+        let u = t.update(3000, vec![finding(ids::OOM_RISK, Severity::Warning, 3000)]);
+        assert!(u.new.is_empty(), "back after one gap: not new");
+        assert_eq!(u.findings[0].since_ms, 1000);
+        t.update(4000, vec![]);
+        t.update(5000, vec![]);
+        let u = t.update(6000, vec![]);
+        assert_eq!(u.cleared, vec![ids::OOM_RISK]);
+        let u = t.update(7000, vec![finding(ids::OOM_RISK, Severity::Warning, 7000)]);
+        assert_eq!(u.new, vec![ids::OOM_RISK]);
+        assert_eq!(u.findings[0].since_ms, 7000);
+    }
+
+    #[test]
+    fn diagnosis_runs_end_to_end_and_serialises() {
+        let mut d = Diagnosis::default();
+        let mut logged = Vec::new();
+        for i in 0..60 {
+            let mut o = in_cgroup(i, GIB + i * 5 * MIB, Some(2 * GIB));
+            o.malloc = Some(MallocObs { arena_count: 4, retained: 300 * MIB, in_use: 100 * MIB, trimmable_max: 0 });
+            let r = d.observe(o);
+            logged.extend(r.update.to_log().map(Finding::log_line));
+        }
+        assert!(logged.iter().any(|l| l.starts_with("[warning] malloc-retention: glibc keeps 300.0 MiB")), "{logged:?}");
+        assert_eq!(logged.iter().filter(|l| l.contains("malloc-retention")).count(), 1, "{logged:?}");
+        assert!(logged.iter().any(|l| l.starts_with("[critical] oom-risk")), "{logged:?}");
+        let r = d.observe(in_cgroup(60, GIB + 300 * MIB, Some(2 * GIB)));
+        let v = serde_json::to_value(&r).expect("json");
+        assert!(v["growth"]["series"]["rss"]["delta"].is_i64());
+        assert!(v["findings"].is_array());
+        assert!(v["new"].is_array());
+        d.set_baseline();
+        assert_eq!(d.history().baseline().map(|o| o.epoch_ms), Some(60 * STEP_MS));
+    }
+}

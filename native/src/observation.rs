@@ -1,0 +1,240 @@
+//! The flat input of the diagnosis: one sample reduced to the numbers the history and the rules
+//! work on. It does not depend on [`crate::sample::Sample`] on purpose: the sample's shape grows
+//! (the breakdown, new JVM facts) while the rules only need these fields, and a rule test builds
+//! an `Observation` by hand in a few lines.
+//!
+//! The mapping from a sample lives with the sample. The helpers here read the parts of the JVM's
+//! facts that arrive as JSON (the zip census, the buffer pools), so that mapping stays short.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cgroup::CgroupState;
+
+/// One sample, flat. Sizes in bytes, times in milliseconds since the Unix epoch. A field that
+/// could not be read in this sample is `None` (or empty), never 0, so the history does not see a
+/// drop to zero where there was only a gap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub epoch_ms: u64,
+    pub rss: u64,
+    pub pss: Option<u64>,
+    pub swap: u64,
+    /// Resident bytes per breakdown class (`java_heap`, `malloc_arena`, `thread_stack`, ...).
+    /// Empty when the sample had no breakdown.
+    pub parts: BTreeMap<String, u64>,
+    /// The allocator behind `malloc`: `glibc`, `jemalloc`, `tcmalloc`, `musl` or `unknown`.
+    pub allocator: String,
+    /// `MALLOC_ARENA_MAX` as the process environment has it.
+    pub malloc_arena_max: Option<String>,
+    /// `LD_PRELOAD` as the process environment has it.
+    pub ld_preload: Option<String>,
+    /// glibc's arenas (absent under other allocators, or when `malloc_info` failed).
+    pub malloc: Option<MallocObs>,
+    /// NMT level as the agent reports it (`nmt_mode` of the JVM facts): `off`, `summary`,
+    /// `detail`, or `unknown` (or empty) when the flag could not be read.
+    pub nmt_mode: String,
+    pub nmt: Option<NmtObs>,
+    pub zip: Option<ZipObs>,
+    /// The `direct` buffer pool.
+    pub direct_buffers: Option<BufferObs>,
+    /// Live Java threads (`ThreadMXBean.getThreadCount`).
+    pub java_threads: Option<u64>,
+    /// Threads of the process as the kernel counts them (`Threads:` of `status`): includes
+    /// native threads the JVM does not know about.
+    pub os_threads: Option<u64>,
+    pub heap_used: Option<u64>,
+    pub heap_committed: Option<u64>,
+    /// `None` when the JVM reports no maximum (-1).
+    pub heap_max: Option<u64>,
+    /// Committed metaspace (NMT `Metaspace`, or `Class` before JDK 17), when NMT is on.
+    pub metaspace: Option<u64>,
+    pub cgroup: Option<CgroupState>,
+    /// `-XX:TrimNativeHeapInterval` when the JVM has the flag; 0 means off.
+    pub jvm_trim_interval_ms: Option<u64>,
+}
+
+/// glibc's own account of its arenas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MallocObs {
+    pub arena_count: u64,
+    /// Free bytes glibc keeps in its arenas.
+    pub retained: u64,
+    pub in_use: u64,
+    /// What `malloc_trim` could return at most now (whole free pages).
+    pub trimmable_max: u64,
+}
+
+/// NMT's account, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NmtObs {
+    pub committed: u64,
+    /// Share of the RSS growth since the NMT baseline that NMT's committed growth explains
+    /// ([`crate::nmt::NmtGrowth::coverage`]).
+    pub coverage: Option<f64>,
+    /// Committed bytes per NMT category, names as the JDK prints them.
+    pub categories: BTreeMap<String, u64>,
+}
+
+/// The zip census: Inflaters and Deflaters holding native zlib memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZipObs {
+    /// Unended and not (yet) found unreachable.
+    pub inflaters_alive: u64,
+    /// Unreachable, waiting for the Cleaner to free their zlib memory.
+    pub inflaters_pending: u64,
+    pub deflaters_alive: u64,
+    pub deflaters_pending: u64,
+    pub estimated_native_bytes: u64,
+}
+
+/// One buffer pool (`BufferPoolMXBean`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferObs {
+    pub count: u64,
+    pub used: u64,
+}
+
+impl ZipObs {
+    /// Reads the census object the Java side sends (`{"method", "inflaters":{"alive",
+    /// "pending_cleanup"}, "deflaters":{..}, "estimated_native_bytes"}`). Only a `cleaner` census
+    /// tells alive from pending; a `histogram` or `unavailable` one, or anything else, gives
+    /// `None`, since its instance counts include streams already ended or collected.
+    pub fn from_census(census: &Value) -> Option<ZipObs> {
+        if census.get("method").and_then(Value::as_str) != Some("cleaner") {
+            return None;
+        }
+        let count = |kind: &str, key: &str| census.get(kind).and_then(|k| k.get(key)).and_then(Value::as_u64);
+        Some(ZipObs {
+            inflaters_alive: count("inflaters", "alive")?,
+            inflaters_pending: count("inflaters", "pending_cleanup").unwrap_or(0),
+            deflaters_alive: count("deflaters", "alive")?,
+            deflaters_pending: count("deflaters", "pending_cleanup").unwrap_or(0),
+            estimated_native_bytes: census.get("estimated_native_bytes").and_then(Value::as_u64).unwrap_or(0),
+        })
+    }
+
+    pub fn inflaters(&self) -> u64 {
+        self.inflaters_alive.saturating_add(self.inflaters_pending)
+    }
+
+    pub fn deflaters(&self) -> u64 {
+        self.deflaters_alive.saturating_add(self.deflaters_pending)
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.inflaters_pending.saturating_add(self.deflaters_pending)
+    }
+}
+
+impl BufferObs {
+    /// The pool named `name` (`direct` or `mapped`) from the JVM facts' `buffer_pools` array.
+    pub fn from_jvm_facts(jvm: &Value, name: &str) -> Option<BufferObs> {
+        let pool = jvm
+            .get("buffer_pools")?
+            .as_array()?
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))?;
+        Some(BufferObs {
+            count: pool.get("count").and_then(Value::as_u64)?,
+            used: pool.get("used").and_then(Value::as_u64)?,
+        })
+    }
+}
+
+/// Committed metaspace from NMT categories: the `Metaspace` category (JDK 17+), else `Class`
+/// (JDK 11, where class metadata is booked there).
+pub fn metaspace_from_nmt(categories: &BTreeMap<String, u64>) -> Option<u64> {
+    categories.get("Metaspace").or_else(|| categories.get("Class")).copied()
+}
+
+impl Observation {
+    /// Resident bytes of one breakdown class, if the sample had a breakdown.
+    pub fn part(&self, class: &str) -> Option<u64> {
+        self.parts.get(class).copied()
+    }
+
+    /// Resident bytes outside the Java heap: RSS less the `java_heap` part when there is a
+    /// breakdown, else RSS less the committed heap (an upper bound of the heap's resident share).
+    pub fn off_heap(&self) -> Option<u64> {
+        match (self.part("java_heap"), self.heap_committed) {
+            (Some(h), _) => Some(self.rss.saturating_sub(h)),
+            (None, Some(c)) => Some(self.rss.saturating_sub(c)),
+            (None, None) => None,
+        }
+    }
+
+    pub fn is_glibc(&self) -> bool {
+        self.allocator == "glibc"
+    }
+
+    /// True when NMT runs (`summary` or `detail`) and this sample carries its numbers.
+    pub fn nmt_on(&self) -> bool {
+        self.nmt.is_some() && matches!(self.nmt_mode.as_str(), "summary" | "detail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_a_cleaner_census() {
+        let census = json!({
+            "method": "cleaner",
+            "inflaters": {"alive": 1003, "pending_cleanup": 12, "instances": null},
+            "deflaters": {"alive": 2, "pending_cleanup": 0, "instances": null},
+            "estimated_native_bytes": 41_676_800u64,
+            "scan_ns": 123_456, "truncated": false, "reason": null
+        });
+        let z = ZipObs::from_census(&census).expect("cleaner census");
+        assert_eq!(z.inflaters_alive, 1003);
+        assert_eq!(z.inflaters_pending, 12);
+        assert_eq!(z.inflaters(), 1015);
+        assert_eq!(z.deflaters(), 2);
+        assert_eq!(z.pending(), 12);
+        assert_eq!(z.estimated_native_bytes, 41_676_800);
+    }
+
+    #[test]
+    fn histogram_and_unavailable_censuses_give_none() {
+        let hist = json!({"method": "histogram", "inflaters": {"alive": null, "pending_cleanup": null,
+            "instances": 40}, "deflaters": {"alive": null, "pending_cleanup": null, "instances": 0},
+            "estimated_native_bytes": 1_638_400});
+        assert_eq!(ZipObs::from_census(&hist), None);
+        assert_eq!(ZipObs::from_census(&json!({"method": "unavailable"})), None);
+        assert_eq!(ZipObs::from_census(&Value::Null), None);
+    }
+
+    #[test]
+    fn finds_the_direct_pool() {
+        let jvm = json!({"buffer_pools": [
+            {"name": "mapped", "count": 0, "used": 0, "capacity": 0},
+            {"name": "direct", "count": 17, "used": 270_336, "capacity": 270_336},
+            {"name": "mapped - 'non-volatile memory'", "count": 0, "used": 0, "capacity": 0}
+        ]});
+        assert_eq!(BufferObs::from_jvm_facts(&jvm, "direct"), Some(BufferObs { count: 17, used: 270_336 }));
+        assert_eq!(BufferObs::from_jvm_facts(&json!({}), "direct"), None);
+    }
+
+    #[test]
+    fn metaspace_prefers_the_metaspace_category() {
+        let mut c = BTreeMap::new();
+        c.insert("Class".to_string(), 1_000);
+        assert_eq!(metaspace_from_nmt(&c), Some(1_000));
+        c.insert("Metaspace".to_string(), 5_000);
+        assert_eq!(metaspace_from_nmt(&c), Some(5_000));
+        assert_eq!(metaspace_from_nmt(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn off_heap_uses_the_breakdown_then_the_committed_heap() {
+        let mut o = Observation { rss: 1_000, heap_committed: Some(600), ..Default::default() };
+        assert_eq!(o.off_heap(), Some(400));
+        o.parts.insert("java_heap".into(), 300);
+        assert_eq!(o.off_heap(), Some(700));
+    }
+}
