@@ -126,6 +126,23 @@ impl RegionClass {
         RegionClass::Kernel,
     ];
 
+    /// The name used in reports (`java_heap`, ...), as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegionClass::JavaHeap => "java_heap",
+            RegionClass::MallocArena => "malloc_arena",
+            RegionClass::MallocMmap => "malloc_mmap",
+            RegionClass::ThreadStack => "thread_stack",
+            RegionClass::JvmCode => "jvm_code",
+            RegionClass::JvmMetaspace => "jvm_metaspace",
+            RegionClass::JvmGc => "jvm_gc",
+            RegionClass::JvmOther => "jvm_other",
+            RegionClass::MappedFile => "mapped_file",
+            RegionClass::OtherAnon => "other_anon",
+            RegionClass::Kernel => "kernel",
+        }
+    }
+
     /// The class of an NMT category name (JDK 8 to 25 spellings).
     pub fn of_nmt_category(category: &str) -> RegionClass {
         match category.trim() {

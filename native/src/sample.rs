@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::allocator::{self, AllocatorInfo, AllocatorKind};
-use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range};
+use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range, RegionClass};
+use crate::cgroup::{CgroupFs, CgroupState};
+use crate::findings::{Diagnosis, Finding};
+use crate::history::Growth;
+use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, ZipObs};
 use crate::smaps::{self, Backing, Mapping};
 use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
@@ -58,6 +62,16 @@ pub struct Sample {
     pub malloc: Option<MallocView>,
     /// Native Memory Tracking, when the JVM runs with it.
     pub nmt: Option<NmtView>,
+    /// The container's memory limit and usage (cgroup v2 or v1), when the process is in one.
+    pub cgroup: Option<CgroupState>,
+    /// How every part changed since the baseline, and its recent rate.
+    pub growth: Growth,
+    /// What the diagnosis concludes, most severe first, each with evidence and a remedy.
+    pub findings: Vec<Finding>,
+    /// Ids of findings raised at this sample for the first time (logged once).
+    pub findings_new: Vec<&'static str>,
+    /// Ids of findings no longer raised.
+    pub findings_cleared: Vec<&'static str>,
     /// The trim policy, what it decided, and the trims since the previous sample.
     pub trim: TrimView,
     /// The zip census: Inflaters and Deflaters holding native zlib memory (from the Java side).
@@ -213,6 +227,8 @@ pub struct Core {
     /// Buffers kept across samples: smaps of a big JVM is hundreds of KiB of text.
     smaps_text: Vec<u8>,
     mappings: Vec<Mapping>,
+    diagnosis: Diagnosis,
+    cgroup_fs: CgroupFs,
 }
 
 impl Core {
@@ -231,6 +247,8 @@ impl Core {
             policy,
             smaps_text: Vec::new(),
             mappings: Vec::new(),
+            diagnosis: Diagnosis::default(),
+            cgroup_fs: CgroupFs::default(),
         })
     }
 
@@ -333,9 +351,10 @@ impl Core {
         Some(b)
     }
 
-    /// Forgets the NMT baseline: the next sample with NMT becomes the new one.
+    /// Makes the latest sample the baseline growth is measured from (NMT's: the next sample).
     pub fn reset_baseline(&mut self) {
         self.nmt_baseline = None;
+        self.diagnosis.set_baseline();
     }
 
     fn nmt_view(&mut self, texts: &JvmTexts, rss: Option<u64>, problems: &mut Vec<Problem>) -> Option<NmtView> {
@@ -453,6 +472,57 @@ impl Core {
             jvm_trim_interval_ms,
         );
 
+        let cgroup = match self.cgroup_fs.read_state() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(Problem { source: "cgroup", message: e.to_string() });
+                None
+            }
+        };
+        let obs = Observation {
+            epoch_ms,
+            rss: totals.as_ref().map_or(0, |t| t.rss),
+            pss: totals.as_ref().and_then(|t| t.pss),
+            swap: totals.as_ref().map_or(0, |t| t.swap),
+            parts: breakdown
+                .as_ref()
+                .map(|b| RegionClass::ALL.iter().map(|c| (c.name().to_string(), b.classes.get(*c).rss)).collect())
+                .unwrap_or_default(),
+            allocator: self.allocator.kind.name().to_string(),
+            malloc_arena_max: self.allocator.settings.malloc_arena_max.clone(),
+            ld_preload: self.allocator.settings.ld_preload.clone(),
+            malloc: malloc.as_ref().map(|m| MallocObs {
+                arena_count: m.arena_count as u64,
+                retained: m.retained,
+                in_use: m.in_use,
+                trimmable_max: m.trimmable_max,
+            }),
+            nmt_mode: facts.get("nmt_mode").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+            nmt: nmt.as_ref().map(|n| NmtObs {
+                committed: n.committed,
+                coverage: n.growth.as_ref().and_then(|g| g.coverage),
+                categories: n.categories.iter().map(|c| (c.name.clone(), c.committed)).collect(),
+            }),
+            zip: ZipObs::from_census(&zip),
+            direct_buffers: BufferObs::from_jvm_facts(&facts, "direct"),
+            java_threads: facts.pointer("/threads/live").and_then(Value::as_u64),
+            os_threads: threads,
+            heap_used: facts.pointer("/heap/used").and_then(Value::as_u64),
+            heap_committed: facts.pointer("/heap/committed").and_then(Value::as_u64),
+            heap_max: facts.pointer("/heap/max").and_then(Value::as_u64),
+            metaspace: nmt.as_ref().and_then(|n| {
+                observation::metaspace_from_nmt(&n.categories.iter().map(|c| (c.name.clone(), c.committed)).collect())
+            }),
+            cgroup: cgroup.clone(),
+            jvm_trim_interval_ms,
+        };
+        let report = self.diagnosis.observe(obs);
+        for id in &report.update.new {
+            if let Some(f) = report.update.findings.iter().find(|f| f.id == *id) {
+                crate::notices::push(f.log_line());
+            }
+        }
+
         Ok(Sample {
             schema: SCHEMA_VERSION,
             kind: "sample",
@@ -468,6 +538,11 @@ impl Core {
             allocator: self.allocator.clone(),
             malloc,
             nmt,
+            cgroup,
+            growth: report.growth,
+            findings: report.update.findings,
+            findings_new: report.update.new,
+            findings_cleared: report.update.cleared,
             trim,
             zip,
             jvm: facts,

@@ -109,7 +109,7 @@ public final class Doctor {
             String notices = NativeCore.takeNotices();
             if (!notices.isEmpty()) {
                 for (String line : notices.split("\n")) {
-                    Log.warn(line);
+                    Log.info(line);
                 }
             }
         } catch (RuntimeException e) {
