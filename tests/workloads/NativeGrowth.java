@@ -15,6 +15,81 @@ import java.util.zip.Deflater;
 public class NativeGrowth {
     static final List<Object> keep = new ArrayList<>();
 
+    static void burst(int threads) throws InterruptedException {
+        List<Thread> ts = new ArrayList<>();
+        for (int i = 0; i < threads; i++) {
+            Thread t = new Thread(() -> {
+                byte[] src = new byte[128 * 1024];
+                for (int k = 0; k < src.length; k++) {
+                    src[k] = (byte) (k * 7 % 13);
+                }
+                byte[] dst = new byte[64 * 1024];
+                List<Deflater> mine = new ArrayList<>();
+                for (int k = 0; k < 40; k++) {
+                    Deflater d = new Deflater(Deflater.BEST_COMPRESSION);
+                    d.setInput(src);
+                    d.deflate(dst, 0, dst.length, Deflater.SYNC_FLUSH);
+                    mine.add(d);
+                }
+                for (Deflater d : mine) {
+                    d.end();
+                }
+            }, "burst-" + i);
+            t.start();
+            ts.add(t);
+        }
+        for (Thread t : ts) {
+            t.join();
+        }
+    }
+
+    static void stress(int seconds) throws InterruptedException {
+        final long end = System.nanoTime() + seconds * 1_000_000_000L;
+        List<Thread> ts = new ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            final int id = i;
+            Thread t = new Thread(() -> {
+                java.util.Random rnd = new java.util.Random(id);
+                byte[] src = new byte[16 * 1024];
+                byte[] dst = new byte[32 * 1024];
+                while (System.nanoTime() < end) {
+                    Deflater d = new Deflater(1 + rnd.nextInt(9));
+                    d.setInput(src, 0, 1 + rnd.nextInt(src.length));
+                    d.finish();
+                    d.deflate(dst);
+                    d.end();
+                    ByteBuffer.allocateDirect(64 + rnd.nextInt(8192)).put(0, (byte) 1);
+                }
+            }, "stress-" + i);
+            t.start();
+            ts.add(t);
+        }
+        long trims = 0;
+        long failures = 0;
+        double maxMs = 0;
+        java.util.regex.Pattern dur = java.util.regex.Pattern.compile("\"duration_ns\":(\\d+)");
+        while (System.nanoTime() < end) {
+            try {
+                String r = io.offheapdoctor.NativeCore.trim(5_000);
+                java.util.regex.Matcher m = dur.matcher(r);
+                if (m.find()) {
+                    trims++;
+                    maxMs = Math.max(maxMs, Long.parseLong(m.group(1)) / 1e6);
+                } else {
+                    failures++;
+                }
+            } catch (RuntimeException e) {
+                failures++;
+                System.out.println("stresserror " + e);
+            }
+            Thread.sleep(10);
+        }
+        for (Thread t : ts) {
+            t.join();
+        }
+        System.out.printf("stressresult trims=%d failures=%d max_ms=%.3f%n", trims, failures, maxMs);
+    }
+
     static long currentSeq() throws Exception {
         Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
         Object d = doctor.getMethod("get").invoke(null);
@@ -50,7 +125,7 @@ public class NativeGrowth {
     public static void main(String[] args) throws Exception {
         System.out.println("start " + System.currentTimeMillis());
         for (String phase : args) {
-            String[] kv = phase.split("=");
+            String[] kv = phase.contains("=") ? phase.split("=") : new String[] {phase, "0"};
             boolean relative = kv[1].startsWith("+");
             int n = Integer.parseInt(relative ? kv[1].substring(1) : kv[1]);
             switch (kv[0]) {
@@ -116,6 +191,18 @@ public class NativeGrowth {
                     for (Thread t : workers) {
                         t.join();
                     }
+                    break;
+                case "burst":
+                    burst(n);
+                    break;
+                case "gc":
+                    System.gc();
+                    break;
+                case "trim":
+                    System.out.println("trimresult " + io.offheapdoctor.NativeCore.trim(60_000));
+                    break;
+                case "stress":
+                    stress(n);
                     break;
                 case "sleep":
                     Thread.sleep(n);
