@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""The trim benchmark: the fragmentation workload (bench/workloads/Fragmenter.java) under glibc
+without the agent, with the agent and trim=off, trim=auto, trim=1s, the JDK's own
+-XX:TrimNativeHeapInterval=1000, MALLOC_ARENA_MAX=2, jemalloc and tcmalloc, in one run.
+
+Prints a table per JDK with peak, mean and final RSS, ops/s, trims, total and p99 trim time and
+the longest stall a worker saw, each with its ratio to glibc without the agent.
+Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--json out]
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from harness import AGENT_JAR  # noqa: E402
+from jdks import ROOT, java  # noqa: E402
+
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+
+CONFIGS = [
+    # name, agent options (None: no agent), extra JVM flags, environment
+    ("glibc", None, [], {}),
+    ("agent trim=off", "trim=off", [], {}),
+    ("agent trim=auto", "trim=auto", [], {}),
+    ("agent trim=1s", "trim=1s", [], {}),
+    ("JDK TrimNativeHeapInterval=1000", None, ["-XX:TrimNativeHeapInterval=1000", "-Xlog:trimnative=debug:stdout"], {}),
+    ("MALLOC_ARENA_MAX=2", None, [], {"MALLOC_ARENA_MAX": "2"}),
+    ("jemalloc", None, [], {"LD_PRELOAD": JEMALLOC}),
+    ("tcmalloc", None, [], {"LD_PRELOAD": TCMALLOC}),
+]
+
+
+def compile_workload(out):
+    subprocess.run(["javac", "--release", "8", "-nowarn", "-d", str(out),
+                    str(ROOT / "bench" / "workloads" / "Fragmenter.java")], check=True)
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+def run_one(jdk, classes, name, agent, flags, env, a, workdir):
+    report = Path(workdir) / (re.sub(r"\W+", "_", name) + f"-{jdk}.jsonl")
+    cmd = [java(jdk), "-Xmx64m", "-XX:MaxDirectMemorySize=64m", *flags]
+    if agent is not None:
+        cmd.append(f"-javaagent:{AGENT_JAR}=interval={a.interval},log=quiet,report={report},{agent}")
+    cmd += ["-cp", str(classes), "Fragmenter", str(a.threads), str(a.seconds), str(a.seed),
+            str(a.burst_ms), str(a.idle_ms)]
+    full_env = {k: v for k, v in __import__("os").environ.items() if k not in ("JAVA_TOOL_OPTIONS", "OFFHEAP_DOCTOR_OPTS")}
+    full_env.update(env)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=a.seconds + 120)
+    if p.returncode != 0:
+        raise RuntimeError(f"{name} on JDK {jdk} failed: {p.stderr[-2000:]}")
+    m = re.search(r"result ops=(\d+) ops_per_s=([\d.]+) max_stall_ms=([\d.]+) peak_rss=(\d+) mean_rss=(\d+) "
+                  r"final_rss=(\d+)", p.stdout)
+    row = {"name": name, "ops": int(m.group(1)), "ops_per_s": float(m.group(2)), "max_stall_ms": float(m.group(3)),
+           "peak_rss": int(m.group(4)), "mean_rss": int(m.group(5)), "final_rss": int(m.group(6)),
+           "trims": None, "trim_total_ms": None, "trim_p99_ms": None}
+    if agent is not None and report.exists():
+        last = json.loads(report.read_text().splitlines()[-1])
+        t = last["trim"]
+        row["trims"] = t["count"]
+        row["trim_total_ms"] = t["duration_total_ns"] / 1e6
+        row["trim_p99_ms"] = t["duration"]["p99_ns"] / 1e6 if t["duration"] else None
+    if "-XX:TrimNativeHeapInterval=1000" in flags:
+        # -Xlog:trimnative=debug prints one line per trim with its duration.
+        # e.g. "Periodic Trim (2): 97604K->89212K (-8392K) 28.929ms"
+        durations = [float(x) for x in re.findall(r"Periodic Trim \(\d+\): \S+ \(\S+\) ([\d.]+)ms", p.stdout)]
+        row["trims"] = len(durations)
+        row["trim_total_ms"] = sum(durations)
+        row["trim_p99_ms"] = percentile(durations, 99)
+    return row
+
+
+def mib(b):
+    return f"{b / 1048576:7.1f}"
+
+
+def opt(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
+def print_table(jdk, rows):
+    base = rows[0]
+    print(f"\nJDK {jdk}: {rows[0]['name']} is the baseline; (x) is the ratio to it")
+
+    def cell(v, b, fmt):
+        if v is None:
+            return f"{'-':>16}"
+        ratio = f"({v / b:.2f})" if b else "(-)"
+        return f"{fmt(v):>9} {ratio:>6}"
+
+    print(f"{'configuration':<34}{'peak MiB':>16}{'mean MiB':>16}{'final MiB':>16}{'ops/s':>16}"
+          f"{'trims':>7}{'trim total ms':>14}{'trim p99 ms':>12}{'max stall ms':>16}")
+    for r in rows:
+        print(f"{r['name']:<34}{cell(r['peak_rss'], base['peak_rss'], mib)}{cell(r['mean_rss'], base['mean_rss'], mib)}"
+              f"{cell(r['final_rss'], base['final_rss'], mib)}{cell(r['ops_per_s'], base['ops_per_s'], lambda x: f'{x:.0f}')}"
+              f"{r['trims'] if r['trims'] is not None else '-':>7}"
+              f"{opt(r['trim_total_ms']):>14}{opt(r['trim_p99_ms']):>12}"
+              f"{cell(r['max_stall_ms'], base['max_stall_ms'], lambda x: f'{x:.1f}')}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--short", action="store_true", help="a run of well under a minute per JDK")
+    ap.add_argument("--jdk", type=int, action="append")
+    ap.add_argument("--seconds", type=int)
+    ap.add_argument("--threads", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--only", action="append", help="run only configurations whose name contains this")
+    ap.add_argument("--json", help="write the rows here as JSON")
+    a = ap.parse_args()
+    a.seconds = a.seconds or (6 if a.short else 40)
+    a.burst_ms, a.idle_ms = (1500, 1000) if a.short else (3000, 2000)
+    a.interval = "500ms" if a.short else "1s"
+    jdks = a.jdk or ([17] if a.short else [17, 25])
+    configs = [c for c in CONFIGS if not a.only or any(o in c[0] for o in a.only)]
+    results = {}
+    with tempfile.TemporaryDirectory() as d:
+        compile_workload(d)
+        for jdk in jdks:
+            rows = [run_one(jdk, d, name, agent, flags, env, a, d) for name, agent, flags, env in configs]
+            results[jdk] = rows
+            print_table(jdk, rows)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
