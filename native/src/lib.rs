@@ -11,4 +11,5 @@ pub mod proc_fs;
 pub mod rollup;
 pub mod sample;
 pub mod timefmt;
+pub mod timeline;
 pub mod trim;
