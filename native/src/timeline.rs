@@ -27,6 +27,9 @@ pub const MAX_POINTS: usize = 2000;
 const MAX_TRIM_MARKS: usize = 1000;
 /// NMT categories drawn: those with the highest committed peak.
 const NMT_TOP: usize = 8;
+/// The NMT category of the Java heap: drawn with the resident memory, not among the native
+/// categories, where its size would flatten every other line.
+const NMT_JAVA_HEAP: &str = "Java Heap";
 
 /// Renders report lines (one JSON sample per line) as an HTML page titled `title`.
 ///
@@ -437,7 +440,7 @@ impl Timeline {
         }
 
         let latest = |key: &str| col(key).and_then(|v| v.into_iter().rev().find(|x| !x.is_nan()));
-        let summary: Map<String, Value> = [
+        let summary: Vec<Value> = [
             ("RSS", "tot.rss", "bytes"),
             ("Java heap committed", "heap.committed", "bytes"),
             ("malloc retained", "malloc.retained", "bytes"),
@@ -446,7 +449,7 @@ impl Timeline {
             ("cgroup limit", "cg.limit", "bytes"),
         ]
         .iter()
-        .filter_map(|(label, key, unit)| latest(key).map(|v| (label.to_string(), json!({"v": num_value(v), "unit": unit}))))
+        .filter_map(|(label, key, unit)| latest(key).map(|v| json!({"label": label, "v": num_value(v), "unit": unit})))
         .collect();
 
         let mut pids_seen: Vec<u64> = pids.iter().flatten().filter(|p| !p.is_nan()).map(|&p| p as u64).collect();
@@ -548,6 +551,7 @@ impl Timeline {
         let mut cats: Vec<(&str, Vec<f64>, f64)> = self
             .columns
             .names_with_prefix("nmt.")
+            .filter(|name| *name != NMT_JAVA_HEAP)
             .filter_map(|name| {
                 let v = self.columns.sorted(&format!("nmt.{name}"), order)?;
                 let peak = v.iter().cloned().filter(|x| !x.is_nan()).fold(0.0, f64::max);
@@ -566,7 +570,14 @@ impl Timeline {
             .zip(PALETTE)
             .map(|((name, v, _), color)| json!({"label": name, "color": color, "v": nums(&buckets.extremes(v))}))
             .collect();
-        let note = (hidden > 0).then(|| format!("Top {NMT_TOP} categories by peak committed; {hidden} smaller not drawn."));
+        let mut notes = Vec::new();
+        if self.columns.index.contains_key(&format!("nmt.{NMT_JAVA_HEAP}")) {
+            notes.push("Java Heap left out (see Resident memory) so native categories keep their scale.".to_string());
+        }
+        if hidden > 0 {
+            notes.push(format!("Top {NMT_TOP} categories by peak committed; {hidden} smaller not drawn."));
+        }
+        let note = (!notes.is_empty()).then(|| notes.join(" "));
         Some(json!({"id": "nmt", "title": "NMT committed by category", "unit": "bytes", "lines": lines, "note": note}))
     }
 

@@ -28,7 +28,7 @@ impl Buckets {
         let width = (last - first) / count as f64;
         if width <= 0.0 || !width.is_finite() {
             // Every sample at one instant: one bucket, two points.
-            return Buckets { ranges: vec![0..n], reduced: true };
+            return Buckets { ranges: std::iter::once(0..n).collect(), reduced: true };
         }
         let bucket_of = |t: f64| (((t - first) / width) as usize).min(count - 1);
         let mut ranges = Vec::with_capacity(count);

@@ -47,7 +47,7 @@ fn chart<'a>(data: &'a Value, id: &str) -> &'a Value {
     data["charts"].as_array().expect("charts").iter().find(|c| c["id"] == id).expect(id)
 }
 
-fn series<'a>(chart: &'a Value, part: &str, label: &str) -> Vec<f64> {
+fn series(chart: &Value, part: &str, label: &str) -> Vec<f64> {
     chart[part]
         .as_array()
         .expect(part)
@@ -76,9 +76,10 @@ fn renders_a_report_of_three_samples() {
     assert_eq!(series(memory, "stack", "malloc arenas"), vec![100.0 * MIB as f64, 101.0 * MIB as f64, 102.0 * MIB as f64]);
     assert_eq!(series(memory, "lines", "cgroup limit")[0], 2048.0 * MIB as f64);
     assert_eq!(series(chart(&data, "malloc"), "lines", "arenas"), vec![9.0, 10.0, 8.0]);
-    assert_eq!(series(chart(&data, "nmt"), "lines", "Java Heap").len(), 3);
+    assert_eq!(series(chart(&data, "nmt"), "lines", "Class").len(), 3);
+    assert!(chart(&data, "nmt")["lines"].as_array().expect("lines").iter().all(|l| l["label"] != "Java Heap"));
     assert_eq!(series(chart(&data, "zip"), "lines", "Inflaters alive"), vec![1.0, 2.0, 3.0]);
-    assert_eq!(data["summary"]["RSS"]["v"], (512 + 102 + 286) * MIB);
+    assert_eq!(data["summary"][0], json!({"label": "RSS", "v": (512 + 102 + 286) * MIB, "unit": "bytes"}));
     assert!(!page.contains("Skipped"));
 }
 

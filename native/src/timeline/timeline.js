@@ -173,7 +173,9 @@
     timeTicks(pw).forEach(function (tk) {
       var xx = x(tk.t);
       sv('line', { 'class': 'grid', x1: xx, x2: xx, y1: m.t, y2: m.t + ph, style: tk.strong ? 'stroke:#ccc' : null }, g);
-      sv('text', { x: xx, y: H - 6, 'text-anchor': 'middle', style: tk.strong ? 'font-weight:600' : null }, g).textContent = tk.label;
+      // Labels near the ends are anchored inward so the plot's edges do not cut them.
+      var anchor = xx > m.l + pw - 34 ? 'end' : xx < m.l + 34 ? 'start' : 'middle';
+      sv('text', { x: xx, y: H - 6, 'text-anchor': anchor, style: tk.strong ? 'font-weight:600' : null }, g).textContent = tk.label;
     });
     sv('line', { 'class': 'axis', x1: m.l, x2: m.l + pw, y1: m.t + ph, y2: m.t + ph }, g);
 
@@ -349,10 +351,10 @@
     parts.push('times in ' + (Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time'));
     range.textContent = parts.join(' \u00b7 ');
     var sum = document.getElementById('od-summary');
-    Object.keys(D.summary || {}).forEach(function (k) {
+    (D.summary || []).forEach(function (s) {
       var kv = el('div', 'kv', null, sum);
-      el('span', null, k, kv);
-      el('b', null, fmt(D.summary[k].v, D.summary[k].unit), kv);
+      el('span', null, s.label, kv);
+      el('b', null, fmt(s.v, s.unit), kv);
     });
   }
 
