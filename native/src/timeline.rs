@@ -11,14 +11,16 @@
 //! are not JSON objects, not samples or have no time are counted and the count is shown.
 
 mod downsample;
+mod lenient;
 mod page;
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::Result;
 use downsample::Buckets;
+use lenient::{Finding, Line, Obj, TrimEventLine};
 
 /// The most points drawn per series.
 pub const MAX_POINTS: usize = 2000;
@@ -141,18 +143,6 @@ struct FindingState {
     last_seen: f64,
 }
 
-fn num(v: Option<&Value>) -> f64 {
-    v.and_then(Value::as_f64).filter(|x| x.is_finite()).unwrap_or(f64::NAN)
-}
-
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
-}
-
 /// The classes of the breakdown, bottom of the stack first, with their labels.
 const CLASSES: [(&str, &str); 11] = [
     ("java_heap", "Java heap"),
@@ -175,96 +165,90 @@ impl Timeline {
         if line.is_empty() {
             return;
         }
-        let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(line) else {
+        let Ok(Obj(Some(sample))) = serde_json::from_str::<Obj<Line>>(line) else {
             self.skipped.unreadable += 1;
             return;
         };
-        match obj.get("kind") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(k)) if k == "sample" => {}
-            Some(_) => {
-                self.skipped.other_kind += 1;
-                return;
-            }
+        if sample.kind.0.as_deref().is_some_and(|k| k != "sample") {
+            self.skipped.other_kind += 1;
+            return;
         }
-        let t = num(obj.get("epoch_ms"));
+        let t = sample.epoch_ms.0;
         if t.is_nan() {
             self.skipped.no_time += 1;
             return;
         }
-        if obj.get("schema").and_then(Value::as_u64).is_some_and(|s| s > 1) {
+        if sample.schema.0 > 1.0 {
             self.newer_schema += 1;
         }
         self.times.push(t);
         self.columns.new_row();
-        self.read_sample(&obj, t);
+        self.read_sample(&sample, t);
     }
 
-    fn read_sample(&mut self, s: &Map<String, Value>, t: f64) {
+    fn read_sample(&mut self, s: &Line, t: f64) {
         let c = &mut self.columns;
-        c.set("pid", num(s.get("pid")));
-        if let Some(tot) = s.get("totals") {
-            for k in ["rss", "pss", "swap", "anon", "file", "shmem"] {
-                c.set(&format!("tot.{k}"), num(tot.get(k)));
+        c.set("pid", s.pid.0);
+        if let Some(tot) = s.totals.get() {
+            for (k, v) in [("rss", tot.rss), ("pss", tot.pss), ("swap", tot.swap), ("anon", tot.anon), ("file", tot.file), ("shmem", tot.shmem)] {
+                c.set(&format!("tot.{k}"), v.0);
             }
         }
-        if let Some(Value::Object(classes)) = s.get("breakdown").and_then(|b| b.get("classes")) {
+        if let Some(classes) = s.breakdown.get().and_then(|b| b.classes.get()) {
             for (name, class) in classes {
-                c.set(&format!("bd.{name}"), num(class.get("rss")));
-            }
-        }
-        if let Some(m) = s.get("malloc") {
-            for k in ["retained", "in_use", "arena_count", "trimmable_max", "mmapped"] {
-                c.set(&format!("malloc.{k}"), num(m.get(k)));
-            }
-        }
-        if let Some(n) = s.get("nmt") {
-            c.set("nmt_total", num(n.get("committed")));
-            if let Some(Value::Array(cats)) = n.get("categories") {
-                for cat in cats {
-                    if let Some(name) = cat.get("name").and_then(Value::as_str) {
-                        c.set(&format!("nmt.{name}"), num(cat.get("committed")));
-                    }
+                if let Some(class) = class.get() {
+                    c.set(&format!("bd.{name}"), class.rss.0);
                 }
             }
         }
-        if let Some(z) = s.get("zip") {
-            for side in ["inflaters", "deflaters"] {
-                for k in ["alive", "pending_cleanup"] {
-                    c.set(&format!("zip.{side}.{k}"), num(z.get(side).and_then(|v| v.get(k))));
+        if let Some(m) = s.malloc.get() {
+            c.set("malloc.retained", m.retained.0);
+            c.set("malloc.in_use", m.in_use.0);
+            c.set("malloc.arena_count", m.arena_count.0);
+            c.set("malloc.trimmable_max", m.trimmable_max.0);
+            c.set("malloc.mmapped", m.mmapped.0);
+        }
+        if let Some(n) = s.nmt.get() {
+            c.set("nmt_total", n.committed.0);
+            for cat in n.categories.0.iter().filter_map(Obj::get) {
+                if let Some(name) = &cat.name.0 {
+                    c.set(&format!("nmt.{name}"), cat.committed.0);
                 }
             }
-            c.set("zip.bytes", num(z.get("estimated_native_bytes")));
         }
-        if let Some(g) = s.get("cgroup") {
-            c.set("cg.limit", num(g.get("limit")));
-            c.set("cg.usage", num(g.get("usage")));
-            c.set("cg.oom_kills", num(g.get("oom_kills")));
-        }
-        if let Some(heap) = s.get("jvm").and_then(|j| j.get("heap")) {
-            for k in ["used", "committed", "max"] {
-                c.set(&format!("heap.{k}"), num(heap.get(k)));
+        if let Some(z) = s.zip.get() {
+            for (side, count) in [("inflaters", &z.inflaters), ("deflaters", &z.deflaters)] {
+                if let Some(count) = count.get() {
+                    c.set(&format!("zip.{side}.alive"), count.alive.0);
+                    c.set(&format!("zip.{side}.pending_cleanup"), count.pending_cleanup.0);
+                }
             }
+            c.set("zip.bytes", z.estimated_native_bytes.0);
         }
-        if let Some(Value::Array(events)) = s.get("trim").and_then(|tr| tr.get("events")) {
-            for e in events {
+        if let Some(g) = s.cgroup.get() {
+            c.set("cg.limit", g.limit.0);
+            c.set("cg.usage", g.usage.0);
+            c.set("cg.oom_kills", g.oom_kills.0);
+        }
+        if let Some(heap) = s.jvm.get().and_then(|j| j.heap.get()) {
+            c.set("heap.used", heap.used.0);
+            c.set("heap.committed", heap.committed.0);
+            c.set("heap.max", heap.max.0);
+        }
+        if let Some(trim) = s.trim.get() {
+            for e in trim.events.0.iter().filter_map(Obj::get) {
                 self.add_trim(e, t);
             }
         }
-        if let Some(Value::Array(findings)) = s.get("findings") {
-            for f in findings {
-                self.add_finding(f, t);
-            }
+        for f in s.findings.0.iter().filter_map(Obj::get) {
+            self.add_finding(f, t);
         }
     }
 
-    fn add_trim(&mut self, e: &Value, sample_t: f64) {
-        if !e.is_object() {
-            return;
-        }
-        let t = Some(num(e.get("epoch_ms"))).filter(|t| !t.is_nan()).unwrap_or(sample_t);
-        let released = num(e.get("released"));
-        let rss_before = num(e.get("rss_before"));
+    fn add_trim(&mut self, e: &TrimEventLine, sample_t: f64) {
+        let t = if e.epoch_ms.0.is_nan() { sample_t } else { e.epoch_ms.0 };
+        let released = e.released.0;
+        let rss_before = e.rss_before.0;
         // Samples may repeat the recent events; one trim is one mark.
         let key = (t as u64, released.max(0.0) as u64, rss_before.max(0.0) as u64);
         if !self.trims_seen.insert(key) {
@@ -274,24 +258,20 @@ impl Timeline {
             t,
             released,
             rss_before,
-            rss_after: num(e.get("rss_after")),
-            duration_ns: num(e.get("duration_ns")),
-            reason: text(e.get("reason")),
+            rss_after: e.rss_after.0,
+            duration_ns: e.duration_ns.0,
+            reason: e.reason.0.clone(),
         });
     }
 
-    fn add_finding(&mut self, f: &Value, t: f64) {
-        let Some(id) = text(f.get("id")) else { return };
-        let evidence: Vec<String> = match f.get("evidence") {
-            Some(Value::Array(items)) => items.iter().filter_map(|v| text(Some(v))).collect(),
-            other => text(other).into_iter().collect(),
-        };
-        let since = Some(num(f.get("since_ms"))).filter(|s| !s.is_nan());
+    fn add_finding(&mut self, f: &Finding, t: f64) {
+        let Some(id) = f.id.0.clone() else { return };
+        let since = Some(f.since_ms.0).filter(|s| !s.is_nan());
         let latest = FindingState {
-            severity: text(f.get("severity")).unwrap_or_else(|| "info".into()),
-            title: text(f.get("title")).unwrap_or_else(|| id.clone()),
-            evidence,
-            remedy: text(f.get("remedy")),
+            severity: f.severity.0.clone().unwrap_or_else(|| "info".into()),
+            title: f.title.0.clone().unwrap_or_else(|| id.clone()),
+            evidence: f.evidence.0.clone(),
+            remedy: f.remedy.0.clone(),
             since,
             first_seen: t,
             last_seen: t,
