@@ -132,7 +132,8 @@
     var stack = c.stack || [], lines = c.lines || [];
     var right = lines.filter(function (l) { return l.axis === 'right'; });
     var W = Math.max(320, box.clientWidth), H = c.height || 210;
-    var m = { l: 70, r: right.length ? 66 : 14, t: 16, b: 22 }, pw = W - m.l - m.r, ph = H - m.t - m.b;
+    // One right margin for every chart, with or without a right axis, so their time axes align.
+    var m = { l: 70, r: 66, t: 16, b: 22 }, pw = W - m.l - m.r, ph = H - m.t - m.b;
     var x = function (t) { return m.l + (t - t0) / (t1 - t0) * pw; };
 
     // Stack tops, bottom layer first.
@@ -186,7 +187,8 @@
     tops.forEach(function (layer) {
       var d = '';
       segs.forEach(function (s) {
-        var a = s[0], b = s[1], w = a === b ? 1.5 : 0, i;
+        // A lone sample is drawn as a bar: wide when it is the whole report, a sliver otherwise.
+        var a = s[0], b = s[1], w = a !== b ? 0 : N === 1 ? 10 : 1.5, i;
         d += 'M' + (x(T[a]) - w).toFixed(1) + ',' + yl(layer.hi[a]).toFixed(1);
         for (i = a; i <= b; i++) d += 'L' + x(T[i]).toFixed(1) + ',' + yl(layer.hi[i]).toFixed(1);
         if (w) d += 'L' + (x(T[a]) + w).toFixed(1) + ',' + yl(layer.hi[a]).toFixed(1) + 'L' + (x(T[a]) + w).toFixed(1) + ',' + yl(layer.lo[a]).toFixed(1);
@@ -241,6 +243,7 @@
       });
     }
     if (c.findings) (D.findings || []).forEach(function (f) {
+      if (f.since < t0 || f.since > t1) return;
       var xx = x(f.since), col = f.severity === 'critical' ? '#c62828' : f.severity === 'warning' ? '#ef8f00' : '#1f77b4';
       sv('path', { d: 'M' + xx + ',' + (m.t + ph - 9) + 'l5,5l-5,5l-5,-5z', fill: col, stroke: '#fff' }, marks);
     });
@@ -284,7 +287,13 @@
   function drawHighlight(o) {
     o.hl.textContent = '';
     if (highlight == null) return;
-    var xx = o.x(highlight);
+    var xx = o.x(highlight), lo = o.m.l, hi = o.m.l + o.pw;
+    // A finding may have started before the first sample of this report (a rotated file).
+    if (xx < lo || xx > hi) {
+      xx = xx < lo ? lo : hi;
+      sv('text', { x: xx + (xx === lo ? 6 : -6), y: o.m.t + 12, 'text-anchor': xx === lo ? 'start' : 'end', style: 'fill:#c25e00' }, o.hl)
+        .textContent = xx === lo ? '\u2190 started before this report: ' + fmtLocal(highlight) : 'starts after the last sample \u2192';
+    }
     sv('rect', { 'class': 'hlband', x: xx - 5, y: o.m.t, width: 10, height: o.ph }, o.hl);
     sv('line', { 'class': 'hl', x1: xx, x2: xx, y1: o.m.t, y2: o.m.t + o.ph }, o.hl);
   }
