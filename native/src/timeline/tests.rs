@@ -298,3 +298,16 @@ fn a_week_of_ten_second_samples_renders_quickly_and_small() {
     assert_eq!(total, 2016);
     assert_eq!(data["findings"].as_array().expect("findings").len(), 1);
 }
+
+#[test]
+fn the_page_loads_nothing_from_elsewhere() {
+    let page = render_timeline([line(1, T0, MIB), line(2, T0 + 10_000, MIB)], "self-contained").expect("page");
+    let lower = page.to_ascii_lowercase();
+    for needle in ["<link", " src=", "@import", "url(http", "fetch(", "xmlhttprequest", "<iframe", "<img"] {
+        assert!(!lower.contains(needle), "page contains {needle}");
+    }
+    // The SVG namespace is a name, not a request; nothing else may name a URL.
+    assert_eq!(lower.matches("http://").count(), lower.matches("http://www.w3.org/2000/svg").count());
+    assert!(!lower.contains("https://"));
+    assert!(page.contains("Content-Security-Policy\" content=\"default-src 'none'"));
+}

@@ -229,13 +229,14 @@
     });
     var trims = (D.trims && D.trims.marks) || [];
     if (c.trims && trims.length) {
-      var lastLabel = -1e9;
+      // Many trims: marks only, or their lines would cover the chart and their labels collide.
+      var lastLabel = -1e9, dense = trims.length > 60;
       trims.forEach(function (tr) {
         var xx = x(tr.t);
         if (xx < m.l - 1 || xx > m.l + pw + 1) return;
-        sv('line', { 'class': 'trimline', x1: xx, x2: xx, y1: m.t, y2: m.t + ph }, marks);
+        if (!dense) sv('line', { 'class': 'trimline', x1: xx, x2: xx, y1: m.t, y2: m.t + ph }, marks);
         sv('path', { 'class': 'trim', d: 'M' + (xx - 4) + ',' + (m.t - 7) + 'h8l-4,7z' }, marks);
-        if (c.id === 'memory' && num(tr.released) && xx - lastLabel > 64 && xx + 40 < m.l + pw) {
+        if (!dense && c.id === 'memory' && num(tr.released) && xx - lastLabel > 64 && xx + 40 < m.l + pw) {
           sv('text', { 'class': 'trimlabel', x: xx + 5, y: m.t + 1 }, marks).textContent =
             (tr.n ? tr.n + '\u00d7 ' : '') + '\u2212' + fmtBytes(tr.released);
           lastLabel = xx;
@@ -325,11 +326,22 @@
     });
     var near = function (tt) { return Math.abs(tt - t) <= slack; };
     var trims = (o.c.trims && D.trims && D.trims.marks) || [];
-    trims.forEach(function (tr) {
-      if (!near(tr.t)) return;
+    var close = trims.filter(function (tr) { return near(tr.t); });
+    if (close.length > 3) {
+      // Summed, so the readout stays short where trims are frequent.
+      var count = 0, released = 0, most = 0;
+      close.forEach(function (tr) {
+        count += tr.n || 1;
+        if (num(tr.released)) released += tr.released;
+        most = Math.max(most, num(tr.max) ? tr.max : num(tr.released) ? tr.released : 0);
+      });
+      el('div', 'ev', count + ' trims ' + new Date(close[0].t).toLocaleTimeString() + '\u2013' +
+        new Date(close[close.length - 1].t1 || close[close.length - 1].t).toLocaleTimeString() +
+        ': released ' + fmtBytes(released) + ' in total, at most ' + fmtBytes(most) + ' at once', tip);
+    } else close.forEach(function (tr) {
       var text = tr.n
-        ? tr.n + ' trims ' + new Date(tr.t).toLocaleTimeString() + '\u2013' + new Date(tr.t1).toLocaleTimeString() +
-          ': released ' + fmtBytes(tr.released) + ' in total, at most ' + fmtBytes(tr.max)
+        ? (tr.n === 1 ? '1 trim ' : tr.n + ' trims ') + new Date(tr.t).toLocaleTimeString() + '\u2013' + new Date(tr.t1).toLocaleTimeString() +
+          ': released ' + fmtBytes(tr.released) + ' in total, at most ' + fmtBytes(tr.max) + ' at once'
         : 'trim ' + new Date(tr.t).toLocaleTimeString() + ': released ' + fmtBytes(tr.released) +
           (num(tr.before) ? ', RSS ' + fmtBytes(tr.before) + ' \u2192 ' + fmtBytes(tr.after) : '') +
           (num(tr.ns) ? ', ' + (tr.ns / 1e6).toFixed(1) + ' ms' : '') + (tr.reason ? ' (' + tr.reason + ')' : '');
