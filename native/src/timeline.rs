@@ -29,6 +29,8 @@ pub const MAX_POINTS: usize = 2000;
 const MAX_TRIM_MARKS: usize = 1000;
 /// NMT categories drawn: those with the highest committed peak.
 const NMT_TOP: usize = 8;
+/// The most distinct series kept (fixed fields, breakdown classes and NMT categories together).
+const MAX_COLUMNS: usize = 256;
 /// The NMT category of the Java heap: drawn with the resident memory, not among the native
 /// categories, where its size would flatten every other line.
 const NMT_JAVA_HEAP: &str = "Java Heap";
@@ -101,6 +103,9 @@ impl Columns {
         }
         let i = match self.index.get(name) {
             Some(&i) => i,
+            // Names come from the report; a bound keeps a report that invents a new class or
+            // category on every line from growing the table quadratically.
+            None if self.data.len() >= MAX_COLUMNS => return,
             None => {
                 self.index.insert(name.to_string(), self.data.len());
                 self.names.push(name.to_string());

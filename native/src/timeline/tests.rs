@@ -311,3 +311,18 @@ fn the_page_loads_nothing_from_elsewhere() {
     assert!(!lower.contains("https://"));
     assert!(page.contains("Content-Security-Policy\" content=\"default-src 'none'"));
 }
+
+#[test]
+fn a_report_inventing_names_on_every_line_stays_bounded() {
+    let lines = (0..5000u64).map(|i| {
+        format!(r#"{{"kind":"sample","epoch_ms":{},"breakdown":{{"classes":{{"class_{i}":{{"rss":1}}}}}},"nmt":{{"categories":[{{"name":"cat {i}","committed":1}}]}}}}"#, T0 + i)
+    });
+    let mut tl = Timeline::default();
+    for l in lines {
+        tl.push_line(&l);
+    }
+    assert_eq!(tl.sample_count(), 5000);
+    assert!(tl.columns.data.len() <= MAX_COLUMNS);
+    let page = tl.render("names").expect("page");
+    assert!(page.len() < 3 * MIB as usize);
+}
