@@ -236,7 +236,7 @@
         if (xx < m.l - 1 || xx > m.l + pw + 1) return;
         if (!dense) sv('line', { 'class': 'trimline', x1: xx, x2: xx, y1: m.t, y2: m.t + ph }, marks);
         sv('path', { 'class': 'trim', d: 'M' + (xx - 4) + ',' + (m.t - 7) + 'h8l-4,7z' }, marks);
-        if (!dense && c.id === 'memory' && num(tr.released) && xx - lastLabel > 64 && xx + 40 < m.l + pw) {
+        if (!dense && c.id === 'memory' && num(tr.released) && xx - lastLabel > 76 && xx + 60 < m.l + pw + m.r) {
           sv('text', { 'class': 'trimlabel', x: xx + 5, y: m.t + 1 }, marks).textContent =
             (tr.n ? tr.n + '\u00d7 ' : '') + '\u2212' + fmtBytes(tr.released);
           lastLabel = xx;
