@@ -18,6 +18,7 @@ pub mod rollup;
 pub mod sample;
 pub mod smaps;
 pub mod timefmt;
+pub mod timeline;
 pub mod trim;
 pub mod trim_policy;
 pub mod trim_worker;
