@@ -150,6 +150,34 @@ fn intern_set_trim_policy(text: &str) -> Result<String> {
     Ok(serde_json::to_string(&status)?)
 }
 
+/// Renders a report file (JSON lines) into one HTML page; reads line by line so a week of
+/// samples never sits in memory as text.
+fn intern_render_timeline(report: &str, out: &str) -> Result<String> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(report).map_err(|e| Error::io(report, e))?;
+    let mut t = crate::timeline::Timeline::default();
+    let mut reader = std::io::BufReader::new(f);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(report, e))?;
+        if n == 0 {
+            break;
+        }
+        t.push_line(&String::from_utf8_lossy(&buf));
+    }
+    let title = std::path::Path::new(report).file_name().map_or("offheap-doctor report".into(), |n| n.to_string_lossy().into_owned());
+    let html = t.render(&format!("offheap-doctor: {title}"))?;
+    std::fs::write(out, html).map_err(|e| Error::io(out, e))?;
+    Ok(format!("{} samples -> {out}", t.sample_count()))
+}
+
+fn intern_live_timeline(out: &str) -> Result<String> {
+    let html = with_core(|core| core.live_timeline(&format!("offheap-doctor: live history of pid {}", std::process::id())))?;
+    std::fs::write(out, html).map_err(|e| Error::io(out, e))?;
+    Ok(out.to_string())
+}
+
 fn intern_tune(text: &str) -> Result<String> {
     let outcomes = crate::tuning::apply_text(text)?;
     for o in &outcomes {
@@ -164,8 +192,7 @@ fn intern_sample(facts_json: &str) -> Result<String> {
     } else {
         serde_json::from_str(facts_json)?
     };
-    let sample = with_core(|core| core.sample(facts))?;
-    Ok(serde_json::to_string(&sample)?)
+    with_core(|core| core.sample_line(facts))
 }
 
 /// Exercises the error policy from Java: `ok`, `io`, `argument`, `unsupported`, `panic`.
@@ -262,6 +289,35 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_setBaseline0<'l>(mut env
         })
     })
         .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_renderTimeline0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    report: JString<'l>,
+    out: JString<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let r = intern_render_timeline(&jstring_arg(env, &report, "report")?, &jstring_arg(env, &out, "out")?)?;
+        new_jstring(env, &r)
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_liveTimeline0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    out: JString<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let r = intern_live_timeline(&jstring_arg(env, &out, "out")?)?;
+        new_jstring(env, &r)
+    })
+    .resolve::<ThrowMapped>()
 }
 
 #[unsafe(no_mangle)]

@@ -229,7 +229,12 @@ pub struct Core {
     mappings: Vec<Mapping>,
     diagnosis: Diagnosis,
     cgroup_fs: CgroupFs,
+    /// The live history as the timeline page draws it (compact points, not report lines).
+    timeline: crate::timeline::Timeline,
 }
+
+/// A week of 10 s samples: past it the live timeline starts again, so it stays bounded.
+const LIVE_TIMELINE_MAX_SAMPLES: usize = 60_480;
 
 impl Core {
     /// A core configured by `config`; a trim policy text that does not parse is an error.
@@ -249,6 +254,7 @@ impl Core {
             mappings: Vec::new(),
             diagnosis: Diagnosis::default(),
             cgroup_fs: CgroupFs::default(),
+            timeline: crate::timeline::Timeline::default(),
         })
     }
 
@@ -349,6 +355,21 @@ impl Core {
             problems.push(Problem { source: "breakdown", message: e.to_string() });
         }
         Some(b)
+    }
+
+    /// Takes a sample and returns it as one report line (JSON), remembered for the live timeline.
+    pub fn sample_line(&mut self, facts: Value) -> Result<String> {
+        let line = serde_json::to_string(&self.sample(facts)?)?;
+        if self.timeline.sample_count() >= LIVE_TIMELINE_MAX_SAMPLES {
+            self.timeline = crate::timeline::Timeline::default();
+        }
+        self.timeline.push_line(&line);
+        Ok(line)
+    }
+
+    /// The timeline page of the samples this core took.
+    pub fn live_timeline(&self, title: &str) -> Result<String> {
+        self.timeline.render(title)
     }
 
     /// Makes the latest sample the baseline growth is measured from (NMT's: the next sample).
