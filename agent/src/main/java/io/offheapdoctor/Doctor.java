@@ -25,6 +25,8 @@ public final class Doctor {
     private final Instrumentation inst;
     private volatile String nativeFailure = "not loaded yet";
     private final Object lock = new Object();
+    /** Held while a sample is taken: the sampler thread and JMX callers never sample at once. */
+    private final Object sampleLock = new Object();
     private final Thread sampler;
     private OutputStream report;
     private volatile boolean stopping;
@@ -83,6 +85,7 @@ public final class Doctor {
         }
         nativeFailure = failure;
         openReport();
+        OffHeapDoctorBean.register(this);
         Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
                 + (options.report != null ? ", report " + options.report : "")
                 + (failure == null ? "" : ", Java-only mode"));
@@ -96,6 +99,39 @@ public final class Doctor {
     /** The last report line (JSON), or null before the first sample. */
     public String lastSample() {
         return lastSample;
+    }
+
+    /** What the MBean's operations ask of the agent beyond sampling. */
+    interface Actions {
+        /** Runs malloc_trim now; says what it released. */
+        String trimNow();
+
+        /** Makes the current state the baseline growth is measured from; says so. */
+        String setBaseline();
+
+        /** Switches the trim policy ({@code off}, {@code auto} or an interval); says the new one. */
+        String setTrimPolicy(String policy);
+    }
+
+    private static final Actions NOT_YET = new Actions() {
+        @Override
+        public String trimNow() {
+            throw new UnsupportedOperationException("trimNow is not available yet in this version of offheap-doctor");
+        }
+
+        @Override
+        public String setBaseline() {
+            throw new UnsupportedOperationException("setBaseline is not available yet in this version of offheap-doctor");
+        }
+
+        @Override
+        public String setTrimPolicy(String policy) {
+            throw new UnsupportedOperationException("setTrimPolicy is not available yet in this version of offheap-doctor");
+        }
+    };
+
+    Actions actions() {
+        return NOT_YET;
     }
 
     /** Whether the native core is loaded and answering. */
@@ -140,6 +176,12 @@ public final class Doctor {
 
     /** Takes one sample now and writes it to the report; returns the line (null on failure). */
     String takeSample() {
+        synchronized (sampleLock) {
+            return takeSampleLocked();
+        }
+    }
+
+    private String takeSampleLocked() {
         String line;
         try {
             if (facts == null) {
