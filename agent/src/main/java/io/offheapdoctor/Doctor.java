@@ -86,6 +86,7 @@ public final class Doctor {
         nativeFailure = failure;
         openReport();
         OffHeapDoctorBean.register(this);
+        PrometheusEndpoint.start(this, options);
         Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
                 + (options.report != null ? ", report " + options.report : "")
                 + (failure == null ? "" : ", Java-only mode"));
