@@ -85,8 +85,6 @@ public final class Doctor {
         }
         nativeFailure = failure;
         openReport();
-        OffHeapDoctorBean.register(this);
-        PrometheusEndpoint.start(this, options);
         Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
                 + (options.report != null ? ", report " + options.report : "")
                 + (failure == null ? "" : ", Java-only mode"));
@@ -158,8 +156,13 @@ public final class Doctor {
             Log.warn("disabled itself after an internal error: " + t);
             return;
         }
+        boolean first = true;
         while (!stopping) {
             takeSample();
+            if (first) {
+                first = false;
+                publish();
+            }
             synchronized (lock) {
                 long deadline = System.nanoTime() + options.intervalMs * 1_000_000L;
                 long left;
@@ -173,6 +176,20 @@ public final class Doctor {
                 }
             }
         }
+    }
+
+    /**
+     * Registers the MBean and starts the Prometheus endpoint (if asked) on a thread of their own,
+     * after the first sample: registering takes a few hundred milliseconds that neither the first
+     * sample nor the sampling cadence should wait for.
+     */
+    private void publish() {
+        Thread t = new Thread(() -> {
+            OffHeapDoctorBean.register(this);
+            PrometheusEndpoint.start(this, options);
+        }, "offheap-doctor-publish");
+        t.setDaemon(true);
+        t.start();
     }
 
     /** Takes one sample now and writes it to the report; returns the line (null on failure). */
