@@ -243,6 +243,19 @@ def test_commands_reach_an_agent_started_with_javaagent(jdk, workloads, tmp_path
 
 
 @pytest.mark.parametrize("jdk", MAIN)
+def test_start_command_only_loads_the_agent(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["60"], classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        a = attach_cmd(jdk, app.pid, "start", f"interval=200ms,report={report}")
+        assert a.returncode == 0 and f"loaded into {app.pid}" in a.stdout, a.stderr
+        assert wait_for_samples(report, 2)[0]["pid"] == app.pid
+        j = attach_cmd(jdk, app.pid, "json")
+        assert j.returncode == 0 and j.stderr == "" and json.loads(j.stdout)["pid"] == app.pid
+
+
+@pytest.mark.parametrize("jdk", MAIN)
 def test_command_errors_are_one_line_and_exit_code(jdk, workloads):
     gone = attach_cmd(jdk, 2**22 + 12345, "report")
     assert gone.returncode == 1 and gone.stdout == ""
