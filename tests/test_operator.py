@@ -471,3 +471,74 @@ def test_json_reader_agrees_with_python_and_refuses_bad_input_with_iae_only(jdk,
             accepted += 1
             assert got.startswith("ok ") and same(json.loads(got[3:]), py), (case, got)
     assert accepted >= 10
+
+
+FULL_SAMPLE = {
+    "schema": 1, "kind": "sample", "seq": 7, "time": "2026-11-27T08:00:00.000Z", "epoch_ms": 1795766400000,
+    "pid": 4242,
+    "totals": {"rss": 3 * 2**30, "pss": 3 * 2**30 - 5 * 2**20, "swap": 0, "anon": 2 * 2**30, "file": 2**30, "shmem": 0},
+    "breakdown": {"classes": {"java_heap": {"rss": 2**31}, "malloc_arena": {"rss": 600 * 2**20},
+                              "malloc_mmap": {"rss": 0}, "thread_stack": {"rss": 24 * 2**20},
+                              "jvm_code": {"rss": 30 * 2**20}, "jvm_metaspace": {"rss": 80 * 2**20},
+                              "jvm_gc": {"rss": 100 * 2**20}, "jvm_other": {"rss": 10 * 2**20},
+                              "mapped_file": {"rss": 50 * 2**20}, "other_anon": {"rss": 130 * 2**20},
+                              "kernel": {"rss": 0}}},
+    "allocator": {"kind": "glibc", "version": "2.36"},
+    "malloc": {"arena_count": 64, "retained": 512 * 2**20, "in_use": 88 * 2**20, "mmapped": 0, "trimmable_max": 400 * 2**20},
+    "nmt": {"mode": "summary", "committed": 2400 * 2**20,
+            "growth": {"rss_delta": 700 * 2**20, "committed_delta": 70 * 2**20, "coverage": 0.1}},
+    "zip": {"method": "cleaner", "inflaters": {"alive": 3, "pending_cleanup": 1000},
+            "deflaters": {"alive": 0, "pending_cleanup": 2}, "estimated_native_bytes": 41 * 2**20},
+    "trim": {"policy": "auto", "count": 4, "released_total": 900 * 2**20,
+             "last": {"epoch_ms": 1795766300000, "released": 300 * 2**20, "duration_ns": 12_500_000}},
+    "findings": [
+        {"id": "nmt-off", "severity": "info", "title": "NMT is off", "evidence": [], "remedy": None, "since_ms": 1},
+        {"id": "malloc-retention", "severity": "warning", "title": "glibc retains 512 MiB free",
+         "evidence": ["retained 512 MiB in 64 arenas"], "remedy": "MALLOC_ARENA_MAX=2", "since_ms": 2},
+        {"id": "oom-risk", "severity": "critical", "title": "limit in 40 min",
+         "evidence": ["growth 100 MiB/h", {"limit": 4 * 2**30}], "remedy": "raise the limit", "since_ms": 3},
+    ],
+    "cgroup": {"limit": 4 * 2**30, "usage": 3 * 2**30 + 2**29, "oom_kills": 1},
+    "jvm": {"java_version": "21.0.2", "vm_name": "OpenJDK 64-Bit Server VM",
+            "heap": {"used": 2**30, "committed": 2**31, "max": 2**31}},
+    "problems": [],
+}
+
+
+def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(FULL_SAMPLE),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    text, metrics = p.stdout.split("metrics\n")
+    lines = text.splitlines()
+    assert lines[0] == ("offheap-doctor report: pid 4242, sample 7 at 2026-11-27T08:00:00.000Z "
+                        "(Java 21.0.2, OpenJDK 64-Bit Server VM)")
+    assert re.search(r"^RSS\s+3\.0 GiB\s+PSS 3\.0 GiB, swap 0 B$", text, re.M), text
+    assert "\nBreakdown\n" in text
+    assert re.search(r"^  java_heap\s+2\.0 GiB\s+66\.7%$", text, re.M), text
+    assert re.search(r"^  malloc_arena\s+600\.0 MiB\s+19\.5%$", text, re.M), text
+    assert "64 arenas; in use 88.0 MiB, retained free 512.0 MiB (trimmable at most 400.0 MiB)" in text
+    assert "summary: committed 2.3 GiB; since the baseline RSS +700.0 MiB, NMT +70.0 MiB, NMT explains 10% of the growth" in text
+    assert "inflaters 3 alive, 1000 awaiting cleanup; deflaters 0 alive, 2 awaiting cleanup; about 41.0 MiB native" in text
+    assert "policy auto; 4 trims released 900.0 MiB; the last released 300.0 MiB in 12.5 ms" in text
+    assert re.search(r"^cgroup\s+limit 4\.0 GiB, usage 3\.5 GiB, OOM kills 1$", text, re.M), text
+    # Findings, most severe first, each with its evidence and remedy.
+    f = lines[lines.index("Findings (3)"):]
+    assert f[1] == "  [CRITICAL] oom-risk: limit in 40 min"
+    assert f[2:5] == ["      - growth 100 MiB/h", f"      - limit {4 * 2**30}", "      remedy: raise the limit"]
+    assert f[5] == "  [WARNING] malloc-retention: glibc retains 512 MiB free"
+    assert f[7] == "      remedy: MALLOC_ARENA_MAX=2"
+    assert f[8] == "  [INFO] nmt-off: NMT is off" and len(f) == 9
+    values, types = parse_metrics(metrics)
+    assert values[("offheap_doctor_rss_bytes", frozenset())] == 3 * 2**30
+    classes = {dict(l)["class"]: v for (n, l), v in values.items() if n == "offheap_doctor_breakdown_rss_bytes"}
+    assert classes == {k: v["rss"] for k, v in FULL_SAMPLE["breakdown"]["classes"].items()}
+    assert sum(classes.values()) == 3 * 2**30
+    sev = {dict(l)["severity"]: v for (n, l), v in values.items() if n == "offheap_doctor_findings"}
+    assert sev == {"critical": 1, "warning": 1, "info": 1}
+    assert values[("offheap_doctor_trim_total", frozenset())] == 4 and types["offheap_doctor_trim_total"] == "counter"
+    assert values[("offheap_doctor_trim_released_bytes_total", frozenset())] == 900 * 2**20
+    assert values[("offheap_doctor_nmt_coverage_ratio", frozenset())] == 0.1
+    assert values[("offheap_doctor_nmt_committed_bytes", frozenset())] == 2400 * 2**20
+    assert values[("offheap_doctor_zip_streams", frozenset({("kind", "inflater"), ("state", "pending")}))] == 1000
+    assert values[("offheap_doctor_cgroup_limit_bytes", frozenset())] == 4 * 2**30

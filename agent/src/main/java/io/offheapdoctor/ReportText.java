@@ -56,7 +56,11 @@ final class ReportText {
     }
 
     private void line(String label, String text) {
-        out.append(String.format(Locale.ROOT, "%-16s%s%n", label, text));
+        if (text.isEmpty()) {
+            out.append(label).append(System.lineSeparator());
+        } else {
+            out.append(String.format(Locale.ROOT, "%-16s%s%n", label, text));
+        }
     }
 
     private String build() {
