@@ -389,13 +389,14 @@ def test_prometheus_option_problems_are_one_line_and_never_stop_the_jvm(jdk, wor
         taken.listen(1)
         port = taken.getsockname()[1]
         report = tmp_path / "r.jsonl"
-        r = run_jvm(jdk, "Idle", ["0.5"], agent_opts=f"prometheus=127.0.0.1:{port},interval=100ms,report={report}",
+        r = run_jvm(jdk, "Idle", ["3"], agent_opts=f"prometheus=127.0.0.1:{port},interval=100ms,report={report}",
                     classpath=workloads, report=report)
     assert r.rc == 0 and len(r.samples) >= 2
     lines = [l for l in r.agent_lines() if "Prometheus" in l]
     assert len(lines) == 1 and f"cannot serve Prometheus metrics on 127.0.0.1:{port}" in lines[0], lines
     # The endpoint never keeps a JVM alive whose main method returned.
-    quick = run_jvm(jdk, "Idle", ["0.5"], agent_opts=f"prometheus={free_port()}", classpath=workloads, timeout=20)
+    # (Long enough for the endpoint to be up before main returns, even on a loaded machine.)
+    quick = run_jvm(jdk, "Idle", ["3"], agent_opts=f"prometheus={free_port()}", classpath=workloads, timeout=20)
     assert quick.rc == 0 and any("Prometheus metrics at" in l for l in quick.agent_lines()), quick.stderr
 
 
@@ -437,7 +438,7 @@ def test_json_reader_agrees_with_python_and_refuses_bad_input_with_iae_only(jdk,
     # Mutations of a real report line: a value or IllegalArgumentException, never anything else,
     # and whatever Python accepts the reader reads the same.
     report = tmp_path / "r.jsonl"
-    run_jvm(jdk, "Idle", ["0.3"], agent_opts=f"interval=100ms,report={report}", classpath=workloads,
+    run_jvm(jdk, "Idle", ["2"], agent_opts=f"interval=100ms,report={report}", classpath=workloads,
             jvm_args=["-XX:NativeMemoryTracking=summary"], report=report)
     line = report.read_text().splitlines()[-1]
     rnd = random.Random(9)
