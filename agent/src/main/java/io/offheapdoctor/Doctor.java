@@ -25,6 +25,8 @@ public final class Doctor {
     private final Instrumentation inst;
     private volatile String nativeFailure = "not loaded yet";
     private final Object lock = new Object();
+    /** Held while a sample is taken: the sampler thread and JMX callers never sample at once. */
+    private final Object sampleLock = new Object();
     private final Thread sampler;
     private OutputStream report;
     private volatile boolean stopping;
@@ -147,6 +149,39 @@ public final class Doctor {
         return lastSample;
     }
 
+    /** What the MBean's operations ask of the agent beyond sampling. */
+    interface Actions {
+        /** Runs malloc_trim now; says what it released. */
+        String trimNow();
+
+        /** Makes the current state the baseline growth is measured from; says so. */
+        String setBaseline();
+
+        /** Switches the trim policy ({@code off}, {@code auto} or an interval); says the new one. */
+        String setTrimPolicy(String policy);
+    }
+
+    private static final Actions NOT_YET = new Actions() {
+        @Override
+        public String trimNow() {
+            throw new UnsupportedOperationException("trimNow is not available yet in this version of offheap-doctor");
+        }
+
+        @Override
+        public String setBaseline() {
+            throw new UnsupportedOperationException("setBaseline is not available yet in this version of offheap-doctor");
+        }
+
+        @Override
+        public String setTrimPolicy(String policy) {
+            throw new UnsupportedOperationException("setTrimPolicy is not available yet in this version of offheap-doctor");
+        }
+    };
+
+    Actions actions() {
+        return NOT_YET;
+    }
+
     /** Whether the native core is loaded and answering. */
     public boolean nativeAvailable() {
         return nativeFailure == null;
@@ -170,8 +205,13 @@ public final class Doctor {
             Log.warn("disabled itself after an internal error: " + t);
             return;
         }
+        boolean first = true;
         while (!stopping) {
             takeSample();
+            if (first) {
+                first = false;
+                publish();
+            }
             synchronized (lock) {
                 long deadline = System.nanoTime() + options.intervalMs * 1_000_000L;
                 long left;
@@ -187,8 +227,28 @@ public final class Doctor {
         }
     }
 
+    /**
+     * Registers the MBean and starts the Prometheus endpoint (if asked) on a thread of their own,
+     * after the first sample: registering takes a few hundred milliseconds that neither the first
+     * sample nor the sampling cadence should wait for.
+     */
+    private void publish() {
+        Thread t = new Thread(() -> {
+            OffHeapDoctorBean.register(this);
+            PrometheusEndpoint.start(this, options);
+        }, "offheap-doctor-publish");
+        t.setDaemon(true);
+        t.start();
+    }
+
     /** Takes one sample now and writes it to the report; returns the line (null on failure). */
     String takeSample() {
+        synchronized (sampleLock) {
+            return takeSampleLocked();
+        }
+    }
+
+    private String takeSampleLocked() {
         String line;
         try {
             if (facts == null) {

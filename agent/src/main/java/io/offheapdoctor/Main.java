@@ -28,8 +28,7 @@ public final class Main {
             return;
         }
         if (cmd.matches("\\d+")) {
-            String options = args.length > 1 ? args[1] : "";
-            System.exit(attach(cmd, options));
+            System.exit(forPid(cmd, rest(args)));
         }
         System.err.println("offheap-doctor: unknown command '" + cmd + "'");
         usage();
@@ -42,8 +41,37 @@ public final class Main {
         return r;
     }
 
+    /** {@code <pid> [key=value,...]}, {@code <pid> start [key=value,...]} or {@code <pid> <command> [key=value,...]}. */
+    private static int forPid(String pid, String[] args) {
+        if (args.length == 0) {
+            return attach(pid, "");
+        }
+        String what = args[0];
+        boolean start = what.equals("start");
+        boolean command = !start && RemoteCommand.isCommand(what);
+        boolean legacy = !start && !command && what.contains("=");
+        if (!start && !command && !legacy) {
+            System.err.println("offheap-doctor: unknown command '" + what + "'; use report, json, sample, trim, baseline,"
+                    + " policy=<off|auto|interval>, start, or key=value options");
+            return 2;
+        }
+        if (args.length > (legacy ? 1 : 2)) {
+            System.err.println("offheap-doctor: too many arguments after '" + what + "'; options are one key=value,... argument");
+            return 2;
+        }
+        if (legacy) {
+            return attach(pid, what);
+        }
+        String options = args.length > 1 ? args[1] : "";
+        return start ? attach(pid, options) : RemoteCommand.run(pid, what, options);
+    }
+
     private static void usage() {
-        System.out.println("usage: java -jar offheap-doctor.jar <pid> [key=value,...]   load the agent into a running JVM");
+        System.out.println("usage: java -jar offheap-doctor.jar <pid> [start] [key=value,...]  load the agent into a running JVM");
+        System.out.println("       java -jar offheap-doctor.jar <pid> <command> [key=value,...]  ask the agent (loading it first if needed):");
+        System.out.println("           report   the latest sample as text      json      the latest sample as JSON");
+        System.out.println("           sample   take a sample now (JSON)        trim      malloc_trim now");
+        System.out.println("           baseline measure growth from now         policy=<off|auto|interval>  set the trim policy");
         System.out.println("       java -jar offheap-doctor.jar demo [seconds]           run the demo workload (start it with -javaagent)");
         System.out.println("       java -jar offheap-doctor.jar version");
         System.out.println("options: " + Options.KEYS.keySet());
@@ -51,19 +79,12 @@ public final class Main {
 
     /** Loads this jar as an agent into {@code pid}; returns the process exit code. */
     static int attach(String pid, String options) {
-        String jar;
-        try {
-            jar = new File(Main.class.getProtectionDomain().getCodeSource().getLocation().toURI()).getAbsolutePath();
-        } catch (Exception e) {
-            System.err.println("offheap-doctor: cannot locate my own jar: " + e);
+        String jar = ownJar();
+        if (jar == null) {
             return 1;
         }
-        Class<?> vmClass;
-        try {
-            vmClass = attachApi();
-        } catch (Exception e) {
-            System.err.println("offheap-doctor: the attach API is not available in this Java runtime"
-                    + " (a JRE or a jlinked image without jdk.attach); run this command with a full JDK");
+        Class<?> vmClass = attachApiOrNull();
+        if (vmClass == null) {
             return 1;
         }
         try {
@@ -82,6 +103,27 @@ public final class Main {
         }
         System.out.println("offheap-doctor loaded into " + pid + (options.isEmpty() ? "" : " with " + options));
         return 0;
+    }
+
+    /** The path of this jar; null, after saying why on stderr, when it cannot be found. */
+    static String ownJar() {
+        try {
+            return new File(Main.class.getProtectionDomain().getCodeSource().getLocation().toURI()).getAbsolutePath();
+        } catch (Exception e) {
+            System.err.println("offheap-doctor: cannot locate my own jar: " + e);
+            return null;
+        }
+    }
+
+    /** The attach API's VirtualMachine class; null, after saying why on stderr, when this runtime lacks it. */
+    static Class<?> attachApiOrNull() {
+        try {
+            return attachApi();
+        } catch (Exception e) {
+            System.err.println("offheap-doctor: the attach API is not available in this Java runtime"
+                    + " (a JRE or a jlinked image without jdk.attach); run this command with a full JDK");
+            return null;
+        }
     }
 
     private static Class<?> attachApi() throws Exception {

@@ -40,6 +40,8 @@ final class Options {
         k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("procRoot", "directory read instead of /proc/self (for tests)");
+        k.put("prometheus", "<port> or <host>:<port>: serve Prometheus metrics at http://<host>:<port>/metrics"
+                + " (default host 127.0.0.1; default off: no port is opened)");
         KEYS = Collections.unmodifiableMap(k);
     }
 
@@ -55,6 +57,9 @@ final class Options {
     final Map<String, String> trimAuto = new LinkedHashMap<>();
     /** glibc malloc settings for mallopt (arenaMax=2, ...), in order given. */
     final Map<String, String> malloc = new LinkedHashMap<>();
+    /** Where the Prometheus endpoint listens; null when it is off. */
+    String prometheusHost;
+    int prometheusPort = -1;
 
     /** Problems found while parsing, each one line; the caller prints them. */
     final List<String> problems = new ArrayList<>();
@@ -172,9 +177,41 @@ final class Options {
             case "procRoot":
                 procRoot = value.isEmpty() ? null : value;
                 break;
+            case "prometheus":
+                parsePrometheus(value);
+                break;
             default:
                 problems.add("unknown option '" + key + "'; valid keys: " + KEYS.keySet());
         }
+    }
+
+    /** {@code <port>}, {@code <host>:<port>} or {@code [<ipv6>]:<port>}; off when empty or "off". */
+    private void parsePrometheus(String value) {
+        prometheusHost = null;
+        prometheusPort = -1;
+        if (value.isEmpty() || value.equalsIgnoreCase("off")) {
+            return;
+        }
+        String host = "127.0.0.1";
+        String port = value;
+        int colon = value.lastIndexOf(':');
+        if (colon >= 0) {
+            host = value.substring(0, colon);
+            port = value.substring(colon + 1);
+            if (host.startsWith("[") && host.endsWith("]")) {
+                host = host.substring(1, host.length() - 1);
+            }
+        }
+        int p = -1;
+        if (port.matches("\\d{1,5}")) {
+            p = Integer.parseInt(port);
+        }
+        if (host.isEmpty() || p < 0 || p > 65535) {
+            problems.add("prometheus='" + value + "' is not <port> or <host>:<port> (port 0-65535); the endpoint stays off");
+            return;
+        }
+        prometheusHost = host;
+        prometheusPort = p;
     }
 
     /** on/true/yes or off/false/no; null for anything else. */

@@ -1,0 +1,102 @@
+package io.offheapdoctor;
+
+/**
+ * The agent on the platform MBeanServer, under {@value #OBJECT_NAME}. Attributes are the
+ * headline numbers of the latest sample as plain numbers and strings, so JConsole, VisualVM and
+ * the Prometheus JMX exporter read them unchanged. A number the latest sample does not hold (no
+ * sample yet, NMT off, no breakdown in this build) reads -1; a ratio reads NaN; a string
+ * "unknown". Sizes are bytes.
+ */
+public interface OffHeapDoctorMXBean {
+    String OBJECT_NAME = "io.offheapdoctor:type=OffHeapDoctor";
+
+    /** Resident set size of the process. */
+    long getRss();
+
+    /** Proportional set size: shared pages divided among their sharers. */
+    long getPss();
+
+    long getSwap();
+
+    long getJavaHeapRss();
+
+    long getMallocArenaRss();
+
+    long getMallocMmapRss();
+
+    long getThreadStackRss();
+
+    long getJvmCodeRss();
+
+    long getJvmMetaspaceRss();
+
+    long getJvmGcRss();
+
+    long getJvmOtherRss();
+
+    long getMappedFileRss();
+
+    long getOtherAnonRss();
+
+    long getKernelRss();
+
+    /** Bytes glibc holds free in its arenas: the upper bound of what a trim can return. */
+    long getMallocRetained();
+
+    int getArenaCount();
+
+    /** What NMT counts as committed; -1 when NMT is off. */
+    long getNmtCommitted();
+
+    /** The share of RSS growth since the baseline that NMT explains (0..1), NaN when unknown. */
+    double getNmtCoverage();
+
+    long getZipInflatersAlive();
+
+    /** Inflaters unreachable but still holding native memory until their cleanup runs. */
+    long getZipInflatersPending();
+
+    long getZipDeflatersAlive();
+
+    long getZipDeflatersPending();
+
+    long getZipEstimatedNativeBytes();
+
+    /** The allocator behind malloc, such as "glibc 2.36" or "jemalloc". */
+    String getAllocator();
+
+    String getTrimPolicy();
+
+    long getTrimCount();
+
+    long getTrimReleasedBytes();
+
+    int getFindingsCount();
+
+    /** "id: title" of the most severe finding; "none" when there is none. */
+    String getMostSevereFinding();
+
+    /** Sequence number of the latest sample (the count taken since the agent started). */
+    long getSampleCount();
+
+    /** UTC time of the latest sample, ISO 8601. */
+    String getLastSampleTime();
+
+    /** The latest sample as a human-readable report (takes one if there is none yet). */
+    String reportText();
+
+    /** The latest sample's report line, JSON (takes one if there is none yet). */
+    String reportJson();
+
+    /** Takes a sample now, in addition to the scheduled ones, and returns its JSON line. */
+    String sampleNow();
+
+    /** Runs malloc_trim now and says what it released. */
+    String trimNow();
+
+    /** Makes the current state the baseline that growth is measured from. */
+    String setBaseline();
+
+    /** Changes the trim policy: off, auto, or an interval such as 30s. */
+    String setTrimPolicy(String policy);
+}

@@ -1,0 +1,235 @@
+package io.offheapdoctor;
+
+import java.io.File;
+import java.io.IOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.util.Properties;
+import javax.management.JMException;
+import javax.management.MBeanException;
+import javax.management.MBeanServerConnection;
+import javax.management.ObjectName;
+import javax.management.RuntimeMBeanException;
+import javax.management.RuntimeOperationsException;
+import javax.management.remote.JMXConnector;
+import javax.management.remote.JMXConnectorFactory;
+import javax.management.remote.JMXServiceURL;
+
+/**
+ * {@code java -jar offheap-doctor.jar <pid> <command>}: asks the agent in another JVM through
+ * its MBean, loading the agent first when that JVM does not run it yet. The path: the attach
+ * API connects to the target; the target's local JMX connector is started (or found) through
+ * the same attach connection; the command is one MBean operation over that connector. Everything
+ * the target answers goes to stdout; every failure is one line on stderr and exit code 1.
+ */
+final class RemoteCommand {
+    static final String LOCAL_CONNECTOR_ADDRESS = "com.sun.management.jmxremote.localConnectorAddress";
+
+    /** How long a freshly loaded agent may take to register its MBean (it loads its native core first). */
+    static final long REGISTER_TIMEOUT_MS = 30_000;
+
+    private RemoteCommand() {}
+
+    /** Whether {@code arg} names a command (as opposed to agent options). */
+    static boolean isCommand(String arg) {
+        switch (arg) {
+            case "report":
+            case "json":
+            case "sample":
+            case "trim":
+            case "baseline":
+                return true;
+            default:
+                return arg.startsWith("policy=");
+        }
+    }
+
+    /** Runs {@code command} in {@code pid}; {@code options} apply only if the agent is loaded now. */
+    static int run(String pid, String command, String options) {
+        String jar = Main.ownJar();
+        if (jar == null) {
+            return 1;
+        }
+        Class<?> vmClass = Main.attachApiOrNull();
+        if (vmClass == null) {
+            return 1;
+        }
+        Object vm;
+        try {
+            vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
+        } catch (InvocationTargetException e) {
+            return fail("cannot attach to " + pid + ": " + describe(e.getCause()));
+        } catch (ReflectiveOperationException e) {
+            return fail("cannot attach to " + pid + ": " + describe(e));
+        }
+        try {
+            String address;
+            try {
+                address = localConnector(vmClass, vm);
+            } catch (Exception e) {
+                return fail("cannot start the JMX connector in " + pid + ": " + describe(unwrap(e)));
+            }
+            if (address == null) {
+                return fail("cannot start the JMX connector in " + pid + ": the JVM published no local connector address");
+            }
+            try (JMXConnector connector = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
+                MBeanServerConnection server = connector.getMBeanServerConnection();
+                ObjectName name = new ObjectName(OffHeapDoctorMXBean.OBJECT_NAME);
+                if (!server.isRegistered(name)) {
+                    try {
+                        vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, jar, options);
+                    } catch (InvocationTargetException e) {
+                        return fail("cannot load the agent into " + pid + ": " + describe(e.getCause()));
+                    }
+                    System.err.println("offheap-doctor: loaded the agent into " + pid
+                            + (options.isEmpty() ? "" : " with " + options));
+                    if (!awaitRegistration(server, name)) {
+                        return fail("the agent in " + pid + " did not register " + OffHeapDoctorMXBean.OBJECT_NAME
+                                + " within " + REGISTER_TIMEOUT_MS / 1000 + "s; its stderr says why");
+                    }
+                } else if (!options.isEmpty()) {
+                    System.err.println("offheap-doctor: the agent already runs in " + pid + "; options ignored: " + options);
+                }
+                Object answer = invoke(server, name, command);
+                String text = String.valueOf(answer);
+                System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
+                System.out.flush();
+                return 0;
+            } catch (MBeanException | RuntimeMBeanException | RuntimeOperationsException e) {
+                return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
+            } catch (IOException e) {
+                return fail("cannot talk to the JMX connector of " + pid + " at " + address + ": " + describe(e));
+            } catch (JMException | RuntimeException e) {
+                return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return fail("interrupted while waiting for the agent in " + pid);
+            } catch (ReflectiveOperationException e) {
+                return fail("cannot load the agent into " + pid + ": " + describe(e));
+            }
+        } finally {
+            try {
+                vmClass.getMethod("detach").invoke(vm);
+            } catch (ReflectiveOperationException ignored) {
+                // The target may have exited meanwhile; there is nothing left to release.
+            }
+        }
+    }
+
+    private static Object invoke(MBeanServerConnection server, ObjectName name, String command)
+            throws JMException, IOException {
+        String op;
+        Object[] params = new Object[0];
+        String[] signature = new String[0];
+        switch (command) {
+            case "report":
+                op = "reportText";
+                break;
+            case "json":
+                op = "reportJson";
+                break;
+            case "sample":
+                op = "sampleNow";
+                break;
+            case "trim":
+                op = "trimNow";
+                break;
+            case "baseline":
+                op = "setBaseline";
+                break;
+            default:
+                op = "setTrimPolicy";
+                params = new Object[] {command.substring("policy=".length())};
+                signature = new String[] {String.class.getName()};
+        }
+        return server.invoke(name, op, params, signature);
+    }
+
+    private static boolean awaitRegistration(MBeanServerConnection server, ObjectName name)
+            throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + REGISTER_TIMEOUT_MS * 1_000_000L;
+        while (!server.isRegistered(name)) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            Thread.sleep(50);
+        }
+        return true;
+    }
+
+    /**
+     * The target's local JMX connector address. {@code startLocalManagementAgent} (JDK 8 and
+     * later) starts the connector if needed and returns it; a client without that method reads the
+     * address the target publishes as an agent property, loading the JDK's management agent
+     * first when the target has none yet (the JDK 8 and earlier way).
+     */
+    private static String localConnector(Class<?> vmClass, Object vm) throws Exception {
+        Method start;
+        try {
+            start = vmClass.getMethod("startLocalManagementAgent");
+        } catch (NoSuchMethodException e) {
+            start = null;
+        }
+        if (start != null) {
+            return (String) start.invoke(vm);
+        }
+        String address = agentProperty(vmClass, vm);
+        if (address == null) {
+            File agent = new File(System.getProperty("java.home"), "lib" + File.separator + "management-agent.jar");
+            vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, agent.getPath(), "com.sun.management.jmxremote");
+            address = agentProperty(vmClass, vm);
+        }
+        return address;
+    }
+
+    private static String agentProperty(Class<?> vmClass, Object vm) throws ReflectiveOperationException {
+        Properties p = (Properties) vmClass.getMethod("getAgentProperties").invoke(vm);
+        return p.getProperty(LOCAL_CONNECTOR_ADDRESS);
+    }
+
+    /** The exception that says what went wrong, under the reflection and JMX wrappers. */
+    static Throwable unwrap(Throwable t) {
+        Throwable e = t;
+        for (int i = 0; i < 10 && e != null; i++) {
+            Throwable next;
+            if (e instanceof InvocationTargetException) {
+                next = ((InvocationTargetException) e).getCause();
+            } else if (e instanceof MBeanException) {
+                next = ((MBeanException) e).getTargetException();
+            } else if (e instanceof RuntimeMBeanException) {
+                next = ((RuntimeMBeanException) e).getTargetException();
+            } else if (e instanceof RuntimeOperationsException) {
+                next = ((RuntimeOperationsException) e).getTargetException();
+            } else {
+                break;
+            }
+            if (next == null) {
+                break;
+            }
+            e = next;
+        }
+        return e;
+    }
+
+    /** "message" for the exceptions whose class says nothing more, "Class: message" otherwise. */
+    static String describe(Throwable t) {
+        if (t == null) {
+            return "unknown error";
+        }
+        String msg = t.getMessage();
+        if (msg == null || msg.isEmpty()) {
+            return t.getClass().getName();
+        }
+        msg = msg.replace('\n', ' ').replace('\r', ' ');
+        if (t instanceof UnsupportedOperationException || t instanceof IllegalArgumentException
+                || t instanceof IllegalStateException) {
+            return msg;
+        }
+        return t.getClass().getSimpleName() + ": " + msg;
+    }
+
+    private static int fail(String message) {
+        System.err.println("offheap-doctor: " + message);
+        return 1;
+    }
+}

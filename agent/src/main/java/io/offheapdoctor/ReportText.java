@@ -1,0 +1,329 @@
+package io.offheapdoctor;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The latest sample as a report for people: sizes in binary units, one topic per line, then the
+ * findings with their evidence and remedy. Parts the sample lacks are left out, or say why
+ * (NMT off), rather than shown as -1.
+ */
+final class ReportText {
+    private static final String[] UNITS = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+
+    private final SampleView v;
+    private final StringBuilder out = new StringBuilder(2048);
+
+    private ReportText(SampleView v) {
+        this.v = v;
+    }
+
+    static String render(SampleView v) {
+        return new ReportText(v).build();
+    }
+
+    /** {@code 1536} as {@code 1.5 KiB}; below 1 KiB in bytes; "n/a" for a negative (unknown) size. */
+    static String bytes(long n) {
+        if (n < 0) {
+            return "n/a";
+        }
+        if (n < 1024) {
+            return n + " B";
+        }
+        double d = n;
+        int u = 0;
+        while (d >= 1024 && u < UNITS.length - 1) {
+            d /= 1024;
+            u++;
+        }
+        return String.format(Locale.ROOT, "%.1f %s", d, UNITS[u]);
+    }
+
+    /** A signed change: {@code +1.5 KiB}, {@code -200 B}. */
+    static String delta(long n) {
+        if (n == Long.MIN_VALUE) {
+            return "-" + bytes(Long.MAX_VALUE);
+        }
+        return (n < 0 ? "-" : "+") + bytes(Math.abs(n));
+    }
+
+    private static String percent(double part, double whole) {
+        if (whole <= 0 || Double.isNaN(part) || Double.isNaN(whole)) {
+            return "";
+        }
+        return String.format(Locale.ROOT, "%5.1f%%", 100.0 * part / whole);
+    }
+
+    private void line(String label, String text) {
+        if (text.isEmpty()) {
+            out.append(label).append(System.lineSeparator());
+        } else {
+            out.append(String.format(Locale.ROOT, "%-16s%s%n", label, text));
+        }
+    }
+
+    private String build() {
+        if (v.line == null) {
+            return "offheap-doctor: no sample yet" + System.lineSeparator();
+        }
+        if (v.parseError != null) {
+            return "offheap-doctor: the latest sample cannot be read (" + v.parseError + ")" + System.lineSeparator();
+        }
+        header();
+        memory();
+        breakdown();
+        allocator();
+        nmt();
+        zip();
+        jvm();
+        trim();
+        cgroup();
+        findings();
+        problems();
+        return out.toString();
+    }
+
+    private void header() {
+        String java = v.text("jvm", "java_version");
+        String vm = v.text("jvm", "vm_name");
+        out.append("offheap-doctor report: pid ").append(v.number("pid"))
+                .append(", sample ").append(v.number("seq"))
+                .append(" at ").append(v.text("time"));
+        if (java != null) {
+            out.append(" (Java ").append(java).append(vm != null ? ", " + vm : "").append(')');
+        }
+        out.append(System.lineSeparator()).append(System.lineSeparator());
+    }
+
+    private void memory() {
+        long rss = v.number("totals", "rss");
+        if (rss < 0) {
+            line("RSS", "unknown (the native core is not available)");
+            return;
+        }
+        line("RSS", bytes(rss) + "   PSS " + bytes(v.number("totals", "pss")) + ", swap "
+                + bytes(v.number("totals", "swap")));
+        line("", "anon " + bytes(v.number("totals", "anon")) + ", file " + bytes(v.number("totals", "file"))
+                + ", shmem " + bytes(v.number("totals", "shmem")));
+    }
+
+    private void breakdown() {
+        if (!v.hasBreakdown()) {
+            return;
+        }
+        double rss = v.number("totals", "rss");
+        line("Breakdown", "");
+        for (String cls : SampleView.BREAKDOWN_CLASSES) {
+            long b = v.breakdownRss(cls);
+            if (b >= 0) {
+                out.append(String.format(Locale.ROOT, "  %-16s%12s %s%n", cls, bytes(b), percent(b, rss)));
+            }
+        }
+    }
+
+    private void allocator() {
+        String a = v.allocator();
+        if (a != null) {
+            line("Allocator", a);
+        }
+        if (!(v.at("malloc") instanceof Map)) {
+            return;
+        }
+        StringBuilder b = new StringBuilder();
+        long arenas = v.number("malloc", "arena_count");
+        if (arenas >= 0) {
+            b.append(arenas).append(arenas == 1 ? " arena; " : " arenas; ");
+        }
+        b.append("in use ").append(bytes(v.number("malloc", "in_use")))
+                .append(", retained free ").append(bytes(v.number("malloc", "retained")));
+        long trimmable = v.number("malloc", "trimmable_max");
+        if (trimmable >= 0) {
+            b.append(" (trimmable at most ").append(bytes(trimmable)).append(')');
+        }
+        long mmapped = v.number("malloc", "mmapped");
+        if (mmapped >= 0) {
+            b.append(", mmapped ").append(bytes(mmapped));
+        }
+        line("malloc", b.toString());
+    }
+
+    private void nmt() {
+        if (!(v.at("nmt") instanceof Map)) {
+            String mode = v.text("jvm", "nmt_mode");
+            if ("off".equals(mode)) {
+                line("NMT", "off (start the JVM with -XX:NativeMemoryTracking=summary to see the JVM's own use)");
+            }
+            return;
+        }
+        StringBuilder b = new StringBuilder();
+        String mode = v.text("nmt", "mode");
+        b.append(mode != null ? mode : "on").append(": committed ").append(bytes(v.number("nmt", "committed")));
+        if (v.at("nmt", "growth") instanceof Map) {
+            Object rssDelta = v.at("nmt", "growth", "rss_delta");
+            Object nmtDelta = v.at("nmt", "growth", "committed_delta");
+            if (rssDelta instanceof Number && nmtDelta instanceof Number) {
+                b.append("; since the baseline RSS ").append(delta(((Number) rssDelta).longValue()))
+                        .append(", NMT ").append(delta(((Number) nmtDelta).longValue()));
+            }
+            double coverage = v.real("nmt", "growth", "coverage");
+            if (!Double.isNaN(coverage)) {
+                b.append(String.format(Locale.ROOT, ", NMT explains %.0f%% of the growth", coverage * 100));
+            }
+        }
+        line("NMT", b.toString());
+    }
+
+    private void zip() {
+        if (!(v.at("zip") instanceof Map)) {
+            return;
+        }
+        if (!(v.at("zip", "inflaters") instanceof Map)) {
+            String reason = v.text("zip", "reason");
+            line("Zip streams", "not counted" + (reason != null ? " (" + reason + ")" : ""));
+            return;
+        }
+        line("Zip streams", "inflaters " + v.number("zip", "inflaters", "alive") + " alive, "
+                + v.number("zip", "inflaters", "pending_cleanup") + " awaiting cleanup; deflaters "
+                + v.number("zip", "deflaters", "alive") + " alive, " + v.number("zip", "deflaters", "pending_cleanup")
+                + " awaiting cleanup; about " + bytes(v.number("zip", "estimated_native_bytes")) + " native");
+    }
+
+    private void jvm() {
+        if (v.at("jvm", "heap") instanceof Map) {
+            line("Java heap", "used " + bytes(v.number("jvm", "heap", "used")) + ", committed "
+                    + bytes(v.number("jvm", "heap", "committed")) + ", max " + bytes(v.number("jvm", "heap", "max")));
+        }
+        if (v.at("jvm", "non_heap") instanceof Map) {
+            line("Non-heap", "used " + bytes(v.number("jvm", "non_heap", "used")) + ", committed "
+                    + bytes(v.number("jvm", "non_heap", "committed")));
+        }
+        Object pools = v.at("jvm", "buffer_pools");
+        if (pools instanceof List) {
+            StringBuilder b = new StringBuilder();
+            for (Object p : (List<?>) pools) {
+                long count = SampleView.asLong(JsonReader.at(p, "count"));
+                if (count <= 0) {
+                    continue;
+                }
+                if (b.length() > 0) {
+                    b.append("; ");
+                }
+                b.append(JsonReader.at(p, "name")).append(' ').append(count).append(count == 1 ? " buffer, " : " buffers, ")
+                        .append(bytes(SampleView.asLong(JsonReader.at(p, "capacity"))));
+            }
+            if (b.length() > 0) {
+                line("Buffers", b.toString());
+            }
+        }
+        long os = v.number("threads");
+        long java = v.number("jvm", "threads", "live");
+        if (os >= 0 || java >= 0) {
+            line("Threads", (os >= 0 ? os + " in the process" : "") + (os >= 0 && java >= 0 ? ", " : "")
+                    + (java >= 0 ? java + " Java threads" : ""));
+        }
+    }
+
+    private void trim() {
+        if (!(v.at("trim") instanceof Map)) {
+            return;
+        }
+        StringBuilder b = new StringBuilder("policy ").append(v.text("trim", "policy"));
+        long count = v.number("trim", "count");
+        if (count >= 0) {
+            b.append("; ").append(count).append(count == 1 ? " trim released " : " trims released ")
+                    .append(bytes(v.number("trim", "released_total")));
+        }
+        if (v.at("trim", "last") instanceof Map) {
+            long ns = v.number("trim", "last", "duration_ns");
+            b.append("; the last released ").append(bytes(v.number("trim", "last", "released")));
+            if (ns >= 0) {
+                b.append(String.format(Locale.ROOT, " in %.1f ms", ns / 1e6));
+            }
+        }
+        line("Trim", b.toString());
+    }
+
+    private void cgroup() {
+        if (!(v.at("cgroup") instanceof Map)) {
+            return;
+        }
+        long limit = v.number("cgroup", "limit");
+        long oom = v.number("cgroup", "oom_kills");
+        line("cgroup", "limit " + (limit < 0 ? "none" : bytes(limit)) + ", usage " + bytes(v.number("cgroup", "usage"))
+                + (oom >= 0 ? ", OOM kills " + oom : ""));
+    }
+
+    private void findings() {
+        List<Map<?, ?>> all = v.findings();
+        if (all == null) {
+            return;
+        }
+        out.append(System.lineSeparator());
+        if (all.isEmpty()) {
+            out.append("Findings: none").append(System.lineSeparator());
+            return;
+        }
+        out.append("Findings (").append(all.size()).append(')').append(System.lineSeparator());
+        for (String severity : SampleView.SEVERITIES) {
+            for (Map<?, ?> f : all) {
+                if (severity.equals(f.get("severity"))) {
+                    finding(f);
+                }
+            }
+        }
+        for (Map<?, ?> f : all) {
+            if (SampleView.rank(f.get("severity")) == SampleView.SEVERITIES.length) {
+                finding(f);
+            }
+        }
+    }
+
+    private void finding(Map<?, ?> f) {
+        String nl = System.lineSeparator();
+        Object severity = f.get("severity");
+        out.append("  [").append(severity == null ? "?" : severity.toString().toUpperCase(Locale.ROOT)).append("] ")
+                .append(f.get("id")).append(": ").append(f.get("title")).append(nl);
+        Object evidence = f.get("evidence");
+        if (evidence instanceof List) {
+            for (Object e : (List<?>) evidence) {
+                out.append("      - ").append(plain(e)).append(nl);
+            }
+        } else if (evidence != null) {
+            out.append("      - ").append(plain(evidence)).append(nl);
+        }
+        Object remedy = f.get("remedy");
+        if (remedy != null) {
+            out.append("      remedy: ").append(plain(remedy)).append(nl);
+        }
+    }
+
+    /** Evidence as the native core wrote it: text as is, an object as {@code key value} pairs. */
+    private static String plain(Object o) {
+        if (o instanceof Map) {
+            StringBuilder b = new StringBuilder();
+            for (Map.Entry<?, ?> e : ((Map<?, ?>) o).entrySet()) {
+                if (b.length() > 0) {
+                    b.append(", ");
+                }
+                b.append(e.getKey()).append(' ').append(plain(e.getValue()));
+            }
+            return b.toString();
+        }
+        return String.valueOf(o);
+    }
+
+    private void problems() {
+        Object problems = v.at("problems");
+        if (!(problems instanceof List) || ((List<?>) problems).isEmpty()) {
+            return;
+        }
+        out.append(System.lineSeparator()).append("Problems").append(System.lineSeparator());
+        for (Object p : (List<?>) problems) {
+            Object source = JsonReader.at(p, "source");
+            Object message = JsonReader.at(p, "message");
+            out.append("  ").append(source != null ? source + ": " : "").append(message != null ? message : plain(p))
+                    .append(System.lineSeparator());
+        }
+    }
+}

@@ -1,0 +1,545 @@
+"""The operator's side: the MBean (attributes equal to the latest sample, operations), the
+attach commands that load the agent and ask it over JMX, the Prometheus endpoint, and the
+JSON reader they all read samples with."""
+
+import base64
+import json
+import math
+import os
+import random
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness import AGENT_JAR, Background, command, run_jvm, vm_rss, wait_for_samples
+from jdks import ALL, MAIN, java
+
+BREAKDOWN = {
+    "JavaHeapRss": "java_heap", "MallocArenaRss": "malloc_arena", "MallocMmapRss": "malloc_mmap",
+    "ThreadStackRss": "thread_stack", "JvmCodeRss": "jvm_code", "JvmMetaspaceRss": "jvm_metaspace",
+    "JvmGcRss": "jvm_gc", "JvmOtherRss": "jvm_other", "MappedFileRss": "mapped_file",
+    "OtherAnonRss": "other_anon", "KernelRss": "kernel",
+}
+INT_ATTRS = {"ArenaCount", "FindingsCount"}
+DOUBLE_ATTRS = {"NmtCoverage"}
+STRING_ATTRS = {"Allocator", "TrimPolicy", "MostSevereFinding", "LastSampleTime"}
+LONG_ATTRS = {"Rss", "Pss", "Swap", "MallocRetained", "NmtCommitted", "ZipInflatersAlive", "ZipInflatersPending",
+              "ZipDeflatersAlive", "ZipDeflatersPending", "ZipEstimatedNativeBytes", "TrimCount",
+              "TrimReleasedBytes", "SampleCount", *BREAKDOWN}
+OPERATIONS = {"reportText() java.lang.String", "reportJson() java.lang.String", "sampleNow() java.lang.String",
+              "trimNow() java.lang.String", "setBaseline() java.lang.String",
+              "setTrimPolicy(java.lang.String) java.lang.String"}
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def get(d, *path):
+    for k in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def num(d, *path):
+    v = get(d, *path)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else -1
+
+
+def expected_attributes(s):
+    """What each attribute must read for sample `s`: the MBean's contract in Python."""
+    alloc = get(s, "allocator", "kind")
+    version = get(s, "allocator", "version")
+    findings = s.get("findings")
+    if isinstance(findings, list):
+        worst = min(findings, key=lambda f: SEVERITY_RANK.get(f.get("severity"), 3), default=None)
+        most = "none" if worst is None else f"{worst.get('id')}: {worst.get('title')}"
+    else:
+        most = "unknown"
+
+    def breakdown(cls):
+        c = get(s, "breakdown", "classes", cls)
+        return c if isinstance(c, int) else num(c, "rss")
+
+    coverage = get(s, "nmt", "growth", "coverage")
+    want = {
+        "Rss": num(s, "totals", "rss"), "Pss": num(s, "totals", "pss"), "Swap": num(s, "totals", "swap"),
+        "MallocRetained": num(s, "malloc", "retained"), "ArenaCount": num(s, "malloc", "arena_count"),
+        "NmtCommitted": num(s, "nmt", "committed"),
+        "NmtCoverage": float(coverage) if isinstance(coverage, (int, float)) else math.nan,
+        "ZipInflatersAlive": num(s, "zip", "inflaters", "alive"),
+        "ZipInflatersPending": num(s, "zip", "inflaters", "pending_cleanup"),
+        "ZipDeflatersAlive": num(s, "zip", "deflaters", "alive"),
+        "ZipDeflatersPending": num(s, "zip", "deflaters", "pending_cleanup"),
+        "ZipEstimatedNativeBytes": num(s, "zip", "estimated_native_bytes"),
+        "Allocator": "unknown" if alloc is None else (alloc if version is None else f"{alloc} {version}"),
+        "TrimPolicy": get(s, "trim", "policy") or "unknown",
+        "TrimCount": num(s, "trim", "count"), "TrimReleasedBytes": num(s, "trim", "released_total"),
+        "FindingsCount": len(findings) if isinstance(findings, list) else -1,
+        "MostSevereFinding": most,
+        "SampleCount": s["seq"], "LastSampleTime": s["time"],
+    }
+    for attr, cls in BREAKDOWN.items():
+        want[attr] = breakdown(cls)
+    return want
+
+
+def parse_attr(name, text):
+    if name in DOUBLE_ATTRS:
+        return float(text)
+    if name in LONG_ATTRS or name in INT_ATTRS:
+        return int(text)
+    return text
+
+
+def jmx_self(jdk, workloads, tmp_path, opts="", jvm_args=()):
+    report = tmp_path / "r.jsonl"
+    r = run_jvm(jdk, "JmxSelf", [], agent_opts=f"interval=1h,report={report}" + opts, jvm_args=jvm_args,
+                classpath=workloads, report=report, timeout=90)
+    assert r.rc == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    text = lines[lines.index("text") + 1:lines.index("end")]
+    out = {"type": {}, "operation": set(), "attr": {}, "op": {}}
+    for l in lines:
+        kind, _, rest = l.partition(" ")
+        if kind == "type":
+            n, t = rest.split(" ", 1)
+            out["type"][n] = t
+        elif kind == "operation":
+            out["operation"].add(rest)
+        elif kind == "attr":
+            n, v = rest.split("=", 1)
+            out["attr"][n] = v
+        elif kind == "op":
+            n, v = rest.split(" ", 1)
+            out["op"].setdefault(n, []).append(v)
+        elif kind in ("json", "sample", "count"):
+            out[kind] = rest
+    return r, out, text
+
+
+@pytest.mark.parametrize("jdk", ALL)
+def test_mbean_attributes_read_over_jmx_equal_the_latest_sample(jdk, workloads, tmp_path):
+    r, out, text = jmx_self(jdk, workloads, tmp_path)
+    assert r.jni_warnings() == []
+    # The shape a console sees: read-only attributes of plain types, and every operation.
+    types = out["type"]
+    assert set(types) == LONG_ATTRS | INT_ATTRS | DOUBLE_ATTRS | STRING_ATTRS
+    assert all(t == "long" for n, t in types.items() if n in LONG_ATTRS), types
+    assert all(types[n] == "int" for n in INT_ATTRS) and types["NmtCoverage"] == "double"
+    assert all(types[n] == "java.lang.String" for n in STRING_ATTRS)
+    assert out["operation"] == OPERATIONS
+    # The values: exactly the first (and at interval=1h, only) scheduled sample.
+    first, second = r.samples[:2]
+    assert out["json"] == json.dumps(first, separators=(",", ":")) or json.loads(out["json"]) == first
+    got = {n: parse_attr(n, v) for n, v in out["attr"].items()}
+    want = expected_attributes(first)
+    assert math.isnan(got.pop("NmtCoverage")) and math.isnan(want.pop("NmtCoverage"))
+    assert got == want
+    assert got["Rss"] > 0 and got["SampleCount"] == 1 and got["ArenaCount"] > 0
+    assert got["Allocator"].startswith("glibc 2.")
+    # sampleNow is a sample like the scheduled ones: the report's next line, counted.
+    assert json.loads(out["sample"]) == second and second["seq"] == 2 and out["count"] == "2"
+    assert len(r.samples) == 2
+    # The text report speaks in binary units about the same sample.
+    assert text[0].startswith(f"offheap-doctor report: pid {first['pid']}, sample 1 at {first['time']}")
+    rss_line = next(l for l in text if l.startswith("RSS"))
+    assert re.search(r"RSS\s+\d+\.\d (MiB|GiB)\s+PSS \d+\.\d (KiB|MiB|GiB), swap 0 B", rss_line), rss_line
+    mib = float(re.search(r"(\d+\.\d) MiB", rss_line).group(1))
+    assert abs(mib - first["totals"]["rss"] / 2**20) <= 0.05
+    assert any(l.startswith("malloc") and "arenas" in l for l in text), text
+    assert any(l.startswith("NMT") and "NativeMemoryTracking=summary" in l for l in text), text
+    assert any(l.startswith("Zip streams") for l in text), text
+    # Actions not implemented yet say so; implemented ones answer. Either way nothing is wrapped.
+    for op in ("trimNow", "setBaseline", "setTrimPolicy"):
+        result = out["op"][op][0]
+        assert result.startswith("returned ") or result.startswith(
+            "threw java.lang.UnsupportedOperationException: " + op + " is not available yet"), result
+    assert out["op"]["setTrimPolicy"][1].startswith("threw java.lang.IllegalArgumentException: a trim policy is required")
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_mbean_reads_nmt_when_tracking_is_on(jdk, workloads, tmp_path):
+    r, out, text = jmx_self(jdk, workloads, tmp_path, jvm_args=["-XX:NativeMemoryTracking=summary"])
+    first = r.samples[0]
+    got = {n: parse_attr(n, v) for n, v in out["attr"].items()}
+    assert got["NmtCommitted"] == first["nmt"]["committed"] > 0
+    want = expected_attributes(first)
+    if math.isnan(want["NmtCoverage"]):
+        assert math.isnan(got["NmtCoverage"])
+    else:
+        assert got["NmtCoverage"] == want["NmtCoverage"]
+    assert any(l.startswith("NMT") and "summary: committed" in l for l in text), text
+
+
+def attach_cmd(client, pid, *args):
+    return subprocess.run([java(client), "-jar", str(AGENT_JAR), str(pid), *args],
+                          capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.parametrize("client,target", [(17, 17), (25, 25), (25, 17), (17, 25)])
+def test_report_and_json_commands_load_the_agent_into_a_plain_jvm(client, target, workloads):
+    cmd = command(target, "Idle", ["60"], classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        a = attach_cmd(client, app.pid, "report", "interval=1h")
+        assert a.returncode == 0, a.stderr
+        assert a.stderr.strip() == f"offheap-doctor: loaded the agent into {app.pid} with interval=1h"
+        lines = a.stdout.splitlines()
+        assert lines[0].startswith(f"offheap-doctor report: pid {app.pid}, sample 1 at ")
+        assert f"(Java {target}." in lines[0]
+        rss = next(l for l in lines if l.startswith("RSS"))
+        assert re.match(r"RSS\s+\d+\.\d MiB\s+PSS", rss), rss
+        assert any(l.startswith("Java heap") and "max" in l for l in lines), lines
+        # The agent is running now: json answers at once with the same sample, loads nothing.
+        j = attach_cmd(client, app.pid, "json")
+        assert j.returncode == 0 and j.stderr == "", j.stderr
+        sample = json.loads(j.stdout)
+        assert sample["pid"] == app.pid and sample["seq"] == 1
+        s = attach_cmd(client, app.pid, "sample", "interval=5s")
+        vmrss = vm_rss(app.pid)
+        assert s.returncode == 0
+        fresh = json.loads(s.stdout)
+        assert fresh["seq"] == 2
+        assert abs(fresh["totals"]["rss"] - vmrss) <= 0.05 * vmrss, (fresh["totals"]["rss"], vmrss)
+        assert s.stderr.strip() == f"offheap-doctor: the agent already runs in {app.pid}; options ignored: interval=5s"
+        app.kill()
+        rc, out, err = app.finish()
+    assert "[offheap-doctor] attached: sampling every 1h" in err
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_commands_reach_an_agent_started_with_javaagent(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["60"], agent_opts=f"interval=300ms,report={report}", classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 2)
+        j = attach_cmd(jdk, app.pid, "json")
+        assert j.returncode == 0 and j.stderr == "", j.stderr
+        printed = json.loads(j.stdout)
+        assert printed["seq"] >= 2
+        assert printed in wait_for_samples(report, printed["seq"])
+        t = attach_cmd(jdk, app.pid, "report")
+        assert t.returncode == 0 and t.stdout.startswith(f"offheap-doctor report: pid {app.pid}, sample ")
+        # Actions: an answer on stdout, or one clear line on stderr and exit code 1.
+        for c in ("trim", "baseline", "policy=auto"):
+            a = attach_cmd(jdk, app.pid, c)
+            if a.returncode != 0:
+                assert a.returncode == 1 and a.stdout == ""
+                assert len(a.stderr.splitlines()) == 1, a.stderr
+                assert a.stderr.startswith(f"offheap-doctor: {c} failed in {app.pid}: "), a.stderr
+                assert "not available yet" in a.stderr and "Exception" not in a.stderr, a.stderr
+            else:
+                assert a.stdout.strip(), c
+        app.kill()
+        rc, out, err = app.finish()
+    assert "already running" not in err
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_start_command_only_loads_the_agent(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["60"], classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        a = attach_cmd(jdk, app.pid, "start", f"interval=200ms,report={report}")
+        assert a.returncode == 0 and f"loaded into {app.pid}" in a.stdout, a.stderr
+        assert wait_for_samples(report, 2)[0]["pid"] == app.pid
+        j = attach_cmd(jdk, app.pid, "json")
+        assert j.returncode == 0 and j.stderr == "" and json.loads(j.stdout)["pid"] == app.pid
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_command_errors_are_one_line_and_exit_code(jdk, workloads):
+    gone = attach_cmd(jdk, 2**22 + 12345, "report")
+    assert gone.returncode == 1 and gone.stdout == ""
+    assert len(gone.stderr.strip().splitlines()) == 1 and gone.stderr.startswith(
+        f"offheap-doctor: cannot attach to {2**22 + 12345}: "), gone.stderr
+    bad = attach_cmd(jdk, 1, "frobnicate")
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
+    extra = attach_cmd(jdk, 1, "report", "interval=1s", "more")
+    assert extra.returncode == 2 and "too many arguments" in extra.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_tcp(pid):
+    """(address, port) of every TCP socket the process listens on, from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes.add(m.group(1))
+    found = []
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # 0A: LISTEN
+                addr, port = f[1].split(":")
+                if addr.startswith("0000000000000000FFFF0000"):  # an IPv4 address on a dual-stack socket
+                    addr = addr[24:]
+                found.append((addr, int(port, 16)))
+    return found
+
+
+def scrape(port, path="/metrics", method="GET"):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, resp.headers.get("Content-Type"), resp.read().decode()
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value}, and the declared type of each family."""
+    values, types = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-z_]+)(?:\{(.*)\})? (\S+)', line)
+        assert m, line
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        values[(m.group(1), labels)] = float(m.group(3))
+    return values, types
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_prometheus_endpoint_serves_metrics_close_to_vmrss(jdk, workloads, tmp_path):
+    port = free_port()
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["60"], agent_opts=f"interval=200ms,prometheus={port},report={report}",
+                  classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 3)
+        # The first request loads the HTTP server's classes: let a sample see the JVM after it.
+        scrape(port)
+        seen = len(wait_for_samples(report, 1))
+        wait_for_samples(report, seen + 2)
+        status, ctype, body = scrape(port)
+        vmrss = vm_rss(app.pid)
+        assert status == 200 and ctype == "text/plain; version=0.0.4; charset=utf-8"
+        values, types = parse_metrics(body)
+        assert all(n.startswith("offheap_doctor_") for n, _ in values)
+        assert all(types[n] == ("counter" if n.endswith("_total") else "gauge") for n, _ in values)
+        rss = values[("offheap_doctor_rss_bytes", frozenset())]
+        assert abs(rss - vmrss) <= 0.05 * vmrss, (rss, vmrss)
+        assert values[("offheap_doctor_samples_total", frozenset())] >= 3
+        assert values[("offheap_doctor_malloc_arenas", frozenset())] >= 1
+        assert values[("offheap_doctor_malloc_retained_bytes", frozenset())] >= 0
+        zip_series = {dict(l)["kind"] + "/" + dict(l)["state"] for n, l in values if n == "offheap_doctor_zip_streams"}
+        assert zip_series == {"inflater/alive", "inflater/pending", "deflater/alive", "deflater/pending"}
+        # NMT is off: no NMT series rather than a -1.
+        assert not any(n.startswith("offheap_doctor_nmt_") for n, _ in values)
+        # Only /metrics, only GET and HEAD; and only on the loopback interface by default.
+        assert scrape(port, method="HEAD")[0] == 200
+        with pytest.raises(urllib.error.HTTPError) as e:
+            scrape(port, "/")
+        assert e.value.code == 404
+        with pytest.raises(urllib.error.HTTPError) as e:
+            scrape(port, method="POST")
+        assert e.value.code == 405
+        assert listening_tcp(app.pid) == [("0100007F", port)]
+        app.kill()
+        rc, out, err = app.finish()
+    assert f"[offheap-doctor] Prometheus metrics at http://127.0.0.1:{port}/metrics" in err
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_no_port_is_opened_without_the_option(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["60"], agent_opts=f"interval=200ms,report={report}", classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 3)
+        assert listening_tcp(app.pid) == []
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", 9404), timeout=2).close()
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_prometheus_option_problems_are_one_line_and_never_stop_the_jvm(jdk, workloads, tmp_path):
+    # A bad value: one line, no endpoint.
+    r = run_jvm(jdk, "Idle", ["0.5"], agent_opts="prometheus=nine", classpath=workloads)
+    assert r.rc == 0
+    assert [l for l in r.agent_lines() if "prometheus" in l] == [
+        "[offheap-doctor] prometheus='nine' is not <port> or <host>:<port> (port 0-65535); the endpoint stays off"]
+    # A port in use: one line, sampling goes on.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        report = tmp_path / "r.jsonl"
+        r = run_jvm(jdk, "Idle", ["3"], agent_opts=f"prometheus=127.0.0.1:{port},interval=100ms,report={report}",
+                    classpath=workloads, report=report)
+    assert r.rc == 0 and len(r.samples) >= 2
+    lines = [l for l in r.agent_lines() if "Prometheus" in l]
+    assert len(lines) == 1 and f"cannot serve Prometheus metrics on 127.0.0.1:{port}" in lines[0], lines
+    # The endpoint never keeps a JVM alive whose main method returned.
+    # (Long enough for the endpoint to be up before main returns, even on a loaded machine.)
+    quick = run_jvm(jdk, "Idle", ["3"], agent_opts=f"prometheus={free_port()}", classpath=workloads, timeout=20)
+    assert quick.rc == 0 and any("Prometheus metrics at" in l for l in quick.agent_lines()), quick.stderr
+
+
+def run_reader(jdk, workloads, cases):
+    stdin = "".join(base64.b64encode(c.encode("utf-8", "surrogatepass")).decode() + "\n" for c in cases)
+    p = subprocess.run([java(jdk), "-cp", f"{workloads}:{AGENT_JAR}", "JsonReaderCheck"], input=stdin,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.splitlines()
+    assert len(out) == len(cases)
+    return out
+
+
+def same(a, b):
+    """Equal values with equal JSON types (1 and 1.0 differ)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.parametrize("jdk", [17])
+def test_json_reader_agrees_with_python_and_refuses_bad_input_with_iae_only(jdk, workloads, tmp_path):
+    valid = ['{}', '[]', '0', '-0', '12', '-9223372036854775808', '9223372036854775807', '1.5', '-2.5e-3', '1E+2',
+             '"a\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00"', '"\u00e9\u4e2d"', 'true', 'false', 'null',
+             ' \t\r\n{"a" : [1, 2.0, {"b": null}], "a": "dup"} ', '{"x":{"y":{"z":[[[]]]}}}']
+    invalid = ['', ' ', '{', '}', '[1,]', '{"a":1,}', '{a:1}', "{'a':1}", '01', '1.', '.5', '-', '+1', '1e', '1e+',
+               'tru', 'nul', 'NaN', 'Infinity', '"abc', '"\\x"', '"\\u12"', '"\\u12g4"', '"a\nb"', '[1 2]',
+               '{"a" 1}', '{"a":1 "b":2}', '1 2', '{} x', '[' * 300 + ']' * 300, '{"a":' * 300 + '1' + '}' * 300]
+    out = run_reader(jdk, workloads, valid + invalid)
+    for case, line in zip(valid, out[:len(valid)]):
+        assert line.startswith("ok "), (case, line)
+        assert same(json.loads(line[3:]), json.loads(case)), (case, line)
+    for case, line in zip(invalid, out[len(valid):]):
+        assert line.startswith("iae bad JSON at offset ") or line.startswith("iae no JSON"), (case, line)
+    # Mutations of a real report line: a value or IllegalArgumentException, never anything else,
+    # and whatever Python accepts the reader reads the same.
+    report = tmp_path / "r.jsonl"
+    run_jvm(jdk, "Idle", ["2"], agent_opts=f"interval=100ms,report={report}", classpath=workloads,
+            jvm_args=["-XX:NativeMemoryTracking=summary"], report=report)
+    line = report.read_text().splitlines()[-1]
+    rnd = random.Random(9)
+    alphabet = '{}[]:,"\\0123456789.eE+-truefalsn \n\t\u00e9'
+    cases = [line]
+    for _ in range(1500):
+        s = list(line)
+        for _ in range(rnd.randint(1, 3)):
+            i = rnd.randrange(len(s))
+            op = rnd.random()
+            if op < 0.4:
+                s[i] = rnd.choice(alphabet)
+            elif op < 0.7:
+                del s[i]
+            else:
+                s.insert(i, rnd.choice(alphabet))
+        cases.append("".join(s))
+    cases += [line[:n] for n in range(0, len(line), max(1, len(line) // 200))]
+    out = run_reader(jdk, workloads, cases)
+    assert out[0].startswith("ok ") and same(json.loads(out[0][3:]), json.loads(line))
+    accepted = 0
+    for case, got in zip(cases, out):
+        assert got.startswith("ok ") or got.startswith("iae "), (case, got)
+        try:
+            py = json.loads(case)
+        except (ValueError, RecursionError):
+            py = ValueError
+        if py is ValueError:
+            assert got.startswith("iae "), (case, got)
+        else:
+            accepted += 1
+            assert got.startswith("ok ") and same(json.loads(got[3:]), py), (case, got)
+    assert accepted >= 10
+
+
+FULL_SAMPLE = {
+    "schema": 1, "kind": "sample", "seq": 7, "time": "2026-11-27T08:00:00.000Z", "epoch_ms": 1795766400000,
+    "pid": 4242,
+    "totals": {"rss": 3 * 2**30, "pss": 3 * 2**30 - 5 * 2**20, "swap": 0, "anon": 2 * 2**30, "file": 2**30, "shmem": 0},
+    "breakdown": {"classes": {"java_heap": {"rss": 2**31}, "malloc_arena": {"rss": 600 * 2**20},
+                              "malloc_mmap": {"rss": 0}, "thread_stack": {"rss": 24 * 2**20},
+                              "jvm_code": {"rss": 30 * 2**20}, "jvm_metaspace": {"rss": 80 * 2**20},
+                              "jvm_gc": {"rss": 100 * 2**20}, "jvm_other": {"rss": 10 * 2**20},
+                              "mapped_file": {"rss": 50 * 2**20}, "other_anon": {"rss": 130 * 2**20},
+                              "kernel": {"rss": 0}}},
+    "allocator": {"kind": "glibc", "version": "2.36"},
+    "malloc": {"arena_count": 64, "retained": 512 * 2**20, "in_use": 88 * 2**20, "mmapped": 0, "trimmable_max": 400 * 2**20},
+    "nmt": {"mode": "summary", "committed": 2400 * 2**20,
+            "growth": {"rss_delta": 700 * 2**20, "committed_delta": 70 * 2**20, "coverage": 0.1}},
+    "zip": {"method": "cleaner", "inflaters": {"alive": 3, "pending_cleanup": 1000},
+            "deflaters": {"alive": 0, "pending_cleanup": 2}, "estimated_native_bytes": 41 * 2**20},
+    "trim": {"policy": "auto", "count": 4, "released_total": 900 * 2**20,
+             "last": {"epoch_ms": 1795766300000, "released": 300 * 2**20, "duration_ns": 12_500_000}},
+    "findings": [
+        {"id": "nmt-off", "severity": "info", "title": "NMT is off", "evidence": [], "remedy": None, "since_ms": 1},
+        {"id": "malloc-retention", "severity": "warning", "title": "glibc retains 512 MiB free",
+         "evidence": ["retained 512 MiB in 64 arenas"], "remedy": "MALLOC_ARENA_MAX=2", "since_ms": 2},
+        {"id": "oom-risk", "severity": "critical", "title": "limit in 40 min",
+         "evidence": ["growth 100 MiB/h", {"limit": 4 * 2**30}], "remedy": "raise the limit", "since_ms": 3},
+    ],
+    "cgroup": {"limit": 4 * 2**30, "usage": 3 * 2**30 + 2**29, "oom_kills": 1},
+    "jvm": {"java_version": "21.0.2", "vm_name": "OpenJDK 64-Bit Server VM",
+            "heap": {"used": 2**30, "committed": 2**31, "max": 2**31}},
+    "problems": [],
+}
+
+
+def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(FULL_SAMPLE),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    text, metrics = p.stdout.split("metrics\n")
+    lines = text.splitlines()
+    assert lines[0] == ("offheap-doctor report: pid 4242, sample 7 at 2026-11-27T08:00:00.000Z "
+                        "(Java 21.0.2, OpenJDK 64-Bit Server VM)")
+    assert re.search(r"^RSS\s+3\.0 GiB\s+PSS 3\.0 GiB, swap 0 B$", text, re.M), text
+    assert "\nBreakdown\n" in text
+    assert re.search(r"^  java_heap\s+2\.0 GiB\s+66\.7%$", text, re.M), text
+    assert re.search(r"^  malloc_arena\s+600\.0 MiB\s+19\.5%$", text, re.M), text
+    assert "64 arenas; in use 88.0 MiB, retained free 512.0 MiB (trimmable at most 400.0 MiB)" in text
+    assert "summary: committed 2.3 GiB; since the baseline RSS +700.0 MiB, NMT +70.0 MiB, NMT explains 10% of the growth" in text
+    assert "inflaters 3 alive, 1000 awaiting cleanup; deflaters 0 alive, 2 awaiting cleanup; about 41.0 MiB native" in text
+    assert "policy auto; 4 trims released 900.0 MiB; the last released 300.0 MiB in 12.5 ms" in text
+    assert re.search(r"^cgroup\s+limit 4\.0 GiB, usage 3\.5 GiB, OOM kills 1$", text, re.M), text
+    # Findings, most severe first, each with its evidence and remedy.
+    f = lines[lines.index("Findings (3)"):]
+    assert f[1] == "  [CRITICAL] oom-risk: limit in 40 min"
+    assert f[2:5] == ["      - growth 100 MiB/h", f"      - limit {4 * 2**30}", "      remedy: raise the limit"]
+    assert f[5] == "  [WARNING] malloc-retention: glibc retains 512 MiB free"
+    assert f[7] == "      remedy: MALLOC_ARENA_MAX=2"
+    assert f[8] == "  [INFO] nmt-off: NMT is off" and len(f) == 9
+    values, types = parse_metrics(metrics)
+    assert values[("offheap_doctor_rss_bytes", frozenset())] == 3 * 2**30
+    classes = {dict(l)["class"]: v for (n, l), v in values.items() if n == "offheap_doctor_breakdown_rss_bytes"}
+    assert classes == {k: v["rss"] for k, v in FULL_SAMPLE["breakdown"]["classes"].items()}
+    assert sum(classes.values()) == 3 * 2**30
+    sev = {dict(l)["severity"]: v for (n, l), v in values.items() if n == "offheap_doctor_findings"}
+    assert sev == {"critical": 1, "warning": 1, "info": 1}
+    assert values[("offheap_doctor_trim_total", frozenset())] == 4 and types["offheap_doctor_trim_total"] == "counter"
+    assert values[("offheap_doctor_trim_released_bytes_total", frozenset())] == 900 * 2**20
+    assert values[("offheap_doctor_nmt_coverage_ratio", frozenset())] == 0.1
+    assert values[("offheap_doctor_nmt_committed_bytes", frozenset())] == 2400 * 2**20
+    assert values[("offheap_doctor_zip_streams", frozenset({("kind", "inflater"), ("state", "pending")}))] == 1000
+    assert values[("offheap_doctor_cgroup_limit_bytes", frozenset())] == 4 * 2**30
