@@ -8,6 +8,8 @@ import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.text.SimpleDateFormat;
 import java.util.Date;
+import java.util.Locale;
+import java.util.Map;
 import java.util.TimeZone;
 
 /**
@@ -179,7 +181,40 @@ public final class Doctor {
     };
 
     Actions actions() {
-        return NOT_YET;
+        return nativeFailure == null ? nativeActions : NOT_YET;
+    }
+
+    /** The operator's actions, carried out by the native core. */
+    private final Actions nativeActions = new Actions() {
+        @Override
+        public String trimNow() {
+            String json = NativeCore.trim(TRIM_WAIT_MS);
+            Map<String, Object> r = JsonReader.parseObject(json);
+            if (!"done".equals(r.get("status"))) {
+                return "trim still running after " + TRIM_WAIT_MS + " ms; it will be in the next sample's trim events";
+            }
+            long released = num(r.get("released"));
+            return String.format(Locale.ROOT, "released %s in %.1f ms (RSS %s -> %s) %s", ReportText.bytes(released),
+                    num(r.get("duration_ns")) / 1e6, ReportText.bytes(num(r.get("rss_before"))),
+                    ReportText.bytes(num(r.get("rss_after"))), json);
+        }
+
+        @Override
+        public String setBaseline() {
+            NativeCore.setBaseline();
+            return "baseline set: growth is measured from the next sample";
+        }
+
+        @Override
+        public String setTrimPolicy(String policy) {
+            return "trim policy set: " + NativeCore.setTrimPolicy(policy);
+        }
+    };
+
+    private static final long TRIM_WAIT_MS = 30_000;
+
+    private static long num(Object o) {
+        return o instanceof Number ? ((Number) o).longValue() : -1;
     }
 
     /** Whether the native core is loaded and answering. */

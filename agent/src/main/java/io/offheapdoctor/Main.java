@@ -27,12 +27,46 @@ public final class Main {
             io.offheapdoctor.demo.Demo.main(rest(args));
             return;
         }
+        if (cmd.equals("html")) {
+            System.exit(html(rest(args)));
+        }
         if (cmd.matches("\\d+")) {
             System.exit(forPid(cmd, rest(args)));
         }
         System.err.println("offheap-doctor: unknown command '" + cmd + "'");
         usage();
         System.exit(2);
+    }
+
+    /** {@code html <report.jsonl> [-o out.html]}: the timeline page of a report file. */
+    private static int html(String[] args) {
+        String in = null;
+        String out = null;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("-o") && i + 1 < args.length) {
+                out = args[++i];
+            } else if (in == null) {
+                in = args[i];
+            } else {
+                System.err.println("offheap-doctor: html takes one report file and -o <out.html>");
+                return 2;
+            }
+        }
+        if (in == null) {
+            System.err.println("offheap-doctor: usage: html <report.jsonl> [-o out.html]");
+            return 2;
+        }
+        if (out == null) {
+            out = in.replaceAll("\\.jsonl?$", "") + ".html";
+        }
+        Log.setLevel(Log.Level.QUIET);
+        try {
+            System.out.println("offheap-doctor: " + NativeCore.renderTimeline(in, out));
+            return 0;
+        } catch (RuntimeException e) {
+            System.err.println("offheap-doctor: " + e.getMessage());
+            return 1;
+        }
     }
 
     private static String[] rest(String[] args) {
@@ -52,7 +86,7 @@ public final class Main {
         boolean legacy = !start && !command && what.contains("=");
         if (!start && !command && !legacy) {
             System.err.println("offheap-doctor: unknown command '" + what + "'; use report, json, sample, trim, baseline,"
-                    + " policy=<off|auto|interval>, start, or key=value options");
+                    + " policy=<off|auto|interval>, html=<file>, start, or key=value options");
             return 2;
         }
         if (args.length > (legacy ? 1 : 2)) {
@@ -72,6 +106,8 @@ public final class Main {
         System.out.println("           report   the latest sample as text      json      the latest sample as JSON");
         System.out.println("           sample   take a sample now (JSON)        trim      malloc_trim now");
         System.out.println("           baseline measure growth from now         policy=<off|auto|interval>  set the trim policy");
+        System.out.println("           html=<out.html>  write the timeline page of the JVM's samples so far");
+        System.out.println("       java -jar offheap-doctor.jar html <report.jsonl> [-o out.html]  the timeline page of a report");
         System.out.println("       java -jar offheap-doctor.jar demo [seconds]           run the demo workload (start it with -javaagent)");
         System.out.println("       java -jar offheap-doctor.jar version");
         System.out.println("options: " + Options.KEYS.keySet());

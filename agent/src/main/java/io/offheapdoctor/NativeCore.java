@@ -63,6 +63,21 @@ public final class NativeCore {
         return tune0(settings);
     }
 
+    /** Renders a report file (JSON lines) into one self-contained HTML page; says what it wrote. */
+    public static String renderTimeline(String report, String out) {
+        requireNonNull(report, "report");
+        requireNonNull(out, "out");
+        NativeLoader.ensureLoaded();
+        return renderTimeline0(report, out);
+    }
+
+    /** Writes the timeline page of this JVM's samples so far to {@code out}. */
+    static String liveTimeline(String out) {
+        requireNonNull(out, "out");
+        NativeLoader.ensureLoaded();
+        return liveTimeline0(out);
+    }
+
     /** Lines the core wants said to the operator since the last call, newline-separated. */
     static String takeNotices() {
         return takeNotices0();
@@ -102,4 +117,8 @@ public final class NativeCore {
     private static native String tune0(String settings);
 
     private static native String takeNotices0();
+
+    private static native String renderTimeline0(String report, String out);
+
+    private static native String liveTimeline0(String out);
 }

@@ -261,6 +261,17 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
     }
 
     @Override
+    public String writeTimeline(String path) {
+        if (path == null || path.trim().isEmpty()) {
+            throw new IllegalArgumentException("path must name a file to write");
+        }
+        if (!doctor.nativeAvailable()) {
+            throw new UnsupportedOperationException("the timeline needs the native core, which is not loaded");
+        }
+        return "wrote " + NativeCore.liveTimeline(path.trim());
+    }
+
+    @Override
     public String setTrimPolicy(String policy) {
         if (policy == null || policy.trim().isEmpty()) {
             throw new IllegalArgumentException("a trim policy is required: off, auto, or an interval such as 30s");

@@ -99,4 +99,7 @@ public interface OffHeapDoctorMXBean {
 
     /** Changes the trim policy: off, auto, or an interval such as 30s. */
     String setTrimPolicy(String policy);
+
+    /** Writes the timeline page (one self-contained HTML file) of this JVM's samples to {@code path}. */
+    String writeTimeline(String path);
 }

@@ -40,7 +40,7 @@ final class RemoteCommand {
             case "baseline":
                 return true;
             default:
-                return arg.startsWith("policy=");
+                return arg.startsWith("policy=") || arg.startsWith("html=");
         }
     }
 
@@ -138,8 +138,13 @@ final class RemoteCommand {
                 op = "setBaseline";
                 break;
             default:
-                op = "setTrimPolicy";
-                params = new Object[] {command.substring("policy=".length())};
+                if (command.startsWith("html=")) {
+                    op = "writeTimeline";
+                    params = new Object[] {new java.io.File(command.substring("html=".length())).getAbsolutePath()};
+                } else {
+                    op = "setTrimPolicy";
+                    params = new Object[] {command.substring("policy=".length())};
+                }
                 signature = new String[] {String.class.getName()};
         }
         return server.invoke(name, op, params, signature);
