@@ -34,7 +34,7 @@ LONG_ATTRS = {"Rss", "Pss", "Swap", "MallocRetained", "NmtCommitted", "ZipInflat
               "TrimReleasedBytes", "SampleCount", *BREAKDOWN}
 OPERATIONS = {"reportText() java.lang.String", "reportJson() java.lang.String", "sampleNow() java.lang.String",
               "trimNow() java.lang.String", "setBaseline() java.lang.String",
-              "setTrimPolicy(java.lang.String) java.lang.String"}
+              "setTrimPolicy(java.lang.String) java.lang.String", "writeTimeline(java.lang.String) java.lang.String"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -78,7 +78,7 @@ def expected_attributes(s):
         "ZipDeflatersPending": num(s, "zip", "deflaters", "pending_cleanup"),
         "ZipEstimatedNativeBytes": num(s, "zip", "estimated_native_bytes"),
         "Allocator": "unknown" if alloc is None else (alloc if version is None else f"{alloc} {version}"),
-        "TrimPolicy": get(s, "trim", "policy") or "unknown",
+        "TrimPolicy": get(s, "trim", "policy", "spec") or "unknown",
         "TrimCount": num(s, "trim", "count"), "TrimReleasedBytes": num(s, "trim", "released_total"),
         "FindingsCount": len(findings) if isinstance(findings, list) else -1,
         "MostSevereFinding": most,
@@ -155,11 +155,10 @@ def test_mbean_attributes_read_over_jmx_equal_the_latest_sample(jdk, workloads, 
     assert any(l.startswith("malloc") and "arenas" in l for l in text), text
     assert any(l.startswith("NMT") and "NativeMemoryTracking=summary" in l for l in text), text
     assert any(l.startswith("Zip streams") for l in text), text
-    # Actions not implemented yet say so; implemented ones answer. Either way nothing is wrapped.
-    for op in ("trimNow", "setBaseline", "setTrimPolicy"):
-        result = out["op"][op][0]
-        assert result.startswith("returned ") or result.startswith(
-            "threw java.lang.UnsupportedOperationException: " + op + " is not available yet"), result
+    # The actions answer in words (and the trim with its record as JSON).
+    assert out["op"]["trimNow"][0].startswith("returned released "), out["op"]["trimNow"]
+    assert out["op"]["setBaseline"][0].startswith("returned baseline set"), out["op"]["setBaseline"]
+    assert out["op"]["setTrimPolicy"][0].startswith("returned trim policy set: "), out["op"]["setTrimPolicy"]
     assert out["op"]["setTrimPolicy"][1].startswith("threw java.lang.IllegalArgumentException: a trim policy is required")
 
 
@@ -227,16 +226,18 @@ def test_commands_reach_an_agent_started_with_javaagent(jdk, workloads, tmp_path
         assert printed in wait_for_samples(report, printed["seq"])
         t = attach_cmd(jdk, app.pid, "report")
         assert t.returncode == 0 and t.stdout.startswith(f"offheap-doctor report: pid {app.pid}, sample ")
-        # Actions: an answer on stdout, or one clear line on stderr and exit code 1.
-        for c in ("trim", "baseline", "policy=auto"):
+        # Actions answer on stdout; a bad policy is one clear line on stderr and exit code 1.
+        for c, answer in (("trim", "released "), ("baseline", "baseline set"), ("policy=auto", "trim policy set: ")):
             a = attach_cmd(jdk, app.pid, c)
-            if a.returncode != 0:
-                assert a.returncode == 1 and a.stdout == ""
-                assert len(a.stderr.splitlines()) == 1, a.stderr
-                assert a.stderr.startswith(f"offheap-doctor: {c} failed in {app.pid}: "), a.stderr
-                assert "not available yet" in a.stderr and "Exception" not in a.stderr, a.stderr
-            else:
-                assert a.stdout.strip(), c
+            assert a.returncode == 0 and a.stdout.startswith(answer), (c, a.stdout, a.stderr)
+        bad = attach_cmd(jdk, app.pid, "policy=sometimes")
+        assert bad.returncode == 1 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1, bad.stderr
+        assert "sometimes" in bad.stderr and "Exception" not in bad.stderr, bad.stderr
+        page = tmp_path / "live.html"
+        h = attach_cmd(jdk, app.pid, f"html={page}")
+        assert h.returncode == 0 and page.exists(), h.stderr
+        html = page.read_text()
+        assert html.startswith("<!DOCTYPE html>") and "http://" not in html.replace("http://www.w3.org", "")
         app.kill()
         rc, out, err = app.finish()
     assert "already running" not in err
@@ -490,7 +491,7 @@ FULL_SAMPLE = {
             "growth": {"rss_delta": 700 * 2**20, "committed_delta": 70 * 2**20, "coverage": 0.1}},
     "zip": {"method": "cleaner", "inflaters": {"alive": 3, "pending_cleanup": 1000},
             "deflaters": {"alive": 0, "pending_cleanup": 2}, "estimated_native_bytes": 41 * 2**20},
-    "trim": {"policy": "auto", "count": 4, "released_total": 900 * 2**20,
+    "trim": {"policy": {"spec": "auto"}, "count": 4, "released_total": 900 * 2**20,
              "last": {"epoch_ms": 1795766300000, "released": 300 * 2**20, "duration_ns": 12_500_000}},
     "findings": [
         {"id": "nmt-off", "severity": "info", "title": "NMT is off", "evidence": [], "remedy": None, "since_ms": 1},

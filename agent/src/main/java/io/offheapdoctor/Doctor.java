@@ -299,10 +299,11 @@ public final class Doctor {
             }
             return null;
         }
+        // Written before it is published: whoever sees a sample as the latest finds it in the file.
+        writeLine(line);
         lastSample = line;
         logNotices();
         Log.debug("sample " + line);
-        writeLine(line);
         return line;
     }
 

@@ -192,7 +192,7 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
 
     @Override
     public String getTrimPolicy() {
-        return orUnknown(view().text("trim", "policy"));
+        return orUnknown(view().text("trim", "policy", "spec"));
     }
 
     @Override

@@ -228,7 +228,7 @@ final class ReportText {
         if (!(v.at("trim") instanceof Map)) {
             return;
         }
-        StringBuilder b = new StringBuilder("policy ").append(v.text("trim", "policy"));
+        StringBuilder b = new StringBuilder("policy ").append(v.text("trim", "policy", "spec"));
         long count = v.number("trim", "count");
         if (count >= 0) {
             b.append("; ").append(count).append(count == 1 ? " trim released " : " trims released ")
