@@ -287,7 +287,13 @@ final class ReportText {
         Object evidence = f.get("evidence");
         if (evidence instanceof List) {
             for (Object e : (List<?>) evidence) {
-                out.append("      - ").append(plain(e)).append(nl);
+                // The core's evidence is {key, value, raw}: show "key: value", the exact number aside.
+                if (e instanceof Map && ((Map<?, ?>) e).containsKey("key") && ((Map<?, ?>) e).containsKey("value")) {
+                    Map<?, ?> m = (Map<?, ?>) e;
+                    out.append("      - ").append(m.get("key")).append(": ").append(m.get("value")).append(nl);
+                } else {
+                    out.append("      - ").append(plain(e)).append(nl);
+                }
             }
         } else if (evidence != null) {
             out.append("      - ").append(plain(evidence)).append(nl);
