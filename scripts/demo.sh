@@ -12,10 +12,21 @@ echo "== the agent's report: $report"
 python3 - "$report" <<'PY'
 import json, sys
 mib = lambda b: f"{b / 1048576:8.1f} MiB" if b is not None else "       -    "
-print(f"{'seq':>3}  {'time':<24} {'RSS':>12} {'anon':>12} {'file':>12} {'heap used':>12}")
+print(f"{'seq':>3}  {'time':<24} {'RSS':>12} {'java heap':>12} {'malloc':>12} {'retained':>12} {'zlib est.':>12}")
+last = None
 for line in open(sys.argv[1]):
     s = json.loads(line)
+    last = s
     t = s.get("totals") or {}
-    print(f"{s['seq']:>3}  {s['time']:<24} {mib(t.get('rss'))} {mib(t.get('anon'))} {mib(t.get('file'))} "
-          f"{mib(s['jvm']['heap']['used'])}")
+    c = (s.get("breakdown") or {}).get("classes", {})
+    m = s.get("malloc") or {}
+    z = s.get("zip") or {}
+    print(f"{s['seq']:>3}  {s['time']:<24} {mib(t.get('rss'))} {mib(c.get('java_heap', {}).get('rss'))} "
+          f"{mib(c.get('malloc_arena', {}).get('rss'))} {mib(m.get('retained'))} {mib(z.get('estimated_native_bytes'))}")
+if last:
+    print("\n== findings of the last sample")
+    for f in last.get("findings", []):
+        print(f"[{f['severity']}] {f['id']}: {f['title']}")
+        print(f"    remedy: {f['remedy']}")
 PY
+java -jar "$jar" html "$report" -o "${report%.jsonl}.html"
