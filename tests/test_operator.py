@@ -31,7 +31,8 @@ DOUBLE_ATTRS = {"NmtCoverage"}
 STRING_ATTRS = {"Allocator", "TrimPolicy", "MostSevereFinding", "LastSampleTime"}
 LONG_ATTRS = {"Rss", "Pss", "Swap", "MallocRetained", "NmtCommitted", "ZipInflatersAlive", "ZipInflatersPending",
               "ZipDeflatersAlive", "ZipDeflatersPending", "ZipEstimatedNativeBytes", "TrimCount",
-              "TrimReleasedBytes", "SampleCount", *BREAKDOWN}
+              "TrimReleasedBytes", "TrimLastReleasedBytes", "TrimTotalDurationNanos", "TrimP99DurationNanos",
+              "TrimMaxDurationNanos", "SampleCount", *BREAKDOWN}
 OPERATIONS = {"reportText() java.lang.String", "reportJson() java.lang.String", "sampleNow() java.lang.String",
               "trimNow() java.lang.String", "setBaseline() java.lang.String",
               "setTrimPolicy(java.lang.String) java.lang.String", "writeTimeline(java.lang.String) java.lang.String"}
@@ -80,6 +81,10 @@ def expected_attributes(s):
         "Allocator": "unknown" if alloc is None else (alloc if version is None else f"{alloc} {version}"),
         "TrimPolicy": get(s, "trim", "policy", "spec") or "unknown",
         "TrimCount": num(s, "trim", "count"), "TrimReleasedBytes": num(s, "trim", "released_total"),
+        "TrimLastReleasedBytes": num(s, "trim", "last", "released"),
+        "TrimTotalDurationNanos": num(s, "trim", "duration_total_ns"),
+        "TrimP99DurationNanos": num(s, "trim", "duration", "p99_ns"),
+        "TrimMaxDurationNanos": num(s, "trim", "duration", "max_ns"),
         "FindingsCount": len(findings) if isinstance(findings, list) else -1,
         "MostSevereFinding": most,
         "SampleCount": s["seq"], "LastSampleTime": s["time"],

@@ -206,6 +206,26 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
     }
 
     @Override
+    public long getTrimLastReleasedBytes() {
+        return view().number("trim", "last", "released");
+    }
+
+    @Override
+    public long getTrimTotalDurationNanos() {
+        return view().number("trim", "duration_total_ns");
+    }
+
+    @Override
+    public long getTrimP99DurationNanos() {
+        return view().number("trim", "duration", "p99_ns");
+    }
+
+    @Override
+    public long getTrimMaxDurationNanos() {
+        return view().number("trim", "duration", "max_ns");
+    }
+
+    @Override
     public int getFindingsCount() {
         List<Map<?, ?>> f = view().findings();
         return f == null ? -1 : f.size();

@@ -71,6 +71,18 @@ public interface OffHeapDoctorMXBean {
 
     long getTrimReleasedBytes();
 
+    /** Bytes the last trim released; -1 before the first. */
+    long getTrimLastReleasedBytes();
+
+    /** Total time spent trimming, in nanoseconds. */
+    long getTrimTotalDurationNanos();
+
+    /** 99th percentile of recent trims' durations, in nanoseconds; -1 before the first. */
+    long getTrimP99DurationNanos();
+
+    /** Longest recent trim, in nanoseconds; -1 before the first. */
+    long getTrimMaxDurationNanos();
+
     int getFindingsCount();
 
     /** "id: title" of the most severe finding; "none" when there is none. */
