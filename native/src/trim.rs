@@ -123,23 +123,11 @@ pub fn trim_with(proc: &ProcRoot, pad: usize) -> Result<TrimResult> {
     // SAFETY: glibc's `int malloc_trim(size_t pad)`, resolved by name so a musl build links.
     let malloc_trim: extern "C" fn(libc::size_t) -> libc::c_int = unsafe { std::mem::transmute(f) };
 
-    let page = malloc_info::page_size();
     let (retained_before, retained_source) = retained_now();
-    let rss_before = resident_bytes(proc, page)?;
-    let start = Instant::now();
-    let returned = malloc_trim(pad);
-    let duration = start.elapsed();
-    let rss_after = resident_bytes(proc, page)?;
-    Ok(TrimResult {
-        rss_before,
-        rss_after,
-        released: rss_before.saturating_sub(rss_after),
-        retained_before,
-        retained_source,
-        duration_ns: u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
-        returned,
-        pad,
-    })
+    let mut result = measured(proc, pad, || malloc_trim(pad))?;
+    result.retained_before = retained_before;
+    result.retained_source = retained_source;
+    Ok(result)
 }
 
 /// Retained bytes from the cheapest source that is exact: `mallinfo2`, else `malloc_info`
