@@ -119,12 +119,15 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", action="append", help="run only configurations whose name contains this")
     ap.add_argument("--json", help="write the rows here as JSON")
+    ap.add_argument("--auto", default="", help="extra agent options for trim=auto, e.g. trimMinInterval=2s")
     a = ap.parse_args()
     a.seconds = a.seconds or (6 if a.short else 40)
     a.burst_ms, a.idle_ms = (1500, 1000) if a.short else (3000, 2000)
     a.interval = "500ms" if a.short else "1s"
     jdks = a.jdk or ([17] if a.short else [17, 25])
     configs = [c for c in CONFIGS if not a.only or any(o in c[0] for o in a.only)]
+    if a.auto:
+        configs = [(n, (o + "," + a.auto) if o == "trim=auto" else o, f, e) for n, o, f, e in configs]
     results = {}
     with tempfile.TemporaryDirectory() as d:
         compile_workload(d)

@@ -30,9 +30,9 @@ final class Options {
         k.put("extractDir", "directory for the extracted native library (default <java.io.tmpdir>/offheap-doctor-<user>)");
         k.put("library", "path of a native library to load instead of the bundled one (also -D" + LIBRARY_PROPERTY + ")");
         k.put("trim", "off|auto|<interval>: when to give glibc's free memory back to the kernel (default off)");
-        k.put("trimRetained", "auto: trim when glibc retains at least this many bytes, e.g. 64m (default 64m)");
-        k.put("trimRetainedRss", "auto: ... and at least this share of RSS, e.g. 10% (default 10%)");
-        k.put("trimMinInterval", "auto: at least this long between trims, e.g. 10s (default 10s)");
+        k.put("trimRetained", "auto: trim when glibc retains at least this many bytes, e.g. 64m (default 32m)");
+        k.put("trimRetainedRss", "auto: ... and at least this share of RSS, e.g. 10% (default 5%)");
+        k.put("trimMinInterval", "auto: at least this long between trims, e.g. 10s (default 2s)");
         k.put("trimMaxBackoff", "auto: the most the minimum interval is multiplied by after trims that release little (default 16)");
         k.put("arenaMax", "glibc: cap the number of malloc arenas (mallopt M_ARENA_MAX), as MALLOC_ARENA_MAX would");
         k.put("mmapThreshold", "glibc: serve allocations at least this big with mmap (M_MMAP_THRESHOLD), e.g. 128k");
