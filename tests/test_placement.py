@@ -23,7 +23,8 @@ each class between two samples. What was measured here (glibc 2.36, 2 CPUs, JDK 
   heaps were >= 8 before the Deflaters and stay so.
 - Arenas found in the memory map against malloc_info's arena count: equal on a quiet process;
   once an arena spans several heaps (the JDK 25 direct buffers above) the map shows one heap
-  per 64 MiB of each arena's system bytes, which is what is asserted.
+  per 64 MiB of each arena's system bytes, which is what is asserted. Without NMT a metaspace
+  node that lands 64 MiB-aligned is taken for one more heap (gap: same shape, seen on JDK 25).
 """
 
 import math
@@ -129,12 +130,19 @@ def test_each_kind_of_memory_lands_in_its_class(jdk, nmt, workloads, tmp_path):
     # Heaps in the memory map against malloc_info's arenas, once arenas may span several heaps.
     # smaps is read before malloc_info: an arena a JVM thread makes in between is in one and not
     # the other (seen once at the sample after the direct buffers), so a sample taken while the
-    # process runs may be one off; the last, after a quiet spell, must match exactly.
+    # process runs may be one short. And without NMT the map can take a heap that is not one:
+    # metaspace reserves 64 MiB nodes and commits them from the start, the very shape of an
+    # arena heap; when one lands 64 MiB-aligned (JDK 25 here, its second node, reserved as the
+    # later phases load classes) it counts as a heap and its few MiB as malloc_arena. With NMT
+    # detail the node is claimed as metaspace first, and the last sample matches exactly.
     for s in (direct, spread, end):
         heaps = len(s["breakdown"]["arenas"])
-        why = (s["seq"], heaps, [(a["nr"], a["system_current"]) for a in s["malloc"]["arenas"]],
+        want = expected_heaps(s)
+        why = (s["seq"], heaps, want, [(a["nr"], a["system_current"]) for a in s["malloc"]["arenas"]],
                [(hex(a["start"]), a["committed"]) for a in s["breakdown"]["arenas"]])
-        assert abs(heaps - expected_heaps(s)) <= (0 if s is end else 1), why
+        low = want if s is end else want - 1
+        high = want if nmt == "detail" else want + 1
+        assert low <= heaps <= high, why
     assert len(end["breakdown"]["arenas"]) >= end["malloc"]["arena_count"]
 
     # JVM internals: NMT detail names them; without it only code (rwx) and the CDS archive are.
