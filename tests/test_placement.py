@@ -5,9 +5,10 @@ a sample taken after the phase and before the next, so each phase is measured as
 each class between two samples. What was measured here (glibc 2.36, 2 CPUs, JDK 17 and 25):
 
 - a touched 96 MiB byte[] in a 256 MiB heap: java_heap grows by 96-99 MiB with G1 and
-  Shenandoah (heap range from GC.heap_info), 97-115 MiB with ZGC (no range printed; its heap
-  is the /memfd:java_heap mapping on JDK 17 and on JDK 25 alike, which the core claims; the
-  extra is ZGC's own page cache being touched).
+  Shenandoah (heap range from GC.heap_info), 97-100 MiB with ZGC on JDK 25 and 106-135 MiB on
+  JDK 17 (no range printed; its heap is the /memfd:java_heap mapping on JDK 17 and on JDK 25
+  alike, which the core claims; JDK 17's ZGC maps it three times and RSS counts a page once per
+  view that touched it).
 - 64 MiB of 1 MiB direct buffers: Unsafe.allocateMemory is malloc(1 MiB). Where glibc's mmap
   threshold is still 128 KiB (JDK 17 here) each buffer is its own mmapped chunk: an unnamed
   anonymous mapping (glibc 2.36 names none), so `other_anon`, and malloc's `mmapped` grows by
@@ -167,5 +168,9 @@ def test_heap_of_other_collectors_is_java_heap(jdk, gc, nmt, workloads, tmp_path
         # ZGC prints no heap range; the /memfd:java_heap mappings are the heap (JDK 17 and 25).
         assert heap["heap"]["ranges"] == []
     d = delta(base, heap, "java_heap")
-    assert 0.95 * 96 * MIB <= d <= 128 * MIB, mib(d)
+    # ZGC on JDK 17 maps its heap three times (marked0, marked1, remapped views of one memfd):
+    # a page touched through two views counts twice in RSS, in the kernel's total as in the
+    # breakdown (measured 106-135 MiB for the 96 MiB array). JDK 25's ZGC maps it once.
+    high = (3 * 96 + 32) * MIB if (gc, jdk) == ("ZGC", 17) else 128 * MIB
+    assert 0.95 * 96 * MIB <= d <= high, mib(d)
     assert rss(heap, "java_heap") >= 96 * MIB
