@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The trim benchmark: the fragmentation workload (bench/workloads/Fragmenter.java) under glibc
-without the agent, with the agent and trim=off, trim=auto, trim=1s, the JDK's own
+without the agent, with the agent and trim=off, trim=auto, trim=1s, the agent's malloc tuning
+(arenaMax=2 alone, with mmapThreshold=128k, with trim=1s), the JDK's own
 -XX:TrimNativeHeapInterval=1000, MALLOC_ARENA_MAX=2, jemalloc and tcmalloc, in one run.
 
 Prints a table per JDK with peak, mean and final RSS, ops/s, trims, total and p99 trim time and
-the longest stall a worker saw, each with its ratio to glibc without the agent.
+the longest stall a worker saw, each with its ratio to glibc without the agent, and glibc's
+arena count at the end where the agent reports it.
 Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--json out]
 """
 
@@ -30,6 +32,10 @@ CONFIGS = [
     ("agent trim=off", "trim=off", [], {}),
     ("agent trim=auto", "trim=auto", [], {}),
     ("agent trim=1s", "trim=1s", [], {}),
+    # Tuning beside trimming: glibc settings the agent applies through mallopt from premain.
+    ("agent arenaMax=2", "arenaMax=2", [], {}),
+    ("agent arenaMax=2,mmapThreshold=128k", "arenaMax=2,mmapThreshold=128k", [], {}),
+    ("agent arenaMax=2,trim=1s", "arenaMax=2,trim=1s", [], {}),
     ("JDK TrimNativeHeapInterval=1000", None, ["-XX:TrimNativeHeapInterval=1000", "-Xlog:trimnative=debug:stdout"], {}),
     ("MALLOC_ARENA_MAX=2", None, [], {"MALLOC_ARENA_MAX": "2"}),
     ("jemalloc", None, [], {"LD_PRELOAD": JEMALLOC}),
@@ -65,13 +71,16 @@ def run_one(jdk, classes, name, agent, flags, env, a, workdir):
                   r"final_rss=(\d+)", p.stdout)
     row = {"name": name, "ops": int(m.group(1)), "ops_per_s": float(m.group(2)), "max_stall_ms": float(m.group(3)),
            "peak_rss": int(m.group(4)), "mean_rss": int(m.group(5)), "final_rss": int(m.group(6)),
-           "trims": None, "trim_total_ms": None, "trim_p99_ms": None}
+           "trims": None, "trim_total_ms": None, "trim_p99_ms": None, "arenas": None}
     if agent is not None and report.exists():
         last = json.loads(report.read_text().splitlines()[-1])
         t = last["trim"]
         row["trims"] = t["count"]
         row["trim_total_ms"] = t["duration_total_ns"] / 1e6
         row["trim_p99_ms"] = t["duration"]["p99_ns"] / 1e6 if t["duration"] else None
+        # Whether arenaMax took: glibc's arenas at the end (mallopt from premain comes too late
+        # where the JVM's threads had already made more than 8 arenas).
+        row["arenas"] = last["malloc"]["arena_count"] if last.get("malloc") else None
     if "-XX:TrimNativeHeapInterval=1000" in flags:
         # -Xlog:trimnative=debug prints one line per trim with its duration.
         # e.g. "Periodic Trim (2): 97604K->89212K (-8392K) 28.929ms"
@@ -100,14 +109,15 @@ def print_table(jdk, rows):
         ratio = f"({v / b:.2f})" if b else "(-)"
         return f"{fmt(v):>9} {ratio:>6}"
 
-    print(f"{'configuration':<34}{'peak MiB':>16}{'mean MiB':>16}{'final MiB':>16}{'ops/s':>16}"
-          f"{'trims':>7}{'trim total ms':>14}{'trim p99 ms':>12}{'max stall ms':>16}")
+    print(f"{'configuration':<38}{'peak MiB':>16}{'mean MiB':>16}{'final MiB':>16}{'ops/s':>16}"
+          f"{'trims':>7}{'trim total ms':>14}{'trim p99 ms':>12}{'max stall ms':>16}{'arenas':>8}")
     for r in rows:
-        print(f"{r['name']:<34}{cell(r['peak_rss'], base['peak_rss'], mib)}{cell(r['mean_rss'], base['mean_rss'], mib)}"
+        print(f"{r['name']:<38}{cell(r['peak_rss'], base['peak_rss'], mib)}{cell(r['mean_rss'], base['mean_rss'], mib)}"
               f"{cell(r['final_rss'], base['final_rss'], mib)}{cell(r['ops_per_s'], base['ops_per_s'], lambda x: f'{x:.0f}')}"
               f"{r['trims'] if r['trims'] is not None else '-':>7}"
               f"{opt(r['trim_total_ms']):>14}{opt(r['trim_p99_ms']):>12}"
-              f"{cell(r['max_stall_ms'], base['max_stall_ms'], lambda x: f'{x:.1f}')}")
+              f"{cell(r['max_stall_ms'], base['max_stall_ms'], lambda x: f'{x:.1f}')}"
+              f"{r['arenas'] if r['arenas'] is not None else '-':>8}")
 
 
 def main():

@@ -10,10 +10,13 @@
 //!    `Shared class space`, `GC`, `Java Heap`, anything else -> `jvm_other`). NMT wins over a
 //!    file backing: the CDS archive and hsperfdata are files the JVM mapped for itself.
 //!    A mapping only partly inside such ranges (the kernel merges adjacent VMAs with equal
-//!    flags, so one VMA can span two reservations) has its RSS, PSS, swap and size split in
-//!    proportion to the bytes of address space on each side. That assumes resident pages are
-//!    spread evenly over the VMA, which is not true in general, but it keeps the sums exact and
-//!    only matters for the rare straddling VMA.
+//!    flags, so one VMA can span two reservations) is split. Its RSS and PSS go by the resident
+//!    pages of each side where the caller can count them (`/proc/self/pagemap`, see
+//!    [`classify_with_residency`]), else by the bytes of address space on each side; swap and
+//!    size always go by address. Straddling is common, not rare: glibc's mmapped chunks (1 MiB
+//!    direct buffers) merge with the JVM's committed GC or metaspace mappings next to them, and
+//!    an address split then gave a mostly untouched 32 MiB GC reservation half of 30 MiB of
+//!    touched buffers. The parts always add up to the mapping.
 //! 2. The rest of each mapping goes by what the mapping is:
 //!    - `kernel`: `[vdso]`, `[vvar]`, `[vvar_vclock]`, `[vsyscall]`, `[uprobes]`.
 //!    - `malloc_arena`: `[heap]` (glibc's main arena, grown with `brk`), glibc-named
@@ -372,7 +375,9 @@ fn attributed_ranges(input: &ClassifyInput) -> Vec<(Range, RegionClass)> {
 /// reservations (compressed class space: `rw-p`, `---p`, `rw-p`, ... over 1 GiB) do not match.
 ///
 /// Limits: two full heaps side by side merge into one 128 MiB VMA and are missed; a JVM or
-/// library reservation of exactly this shape is taken for an arena unless NMT claims it;
+/// library reservation of exactly this shape is taken for an arena unless NMT claims it (seen
+/// end to end: a 64 MiB metaspace node, committed from its start, that landed 64 MiB-aligned on
+/// JDK 25 counted as one heap more than malloc_info's arenas explain);
 /// `eligible[i]` false excludes mapping `i` (already attributed); entries missing from a short
 /// slice count as eligible.
 pub fn find_arena_heaps(mappings: &[Mapping], eligible: &[bool]) -> Vec<Vec<usize>> {
@@ -537,8 +542,19 @@ fn share(v: u64, part: u64, whole: u64) -> u64 {
     u64::try_from(s).unwrap_or(v)
 }
 
-/// Classifies `mappings` (in address order, as smaps lists them) and adds up each class.
+/// Classifies `mappings` (in address order, as smaps lists them) and adds up each class; a
+/// straddling mapping is split by address.
 pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
+    classify_with_residency(mappings, input, &mut |_| None)
+}
+
+/// As [`classify`], with `resident(range)` giving the resident bytes of part of a mapping (or
+/// `None` where it cannot tell): asked only for the claimed parts of straddling mappings.
+pub fn classify_with_residency(
+    mappings: &[Mapping],
+    input: &ClassifyInput,
+    resident: &mut dyn FnMut(Range) -> Option<u64>,
+) -> Breakdown {
     let ranges = attributed_ranges(input);
     let nmt_stacks = !input.nmt_regions.is_empty()
         && input
@@ -548,11 +564,14 @@ pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
 
     // Pass 1: bytes of each mapping claimed by JVM-given ranges.
     let mut claims: Vec<Vec<(RegionClass, u64)>> = Vec::with_capacity(mappings.len());
+    // The claimed address pieces of each mapping, for counting their resident pages.
+    let mut pieces: Vec<Vec<(RegionClass, Range)>> = Vec::with_capacity(mappings.len());
     let mut eligible = Vec::with_capacity(mappings.len());
     let mut nmt_stack_regions_seen = 0u64;
     let mut last_stack_region: Option<usize> = None;
     for m in mappings {
         let mut c: Vec<(RegionClass, u64)> = Vec::new();
+        let mut pc: Vec<(RegionClass, Range)> = Vec::new();
         let span = Range::new(m.start, m.end);
         let first = ranges.partition_point(|(r, _)| r.end <= span.start);
         for (idx, (r, class)) in ranges.iter().enumerate().skip(first) {
@@ -571,9 +590,11 @@ pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
                 Some((_, b)) => *b += bytes,
                 None => c.push((*class, bytes)),
             }
+            pc.push((*class, Range::new(r.start.max(span.start), r.end.min(span.end))));
         }
         eligible.push(c.is_empty());
         claims.push(c);
+        pieces.push(pc);
     }
 
     // Pass 2: shapes, on mappings no range claimed.
@@ -664,12 +685,38 @@ pub fn classify(mappings: &[Mapping], input: &ClassifyInput) -> Breakdown {
             Some((c, b)) if b >= rest_bytes => (fallback[i], c),
             _ => (fallback[i], fallback[i]),
         };
+        // Resident bytes of each claim, where the caller can count them; the remainder's are
+        // what smaps says is resident beyond the claims.
+        let weights: Option<(Vec<u64>, u64)> = if m.rss > 0 && (rest_bytes > 0 || claim.len() > 1) {
+            claim
+                .iter()
+                .map(|(class, _)| {
+                    pieces[i]
+                        .iter()
+                        .filter(|(k, _)| k == class)
+                        .map(|(_, r)| resident(*r))
+                        .sum::<Option<u64>>()
+                })
+                .collect::<Option<Vec<u64>>>()
+                .map(|w| {
+                    let rest = if rest_bytes > 0 { m.rss.saturating_sub(w.iter().sum()) } else { 0 };
+                    let total = w.iter().sum::<u64>() + rest;
+                    (w, total)
+                })
+                .filter(|(_, total)| *total > 0)
+        } else {
+            None
+        };
         let mut left = whole;
         left.mappings = 0;
-        for &(class, bytes) in claim {
+        for (k, &(class, bytes)) in claim.iter().enumerate() {
+            let (w, of) = match &weights {
+                Some((w, total)) => (w[k], *total),
+                None => (bytes, span),
+            };
             let part = ClassTotals {
-                rss: share(m.rss, bytes, span),
-                pss: share(m.pss, bytes, span),
+                rss: share(m.rss, w, of),
+                pss: share(m.pss, w, of),
                 swap: share(m.swap, bytes, span),
                 size: share(m.size, bytes, span),
                 mappings: 0,
@@ -817,6 +864,33 @@ mod tests {
         assert_eq!(b.classes.java_heap.size, MIB);
         assert_eq!(b.totals.mappings, 1);
         assert_eq!(b.classes.sum().mappings, 1);
+    }
+
+    #[test]
+    fn straddling_mapping_is_split_by_resident_pages_where_counted() {
+        // glibc's mmapped chunks merged below a committed but untouched GC mapping: 30 MiB
+        // touched buffers, then 32 MiB of GC with one resident MiB.
+        let ms = vec![map(BASE, BASE + 62 * MIB, "rw-p", 31 * MIB)];
+        let gc = Range::new(BASE + 30 * MIB, BASE + 62 * MIB);
+        let input = ClassifyInput {
+            nmt_regions: vec![NmtRegion { range: gc, category: "GC".into() }],
+            ..ClassifyInput::default()
+        };
+        let mut asked = Vec::new();
+        let b = classify_with_residency(&ms, &input, &mut |r| {
+            asked.push(r);
+            Some(MIB)
+        });
+        b.check_sums().expect("sums");
+        assert_eq!(asked, vec![gc]);
+        assert_eq!(b.classes.jvm_gc.rss, MIB);
+        assert_eq!(b.classes.other_anon.rss, 30 * MIB);
+        // Sizes still by address.
+        assert_eq!(b.classes.jvm_gc.size, 32 * MIB);
+        // Without counts: by address, as before.
+        let b = classify(&ms, &input);
+        b.check_sums().expect("sums");
+        assert_eq!(b.classes.jvm_gc.rss, share(31 * MIB, 32 * MIB, 62 * MIB));
     }
 
     #[test]

@@ -179,7 +179,16 @@ fn intern_live_timeline(out: &str) -> Result<String> {
 }
 
 fn intern_tune(text: &str) -> Result<String> {
-    let outcomes = crate::tuning::apply_text(text)?;
+    // Each setting on its own: one bad value gets its own line and does not keep the others
+    // from applying.
+    let mut tunings = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match crate::tuning::parse_tunings(part) {
+            Ok(t) => tunings.extend(t),
+            Err(e) => crate::notices::push(format!("{part}: not applied: {e}")),
+        }
+    }
+    let outcomes = crate::tuning::apply(&tunings);
     for o in &outcomes {
         crate::notices::push(format!("{}={}: {}", o.setting.option_name(), o.requested, o.message));
     }

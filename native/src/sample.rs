@@ -350,7 +350,12 @@ impl Core {
             jvm_thread_count: facts.pointer("/threads/live").and_then(Value::as_u64),
             thread_stack_size: facts.get("thread_stack_size_kb").and_then(Value::as_u64).map(|k| k * 1024),
         };
-        let b = breakdown::classify(&self.mappings, &input);
+        // Straddling mappings are split by their resident pages, counted in pagemap (readable
+        // by the process itself; only the present bit is used). Without it, by address.
+        let mut pagemap = std::fs::File::open(self.proc.path("pagemap")).ok();
+        let b = breakdown::classify_with_residency(&self.mappings, &input, &mut |r| {
+            pagemap.as_mut().and_then(|f| resident_bytes(f, r))
+        });
         if let Err(e) = b.check_sums() {
             problems.push(Problem { source: "breakdown", message: e.to_string() });
         }
@@ -570,6 +575,24 @@ impl Core {
             problems,
         })
     }
+}
+
+/// Resident bytes of `r` from an open `pagemap`: 8 bytes per page, bit 63 set when present.
+/// `None` for a range too big to be worth reading (over 4 GiB) or on any read error.
+fn resident_bytes(pagemap: &mut std::fs::File, r: Range) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let page = crate::malloc_info::page_size().max(1);
+    if r.is_empty() || r.len() > (4 << 30) || !r.start.is_multiple_of(page) {
+        return None;
+    }
+    let pages = r.len().div_ceil(page);
+    let mut buf = vec![0u8; usize::try_from(pages * 8).ok()?];
+    pagemap.read_exact_at(&mut buf, r.start / page * 8).ok()?;
+    let present = buf
+        .chunks_exact(8)
+        .filter(|e| e[7] & 0x80 != 0)
+        .count() as u64;
+    Some(present * page)
 }
 
 #[cfg(test)]
