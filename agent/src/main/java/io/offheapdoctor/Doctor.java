@@ -37,6 +37,8 @@ public final class Doctor {
     private JvmFacts facts;
     private String trimSpec = "off";
     private String lastError;
+    /** The sources of the last sample's problems, so each change is said once, not every sample. */
+    private String lastProblemSources = "";
 
     private Doctor(Options options, boolean attached, Instrumentation inst) {
         this.options = options;
@@ -300,10 +302,47 @@ public final class Doctor {
             return null;
         }
         lastSample = line;
+        logProblems(line);
         logNotices();
         Log.debug("sample " + line);
         writeLine(line);
         return line;
+    }
+
+    /**
+     * Says in one line which files the native core could not read (a missing or garbled smaps,
+     * status, cgroup file...), when that set changes: the report carries the details per sample,
+     * the operator's stderr only the news. The native core's absence is said at start already.
+     */
+    private void logProblems(String line) {
+        if (nativeFailure != null) {
+            return;
+        }
+        try {
+            // The common case costs a search, not a parse of the whole line.
+            Object problems = line.contains("\"problems\":[]") ? null : JsonReader.at(JsonReader.parse(line), "problems");
+            StringBuilder sources = new StringBuilder();
+            StringBuilder detail = new StringBuilder();
+            if (problems instanceof java.util.List) {
+                for (Object p : (java.util.List<?>) problems) {
+                    Object source = JsonReader.at(p, "source");
+                    sources.append(sources.length() == 0 ? "" : ",").append(source);
+                    detail.append(detail.length() == 0 ? "" : "; ").append(source).append(": ")
+                            .append(JsonReader.at(p, "message"));
+                }
+            }
+            String now = sources.toString();
+            if (!now.equals(lastProblemSources)) {
+                if (!now.isEmpty()) {
+                    Log.warn("sample incomplete, the report carries what could be read (" + detail + ")");
+                } else {
+                    Log.info("samples complete again");
+                }
+                lastProblemSources = now;
+            }
+        } catch (RuntimeException e) {
+            Log.debug("cannot read the sample's problems: " + e);
+        }
     }
 
     private synchronized void writeLine(String line) {
