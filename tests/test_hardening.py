@@ -419,7 +419,11 @@ def churn_once(jdk, workloads, delay_ms, code, term_after_ms):
         if p.returncode == -signal.SIGTERM and "ready" not in out:
             # The signal came before the JVM installed its handlers: the default action, as
             # without the agent.
-            return None, "sigterm-early"
+            return None, "sigterm-before-handlers"
+        if p.returncode == 1 and out.startswith("Error occurred during initialization of VM") and "ready" not in out:
+            # The signal came while java.base initialises (System.initPhase2, before any agent
+            # loads): the JDK's own "Bad level" InternalError, with or without the agent.
+            return None, "sigterm-during-vm-init"
         return f"SIGTERM ended it with {p.returncode}, stdout {out!r}, stderr {err[-2000:]}", "wrong"
     finally:
         shutil.rmtree(cwd, ignore_errors=True)
