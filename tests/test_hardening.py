@@ -23,7 +23,7 @@ OPTIONS_JAVA = ROOT / "agent" / "src" / "main" / "java" / "io" / "offheapdoctor"
 
 # The application every fault runs under: fixed output around some zlib work and a pause long
 # enough for several samples, and an exit code of its own.
-APP = ("Steady", ["800", "3"])
+APP = ("Steady", ["1500", "3"])
 APP_OUT = None  # filled per JDK by plain_run
 
 # A finding the agent logs at info level ("[warning] zip-unclosed: ..."), or its start line: not
