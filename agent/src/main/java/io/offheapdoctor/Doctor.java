@@ -75,6 +75,10 @@ public final class Doctor {
         } catch (IllegalStateException e) {
             // The JVM is already shutting down: nothing to sample.
             d.stop();
+        } catch (SecurityException e) {
+            // A SecurityManager that denies shutdownHooks: the sampler is a daemon and every
+            // report line is flushed as written, so the JVM's exit loses nothing.
+            Log.debug("no shutdown hook (" + e.getMessage() + "); sampling goes on");
         }
     }
 
