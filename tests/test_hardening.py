@@ -406,7 +406,8 @@ def churn_once(jdk, workloads, delay_ms, code, term_after_ms):
     cwd = tempfile.mkdtemp(prefix="od-exit-")
     try:
         cmd = command(jdk, "ExitChurn", [delay_ms, code],
-                      f"interval=100ms,trim=100ms,log=quiet,report={cwd}/r.jsonl", jdk_args(jdk), workloads,
+                      f"interval=100ms,trim=100ms,log=quiet,report={cwd}/r.jsonl,prometheus=127.0.0.1:0",
+                      jdk_args(jdk), workloads,
                       xcheck=False)
         env = dict(os.environ)
         for k in ("OFFHEAP_DOCTOR_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"):

@@ -305,11 +305,12 @@ public final class Doctor {
             }
             return null;
         }
-        lastSample = line;
         logProblems(line);
         logNotices();
         Log.debug("sample " + line);
         writeLine(line);
+        // Published last: whoever sees this sample (the MBean, a waiting caller) finds it in the report too.
+        lastSample = line;
         return line;
     }
 
