@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +25,6 @@ OPTIONS_JAVA = ROOT / "agent" / "src" / "main" / "java" / "io" / "offheapdoctor"
 # The application every fault runs under: fixed output around some zlib work and a pause long
 # enough for several samples, and an exit code of its own.
 APP = ("Steady", ["1500", "3"])
-APP_OUT = None  # filled per JDK by plain_run
 
 # A finding the agent logs at info level ("[warning] zip-unclosed: ..."), or its start line: not
 # the agent's word about the fault under test.
@@ -285,10 +285,11 @@ def broken_library(tmp_path, kind):
     if kind == "empty":
         p.write_bytes(b"")
     elif kind == "truncated":
-        # The start of the real library: a valid x86-64 ELF header, then nothing.
-        real = next(Path(ROOT / "native").glob("../target/release/liboffheap_doctor.so"), None)
-        head = real.read_bytes()[:4096] if real else b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x03\x00\x3e\x00"
-        p.write_bytes(head)
+        # The first 4 KiB of the real library, as a copy cut short leaves it: dlopen itself would
+        # die of SIGBUS on it, so the agent must refuse it first.
+        with zipfile.ZipFile(AGENT_JAR) as jar:
+            real = jar.read("io/offheapdoctor/native/linux-x86_64/liboffheap_doctor.so")
+        p.write_bytes(real[:4096])
     elif kind == "directory":
         p.mkdir()
     elif kind == "foreign":
