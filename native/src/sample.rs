@@ -80,6 +80,8 @@ pub struct Sample {
     /// as given, less the texts the core parses itself.
     pub jvm: Value,
     pub problems: Vec<Problem>,
+    /// Time this sample took inside the native core (reading and parsing /proc, the rules).
+    pub sample_ns: u64,
 }
 
 /// glibc's arenas in one sample: totals and one short line per arena.
@@ -417,6 +419,7 @@ impl Core {
     /// Takes one sample. Unreadable files become `problems`, never an error: an agent that
     /// cannot read `smaps_rollup` still reports what `status` says.
     pub fn sample(&mut self, mut facts: Value) -> Result<Sample> {
+        let started = std::time::Instant::now();
         let texts = JvmTexts::take_from(&mut facts);
         let zip = facts.as_object_mut().and_then(|o| o.remove("zip")).unwrap_or(Value::Null);
         let heap = texts.heap_info.as_deref().map(heap_info::parse_heap_info);
@@ -573,6 +576,7 @@ impl Core {
             zip,
             jvm: facts,
             problems,
+            sample_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
         })
     }
 }

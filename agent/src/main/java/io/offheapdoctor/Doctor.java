@@ -37,6 +37,8 @@ public final class Doctor {
     private JvmFacts facts;
     private String trimSpec = "off";
     private String lastError;
+    /** The sources of the last sample's problems, so each change is said once, not every sample. */
+    private String lastProblemSources = "";
 
     private Doctor(Options options, boolean attached, Instrumentation inst) {
         this.options = options;
@@ -73,6 +75,10 @@ public final class Doctor {
         } catch (IllegalStateException e) {
             // The JVM is already shutting down: nothing to sample.
             d.stop();
+        } catch (SecurityException e) {
+            // A SecurityManager that denies shutdownHooks: the sampler is a daemon and every
+            // report line is flushed as written, so the JVM's exit loses nothing.
+            Log.debug("no shutdown hook (" + e.getMessage() + "); sampling goes on");
         }
     }
 
@@ -299,12 +305,49 @@ public final class Doctor {
             }
             return null;
         }
-        // Written before it is published: whoever sees a sample as the latest finds it in the file.
-        writeLine(line);
-        lastSample = line;
+        logProblems(line);
         logNotices();
         Log.debug("sample " + line);
+        writeLine(line);
+        // Published last: whoever sees this sample (the MBean, a waiting caller) finds it in the report too.
+        lastSample = line;
         return line;
+    }
+
+    /**
+     * Says in one line which files the native core could not read (a missing or garbled smaps,
+     * status, cgroup file...), when that set changes: the report carries the details per sample,
+     * the operator's stderr only the news. The native core's absence is said at start already.
+     */
+    private void logProblems(String line) {
+        if (nativeFailure != null) {
+            return;
+        }
+        try {
+            // The common case costs a search, not a parse of the whole line.
+            Object problems = line.contains("\"problems\":[]") ? null : JsonReader.at(JsonReader.parse(line), "problems");
+            StringBuilder sources = new StringBuilder();
+            StringBuilder detail = new StringBuilder();
+            if (problems instanceof java.util.List) {
+                for (Object p : (java.util.List<?>) problems) {
+                    Object source = JsonReader.at(p, "source");
+                    sources.append(sources.length() == 0 ? "" : ",").append(source);
+                    detail.append(detail.length() == 0 ? "" : "; ").append(source).append(": ")
+                            .append(JsonReader.at(p, "message"));
+                }
+            }
+            String now = sources.toString();
+            if (!now.equals(lastProblemSources)) {
+                if (!now.isEmpty()) {
+                    Log.warn("sample incomplete, the report carries what could be read (" + detail + ")");
+                } else {
+                    Log.info("samples complete again");
+                }
+                lastProblemSources = now;
+            }
+        } catch (RuntimeException e) {
+            Log.debug("cannot read the sample's problems: " + e);
+        }
     }
 
     private synchronized void writeLine(String line) {

@@ -118,6 +118,10 @@ final class NativeLoader {
                 return "cannot extract the native library (" + e.getMessage() + "); set extractDir=<dir> to a writable directory";
             }
         }
+        String corrupt = truncatedElf(new File(path));
+        if (corrupt != null) {
+            return "cannot load native library " + path + ": " + corrupt;
+        }
         warnAboutJdkNativeAccessNotice();
         try {
             System.load(path);
@@ -138,6 +142,52 @@ final class NativeLoader {
             return "native library " + path + " loaded but does not answer: " + t;
         }
         return null;
+    }
+
+    /**
+     * Why a 64-bit ELF file must not reach {@code dlopen}, or null. The dynamic loader maps the
+     * segments a file's header promises without checking the file holds them, so a truncated
+     * library (a copy cut short, a full disk) kills the JVM with SIGBUS inside {@code ld.so}
+     * instead of failing the load. Anything else (not ELF, 32-bit, another machine) is left to
+     * {@code dlopen}, which refuses it with its own message.
+     */
+    static String truncatedElf(File f) {
+        try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(f, "r")) {
+            long size = r.length();
+            byte[] header = new byte[64];
+            if (size < header.length) {
+                return null;
+            }
+            r.readFully(header);
+            if (header[0] != 0x7f || header[1] != 'E' || header[2] != 'L' || header[3] != 'F' || header[4] != 2) {
+                return null;
+            }
+            java.nio.ByteBuffer h = java.nio.ByteBuffer.wrap(header).order(
+                    header[5] == 2 ? java.nio.ByteOrder.BIG_ENDIAN : java.nio.ByteOrder.LITTLE_ENDIAN);
+            long phoff = h.getLong(32);
+            long shoff = h.getLong(40);
+            int phentsize = h.getShort(54) & 0xffff;
+            int phnum = h.getShort(56) & 0xffff;
+            long shEnd = shoff + (long) (h.getShort(58) & 0xffff) * (h.getShort(60) & 0xffff);
+            if (phoff < 0 || phentsize < 56 || phoff + (long) phentsize * phnum > size || shoff < 0 || shEnd > size) {
+                return "the file is truncated or corrupt (" + size + " bytes, its ELF header points past the end)";
+            }
+            byte[] entry = new byte[56];
+            for (int i = 0; i < phnum; i++) {
+                r.seek(phoff + (long) i * phentsize);
+                r.readFully(entry);
+                java.nio.ByteBuffer e = java.nio.ByteBuffer.wrap(entry).order(h.order());
+                long offset = e.getLong(8);
+                long fileSize = e.getLong(32);
+                if (e.getInt(0) == 1 && (offset < 0 || fileSize < 0 || offset + fileSize > size)) { // PT_LOAD
+                    return "the file is truncated or corrupt (" + size + " bytes, a segment ends at "
+                            + (offset + fileSize) + ")";
+                }
+            }
+            return null;
+        } catch (IOException e) {
+            return "cannot read it: " + e.getMessage();
+        }
     }
 
     /**

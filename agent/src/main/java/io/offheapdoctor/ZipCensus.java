@@ -73,6 +73,8 @@ final class ZipCensus {
     private static final String DIAGNOSTIC_COMMAND = "com.sun.management:type=DiagnosticCommand";
 
     static final String TEST_HISTOGRAM_PROPERTY = "offheap.doctor.test.zipHistogram";
+    /** Tests: ask redefineModule to open a package java.base lacks, so it refuses as on a JDK that would. */
+    static final String TEST_OPEN_FAILS_PROPERTY = "offheap.doctor.test.zipCensusOpenFails";
 
     private static volatile Instrumentation instrumentation;
     private static ZipCensus forTest;
@@ -103,7 +105,8 @@ final class ZipCensus {
             return new ZipCensus(CleanerWalk.resolve(inst), null);
         } catch (Throwable t) {
             String why = describe(t);
-            Log.debug("zip census: cannot read the Cleaner (" + why + "); falling back to the class histogram");
+            // Said once: the fallback walks the whole heap (at most once a minute) and counts less.
+            Log.info("zip census: cannot read the Cleaner (" + why + "); counting with the class histogram instead");
             return new ZipCensus(null, why);
         }
     }
@@ -523,10 +526,18 @@ final class ZipCensus {
                 throw new IllegalStateException("no Instrumentation to open " + opens.keySet()
                         + " (run as an agent, or add --add-opens java.base/<package>=ALL-UNNAMED)");
             }
+            if (Boolean.getBoolean(TEST_OPEN_FAILS_PROPERTY)) {
+                opens.put("offheap.doctor.no.such.package", Collections.singleton(self));
+            }
             Method redefine = Instrumentation.class.getMethod("redefineModule", moduleClass, Set.class, Map.class,
                     Map.class, Set.class, Map.class);
-            redefine.invoke(inst, base, new HashSet<Object>(), new HashMap<String, Set<Object>>(), opens,
-                    new HashSet<Class<?>>(), new HashMap<Class<?>, Object>());
+            try {
+                redefine.invoke(inst, base, new HashSet<Object>(), new HashMap<String, Set<Object>>(), opens,
+                        new HashSet<Class<?>>(), new HashMap<Class<?>, Object>());
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                throw new IllegalStateException("Instrumentation.redefineModule cannot open " + opens.keySet()
+                        + " of java.base (" + describe(e) + ")", e.getCause());
+            }
         }
 
         private static boolean hasMethod(Class<?> c, String name, Class<?>... params) {
