@@ -194,3 +194,20 @@ def test_jdk25_native_access_notice(workloads):
     assert enabled.rc == 0
     assert "restricted method" not in enabled.stderr
     assert "Java-only" not in enabled.stderr
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_report_file_is_private_and_never_written_through_a_link(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    r = run_jvm(jdk, "NativeGrowth", ["await=1"], agent_opts=f"report={report}", classpath=workloads, report=report)
+    assert r.rc == 0 and r.samples
+    assert (report.stat().st_mode & 0o777) == 0o600
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    r2 = run_jvm(jdk, "NativeGrowth", ["await=1"], agent_opts=f"report={link}", classpath=workloads)
+    assert r2.rc == 0
+    assert target.read_text() == ""
+    lines = [l for l in r2.agent_lines() if "symbolic link" in l]
+    assert len(lines) == 1 and "sampling without a report file" in lines[0], r2.agent_lines()

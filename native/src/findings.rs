@@ -31,6 +31,7 @@ pub mod ids {
     pub const METASPACE_GROWTH: &str = "metaspace-growth";
     pub const OOM_RISK: &str = "oom-risk";
     pub const HEAP_NOT_THE_PROBLEM: &str = "heap-not-the-problem";
+    pub const HEAP_HEADROOM: &str = "heap-headroom";
 }
 
 // malloc-retention: glibc keeps free memory that RSS still counts.
@@ -93,6 +94,9 @@ pub const OOM_RISK_WARNING_SECS: u64 = 24 * 3600;
 pub const OOM_RISK_CRITICAL_SECS: u64 = 3600;
 /// Warning whatever the rate when the working set is this share of the limit.
 pub const OOM_RISK_USAGE_SHARE: f64 = 0.90;
+/// `heap-headroom`: the maximum heap plus what the process holds outside the heap now must leave
+/// at least this share of the container limit free.
+pub const HEADROOM_MIN_FREE_SHARE: f64 = 0.10;
 
 // heap-not-the-problem.
 /// RSS growth at which it is worth saying the heap did not cause it ...
@@ -271,7 +275,7 @@ pub fn evaluate(history: &History) -> Vec<Finding> {
 
 /// The rules on one observation and the growth that led to it.
 pub fn evaluate_with(o: &Observation, g: &Growth) -> Vec<Finding> {
-    let rules: [fn(&Observation, &Growth) -> Option<Finding>; 10] = [
+    let rules: [fn(&Observation, &Growth) -> Option<Finding>; 11] = [
         malloc_retention,
         arena_sprawl,
         native_outside_nmt,
@@ -281,6 +285,7 @@ pub fn evaluate_with(o: &Observation, g: &Growth) -> Vec<Finding> {
         thread_growth,
         metaspace_growth,
         oom_risk,
+        heap_headroom,
         heap_not_the_problem,
     ];
     let mut out: Vec<Finding> = rules.iter().filter_map(|r| r(o, g)).collect();
@@ -646,6 +651,43 @@ fn oom_risk(o: &Observation, g: &Growth) -> Option<Finding> {
     Some(f.remedy(format!(
         "Stop the growth (the other findings say where it is).{heap} leave room for native memory: keep \
          -Xmx (or -XX:MaxRAMPercentage) at about 75% of the limit or less, or raise the container limit."
+    )))
+}
+
+/// The heap may still grow to its maximum: if that plus today's non-heap memory does not fit
+/// under the container limit with room to spare, the kernel kills the JVM before the heap is full.
+fn heap_headroom(o: &Observation, _g: &Growth) -> Option<Finding> {
+    let limit = o.cgroup.as_ref()?.limit?;
+    let heap_max = o.heap_max.filter(|h| *h > 0)?;
+    let heap_now = o.part("java_heap").or(o.heap_committed).unwrap_or(0);
+    let non_heap = o.rss.saturating_sub(heap_now);
+    let needed = heap_max.saturating_add(non_heap);
+    let free_share = 1.0 - ratio(needed, limit);
+    if free_share >= HEADROOM_MIN_FREE_SHARE {
+        return None;
+    }
+    let severity = if needed >= limit { Severity::Critical } else { Severity::Warning };
+    let target = (limit.saturating_sub(non_heap) as f64 * 0.9) as u64;
+    let f = Finding::new(
+        ids::HEAP_HEADROOM,
+        severity,
+        format!(
+            "The maximum heap ({}) plus the {} outside the heap leaves {} of the {} limit",
+            fmt_bytes(heap_max),
+            fmt_bytes(non_heap),
+            fmt_percent(free_share.max(0.0)),
+            fmt_bytes(limit)
+        ),
+        o.epoch_ms,
+    )
+    .bytes("limit", limit)
+    .bytes("heap_max", heap_max)
+    .bytes("non_heap_rss", non_heap)
+    .share("free_at_full_heap", free_share.max(0.0));
+    Some(f.remedy(format!(
+        "Lower -Xmx to at most {} (or -XX:MaxRAMPercentage accordingly), or raise the container limit; \
+         native memory (the other findings) comes on top of the heap.",
+        fmt_bytes(target)
     )))
 }
 
@@ -1121,6 +1163,20 @@ mod tests {
         });
         o.heap_max = Some(GIB);
         o
+    }
+
+    #[test]
+    fn heap_headroom_raised_when_max_heap_plus_native_exceeds_the_limit() {
+        let (mut o, g) = run(3, |i| in_cgroup(i, GIB, Some(2 * GIB)));
+        o.heap_max = Some(1536 * MIB);
+        o.parts.insert("java_heap".into(), 256 * MIB);
+        o.rss = GIB;
+        // 1.5 GiB heap + 768 MiB outside it > 2 GiB.
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::HEAP_HEADROOM).expect("raised");
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(f.remedy.contains("-Xmx"), "{}", f.remedy);
+        o.heap_max = Some(512 * MIB);
+        assert!(evaluate_with(&o, &g).iter().all(|f| f.id != ids::HEAP_HEADROOM));
     }
 
     #[test]
