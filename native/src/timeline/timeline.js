@@ -1,3 +1,8 @@
+// Uncaught errors are counted on <body data-errors>, for a headless check of the page.
+window.onerror = function () {
+  var b = document.body;
+  if (b) b.setAttribute('data-errors', (+b.getAttribute('data-errors') || 0) + 1);
+};
 (function () {
   'use strict';
   // Report strings reach the page only through textContent and setAttribute, never as markup.
@@ -432,6 +437,7 @@
   header();
   findings();
   drawAll();
+  document.body.setAttribute('data-drawn', charts.length);
   var pending = null, lastWidth = document.getElementById('od-charts').clientWidth;
   window.addEventListener('resize', function () {
     clearTimeout(pending);
