@@ -47,6 +47,7 @@ window.onerror = function () {
   }
   function fmtUTC(t) { return new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '').replace(/Z$/, '') + ' UTC'; }
   function fmtDur(ms) {
+    if (ms < 1000) return Math.round(ms) + ' ms';
     var s = Math.round(ms / 1000);
     if (s < 120) return s + ' s';
     var m = Math.round(s / 60);
