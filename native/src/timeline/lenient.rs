@@ -322,6 +322,8 @@ pub(super) struct Trim {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub(super) struct TrimEventLine {
+    /// The agent writes `at_ms`; `epoch_ms` is read too.
+    #[serde(alias = "at_ms")]
     pub epoch_ms: Num,
     pub released: Num,
     pub rss_before: Num,

@@ -227,6 +227,15 @@ fn trims_repeated_by_later_samples_are_marked_once() {
 }
 
 #[test]
+fn trims_are_marked_at_the_agents_at_ms() {
+    let mut s: Value = serde_json::from_str(&line(1, T0 + 10_000, MIB)).expect("line");
+    s["trim"] = json!({"events": [{"seq": 1, "at_ms": T0 + 9_800, "released": MIB, "rss_before": 2 * MIB, "rss_after": MIB}]});
+    let lines = [line(0, T0, MIB), s.to_string()];
+    let data = embedded(&render_timeline(&lines, "t").expect("page"));
+    assert_eq!(data["trims"]["marks"][0]["t"], T0 + 9_800);
+}
+
+#[test]
 fn pauses_and_restarts_break_the_lines() {
     let mut lines: Vec<String> = (0..10u64).map(|i| line(i + 1, T0 + i * 10_000, MIB)).collect();
     lines.extend((0..10u64).map(|i| line(i + 11, T0 + 3_600_000 + i * 10_000, MIB)));

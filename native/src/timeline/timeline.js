@@ -1,3 +1,8 @@
+// Uncaught errors are counted on <body data-errors>, for a headless check of the page.
+window.onerror = function () {
+  var b = document.body;
+  if (b) b.setAttribute('data-errors', (+b.getAttribute('data-errors') || 0) + 1);
+};
 (function () {
   'use strict';
   // Report strings reach the page only through textContent and setAttribute, never as markup.
@@ -42,6 +47,7 @@
   }
   function fmtUTC(t) { return new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '').replace(/Z$/, '') + ' UTC'; }
   function fmtDur(ms) {
+    if (ms < 1000) return Math.round(ms) + ' ms';
     var s = Math.round(ms / 1000);
     if (s < 120) return s + ' s';
     var m = Math.round(s / 60);
@@ -432,6 +438,7 @@
   header();
   findings();
   drawAll();
+  document.body.setAttribute('data-drawn', charts.length);
   var pending = null, lastWidth = document.getElementById('od-charts').clientWidth;
   window.addEventListener('resize', function () {
     clearTimeout(pending);
