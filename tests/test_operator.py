@@ -538,12 +538,22 @@ def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
     assert f[8] == "  [INFO] nmt-off: NMT is off" and len(f) == 9
     values, types = parse_metrics(metrics)
     assert values[("offheap_doctor_rss_bytes", frozenset())] == 3 * 2**30
-    classes = {dict(l)["class"]: v for (n, l), v in values.items() if n == "offheap_doctor_breakdown_rss_bytes"}
+    classes = {dict(l)["class"]: v for (n, l), v in values.items() if n == "offheap_doctor_region_resident_bytes"}
     assert classes == {k: v["rss"] for k, v in FULL_SAMPLE["breakdown"]["classes"].items()}
     assert sum(classes.values()) == 3 * 2**30
     sev = {dict(l)["severity"]: v for (n, l), v in values.items() if n == "offheap_doctor_findings"}
     assert sev == {"critical": 1, "warning": 1, "info": 1}
-    assert values[("offheap_doctor_trim_total", frozenset())] == 4 and types["offheap_doctor_trim_total"] == "counter"
+    # One series per current finding, 1, labelled with its id and severity.
+    found = {(dict(l)["id"], dict(l)["severity"]): v for (n, l), v in values.items() if n == "offheap_doctor_finding"}
+    assert found == {("nmt-off", "info"): 1, ("malloc-retention", "warning"): 1, ("oom-risk", "critical"): 1}
+    assert 'offheap_doctor_finding{id="malloc-retention",severity="warning"} 1' in metrics.splitlines()
+    assert 'offheap_doctor_region_resident_bytes{class="malloc_arena"} 629145600' in metrics.splitlines()
+    for name, kind in (("region_resident_bytes", "gauge"), ("trims_total", "counter"),
+                       ("trim_released_bytes_total", "counter"), ("finding", "gauge")):
+        assert f"# TYPE offheap_doctor_{name} {kind}" in metrics.splitlines(), name
+        assert any(l.startswith(f"# HELP offheap_doctor_{name} ") for l in metrics.splitlines()), name
+    assert not any("breakdown_rss_bytes" in l or "offheap_doctor_trim_total" in l for l in metrics.splitlines())
+    assert values[("offheap_doctor_trims_total", frozenset())] == 4 and types["offheap_doctor_trims_total"] == "counter"
     assert values[("offheap_doctor_trim_released_bytes_total", frozenset())] == 900 * 2**20
     assert values[("offheap_doctor_nmt_coverage_ratio", frozenset())] == 0.1
     assert values[("offheap_doctor_nmt_committed_bytes", frozenset())] == 2400 * 2**20
