@@ -188,6 +188,52 @@ def test_mbean_reads_nmt_when_tracking_is_on(jdk, workloads, tmp_path):
     assert any(l.startswith("NMT") and "summary: committed" in l for l in text), text
 
 
+@pytest.mark.parametrize("jdk", [17, 25])
+def test_a_second_jvm_reads_every_attribute_and_calls_every_operation_over_remote_jmx(jdk, workloads, tmp_path):
+    port = free_port()
+    report = tmp_path / "r.jsonl"
+    page = tmp_path / "remote.html"
+    jmx = [f"-Dcom.sun.management.jmxremote.port={port}", "-Dcom.sun.management.jmxremote.host=127.0.0.1",
+           "-Dcom.sun.management.jmxremote.authenticate=false", "-Dcom.sun.management.jmxremote.ssl=false",
+           "-Djava.rmi.server.hostname=127.0.0.1"]
+    cmd = command(jdk, "Idle", ["90"], agent_opts=f"interval=1h,report={report}", jvm_args=jmx,
+                  classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 1)
+        # The client is a separate JVM without the agent: only the JMX API and the bean's name.
+        c = subprocess.run([java(jdk), "-cp", str(workloads), "JmxRemote", str(port), str(page)],
+                           capture_output=True, text=True, timeout=90)
+        assert c.returncode == 0, c.stdout + c.stderr
+        out, text = parse_jmx_lines(c.stdout)
+        assert out["connected"].startswith("rmi://127.0.0.1")
+        assert set(out["type"]) == LONG_ATTRS | INT_ATTRS | DOUBLE_ATTRS | STRING_ATTRS
+        assert out["operation"] == OPERATIONS
+        first, second = wait_for_samples(report, 2)[:2]
+        assert json.loads(out["json"]) == first
+        want = expected_attributes(first)
+        for kind in ("attr", "single"):
+            got = {n: parse_attr(n, v) for n, v in out[kind].items()}
+            assert set(got) == set(want), kind
+            for n in want:
+                if isinstance(want[n], float) and math.isnan(want[n]):
+                    assert math.isnan(got[n]), (kind, n)
+                else:
+                    assert got[n] == want[n], (kind, n, got[n], want[n])
+        assert int(out["attr"]["Rss"]) > 0 and out["attr"]["SampleCount"] == "1"
+        assert text[0].startswith(f"offheap-doctor report: pid {app.pid}, sample 1 at {first['time']}")
+        assert json.loads(out["sample"]) == second and second["seq"] == 2 and out["count"] == "2"
+        assert out["op"]["trimNow"][0].startswith("returned released "), out["op"]
+        assert out["op"]["setBaseline"][0].startswith("returned baseline set"), out["op"]
+        assert out["op"]["setTrimPolicy"][0].startswith("returned trim policy set: "), out["op"]
+        assert out["op"]["setTrimPolicy"][1].startswith(
+            "threw java.lang.IllegalArgumentException: a trim policy is required"), out["op"]
+        assert out["op"]["writeTimeline"][0].startswith("returned "), out["op"]
+        assert page.read_text().startswith("<!DOCTYPE html>")
+        app.kill()
+        app.finish()
+
+
 def attach_cmd(client, pid, *args):
     return subprocess.run([java(client), "-jar", str(AGENT_JAR), str(pid), *args],
                           capture_output=True, text=True, timeout=90)
