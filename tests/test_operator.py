@@ -695,3 +695,26 @@ def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
     assert values[("offheap_doctor_nmt_committed_bytes", frozenset())] == 2400 * 2**20
     assert values[("offheap_doctor_zip_streams", frozenset({("kind", "inflater"), ("state", "pending")}))] == 1000
     assert values[("offheap_doctor_cgroup_limit_bytes", frozenset())] == 4 * 2**30
+
+
+def test_grafana_dashboard_queries_only_metrics_the_endpoint_serves(workloads):
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(FULL_SAMPLE),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    values, types = parse_metrics(p.stdout.split("metrics\n")[1])
+    served = {n for n, _ in values}
+    labels = {n: {k for k, _ in l} for n, l in values}
+    dashboard = json.loads((Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text())
+    queried = set()
+    for panel in dashboard["panels"]:
+        assert panel["title"] and panel["targets"], panel
+        for t in panel["targets"]:
+            for name in re.findall(r"offheap_doctor_[a-z_]+", t["expr"]):
+                assert name in served, (panel["title"], name)
+                queried.add(name)
+            for by in re.findall(r"by \(([^)]*)\)", t["expr"]):
+                name = re.search(r"offheap_doctor_[a-z_]+", t["expr"]).group(0)
+                assert {b.strip() for b in by.split(",")} <= labels[name], t["expr"]
+    assert {"offheap_doctor_rss_bytes", "offheap_doctor_region_resident_bytes", "offheap_doctor_malloc_retained_bytes",
+            "offheap_doctor_malloc_arenas", "offheap_doctor_nmt_coverage_ratio", "offheap_doctor_zip_streams",
+            "offheap_doctor_trims_total", "offheap_doctor_trim_released_bytes_total"} <= queried
