@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -107,9 +108,15 @@ def jmx_self(jdk, workloads, tmp_path, opts="", jvm_args=()):
     r = run_jvm(jdk, "JmxSelf", [], agent_opts=f"interval=1h,report={report}" + opts, jvm_args=jvm_args,
                 classpath=workloads, report=report, timeout=90)
     assert r.rc == 0, r.stdout + r.stderr
-    lines = r.stdout.splitlines()
+    out, text = parse_jmx_lines(r.stdout)
+    return r, out, text
+
+
+def parse_jmx_lines(stdout):
+    """What JmxSelf and JmxRemote print, by kind of line; and the text report's lines."""
+    lines = stdout.splitlines()
     text = lines[lines.index("text") + 1:lines.index("end")]
-    out = {"type": {}, "operation": set(), "attr": {}, "op": {}}
+    out = {"type": {}, "operation": set(), "attr": {}, "single": {}, "op": {}}
     for l in lines:
         kind, _, rest = l.partition(" ")
         if kind == "type":
@@ -117,15 +124,15 @@ def jmx_self(jdk, workloads, tmp_path, opts="", jvm_args=()):
             out["type"][n] = t
         elif kind == "operation":
             out["operation"].add(rest)
-        elif kind == "attr":
+        elif kind in ("attr", "single"):
             n, v = rest.split("=", 1)
-            out["attr"][n] = v
+            out[kind][n] = v
         elif kind == "op":
             n, v = rest.split(" ", 1)
             out["op"].setdefault(n, []).append(v)
-        elif kind in ("json", "sample", "count"):
+        elif kind in ("json", "sample", "count", "policy", "connected"):
             out[kind] = rest
-    return r, out, text
+    return out, text
 
 
 @pytest.mark.parametrize("jdk", ALL)
@@ -181,6 +188,52 @@ def test_mbean_reads_nmt_when_tracking_is_on(jdk, workloads, tmp_path):
     assert any(l.startswith("NMT") and "summary: committed" in l for l in text), text
 
 
+@pytest.mark.parametrize("jdk", [17, 25])
+def test_a_second_jvm_reads_every_attribute_and_calls_every_operation_over_remote_jmx(jdk, workloads, tmp_path):
+    port = free_port()
+    report = tmp_path / "r.jsonl"
+    page = tmp_path / "remote.html"
+    jmx = [f"-Dcom.sun.management.jmxremote.port={port}", "-Dcom.sun.management.jmxremote.host=127.0.0.1",
+           "-Dcom.sun.management.jmxremote.authenticate=false", "-Dcom.sun.management.jmxremote.ssl=false",
+           "-Djava.rmi.server.hostname=127.0.0.1"]
+    cmd = command(jdk, "Idle", ["90"], agent_opts=f"interval=1h,report={report}", jvm_args=jmx,
+                  classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 1)
+        # The client is a separate JVM without the agent: only the JMX API and the bean's name.
+        c = subprocess.run([java(jdk), "-cp", str(workloads), "JmxRemote", str(port), str(page)],
+                           capture_output=True, text=True, timeout=90)
+        assert c.returncode == 0, c.stdout + c.stderr
+        out, text = parse_jmx_lines(c.stdout)
+        assert out["connected"].startswith("rmi://127.0.0.1")
+        assert set(out["type"]) == LONG_ATTRS | INT_ATTRS | DOUBLE_ATTRS | STRING_ATTRS
+        assert out["operation"] == OPERATIONS
+        first, second = wait_for_samples(report, 2)[:2]
+        assert json.loads(out["json"]) == first
+        want = expected_attributes(first)
+        for kind in ("attr", "single"):
+            got = {n: parse_attr(n, v) for n, v in out[kind].items()}
+            assert set(got) == set(want), kind
+            for n in want:
+                if isinstance(want[n], float) and math.isnan(want[n]):
+                    assert math.isnan(got[n]), (kind, n)
+                else:
+                    assert got[n] == want[n], (kind, n, got[n], want[n])
+        assert int(out["attr"]["Rss"]) > 0 and out["attr"]["SampleCount"] == "1"
+        assert text[0].startswith(f"offheap-doctor report: pid {app.pid}, sample 1 at {first['time']}")
+        assert json.loads(out["sample"]) == second and second["seq"] == 2 and out["count"] == "2"
+        assert out["op"]["trimNow"][0].startswith("returned released "), out["op"]
+        assert out["op"]["setBaseline"][0].startswith("returned baseline set"), out["op"]
+        assert out["op"]["setTrimPolicy"][0].startswith("returned trim policy set: "), out["op"]
+        assert out["op"]["setTrimPolicy"][1].startswith(
+            "threw java.lang.IllegalArgumentException: a trim policy is required"), out["op"]
+        assert out["op"]["writeTimeline"][0].startswith("returned "), out["op"]
+        assert page.read_text().startswith("<!DOCTYPE html>")
+        app.kill()
+        app.finish()
+
+
 def attach_cmd(client, pid, *args):
     return subprocess.run([java(client), "-jar", str(AGENT_JAR), str(pid), *args],
                           capture_output=True, text=True, timeout=90)
@@ -232,12 +285,18 @@ def test_commands_reach_an_agent_started_with_javaagent(jdk, workloads, tmp_path
         t = attach_cmd(jdk, app.pid, "report")
         assert t.returncode == 0 and t.stdout.startswith(f"offheap-doctor report: pid {app.pid}, sample ")
         # Actions answer on stdout; a bad policy is one clear line on stderr and exit code 1.
-        for c, answer in (("trim", "released "), ("baseline", "baseline set"), ("policy=auto", "trim policy set: ")):
-            a = attach_cmd(jdk, app.pid, c)
+        for c, answer in ((["trim"], "released "), (["baseline"], "baseline set"),
+                          (["policy=auto"], "trim policy set: "), (["policy", "30s"], "trim policy set: ")):
+            a = attach_cmd(jdk, app.pid, *c)
             assert a.returncode == 0 and a.stdout.startswith(answer), (c, a.stdout, a.stderr)
         bad = attach_cmd(jdk, app.pid, "policy=sometimes")
         assert bad.returncode == 1 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1, bad.stderr
         assert "sometimes" in bad.stderr and "Exception" not in bad.stderr, bad.stderr
+        bad = attach_cmd(jdk, app.pid, "policy", "sometimes")
+        assert bad.returncode == 1 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1, bad.stderr
+        assert "sometimes" in bad.stderr and "Exception" not in bad.stderr, bad.stderr
+        bare = attach_cmd(jdk, app.pid, "policy")
+        assert bare.returncode == 2 and bare.stderr.startswith("offheap-doctor: policy needs a value"), bare.stderr
         page = tmp_path / "live.html"
         h = attach_cmd(jdk, app.pid, f"html={page}")
         assert h.returncode == 0 and page.exists(), h.stderr
@@ -263,14 +322,91 @@ def test_start_command_only_loads_the_agent(jdk, workloads, tmp_path):
 
 @pytest.mark.parametrize("jdk", MAIN)
 def test_command_errors_are_one_line_and_exit_code(jdk, workloads):
-    gone = attach_cmd(jdk, 2**22 + 12345, "report")
-    assert gone.returncode == 1 and gone.stdout == ""
-    assert len(gone.stderr.strip().splitlines()) == 1 and gone.stderr.startswith(
-        f"offheap-doctor: cannot attach to {2**22 + 12345}: "), gone.stderr
+    for args in (["report"], [], ["watch"]):
+        gone = attach_cmd(jdk, 2**22 + 12345, *args)
+        assert gone.returncode == 1 and gone.stdout == ""
+        assert gone.stderr == f"offheap-doctor: cannot attach to {2**22 + 12345}: no such process\n", gone.stderr
     bad = attach_cmd(jdk, 1, "frobnicate")
     assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
     extra = attach_cmd(jdk, 1, "report", "interval=1s", "more")
     assert extra.returncode == 2 and "too many arguments" in extra.stderr
+    w = attach_cmd(jdk, 1, "watch", "soon")
+    assert w.returncode == 2 and "watch interval 'soon'" in w.stderr
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_a_process_that_is_not_a_jvm_is_named_and_left_alive(jdk):
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        for args in (["report"], []):
+            a = attach_cmd(jdk, sleeper.pid, *args)
+            assert a.returncode == 1 and a.stdout == ""
+            assert a.stderr == (f"offheap-doctor: cannot attach to {sleeper.pid}: not a Java process (sleep):"
+                                " it has no libjvm.so mapped\n"), a.stderr
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_a_jvm_with_attach_disabled_is_one_line(jdk, workloads):
+    cmd = command(jdk, "Idle", ["60"], jvm_args=["-XX:+DisableAttachMechanism"], classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        for args in (["report"], ["interval=1s"]):
+            a = attach_cmd(jdk, app.pid, *args)
+            assert a.returncode == 1 and a.stdout == "", a.stdout
+            assert a.stderr == (f"offheap-doctor: cannot attach to {app.pid}: attach is disabled in that JVM (it was"
+                                " started with -XX:+DisableAttachMechanism); start it with -javaagent instead\n"), a.stderr
+        assert app.proc.poll() is None
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_watch_prints_a_block_per_interval_until_interrupted(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["60"], agent_opts=f"interval=1h,report={report}", classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 1)
+        w = subprocess.Popen([java(jdk), "-jar", str(AGENT_JAR), str(app.pid), "watch", "1s"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(wait_for_samples(report, 1)) < 4:
+                time.sleep(0.1)
+            time.sleep(0.3)
+            w.send_signal(signal.SIGINT)
+            out, err = w.communicate(timeout=20)
+        finally:
+            if w.poll() is None:
+                w.kill()
+        assert w.returncode in (0, 130), (w.returncode, err)
+        assert err == "", err
+        lines = out.splitlines()
+        assert lines[0] == f"offheap-doctor: watching {app.pid} every 1s; Ctrl-C to stop"
+        assert lines[-1] == f"offheap-doctor: watch of {app.pid} stopped"
+        starts = [i for i, l in enumerate(lines) if l.startswith("-- ")]
+        assert len(starts) >= 3, out
+        samples = {s["seq"]: s for s in wait_for_samples(report, 1)}
+        for i in starts:
+            block = lines[i:i + 6]
+            m = re.fullmatch(r"-- (\S+)  sample (\d+)", block[0])
+            assert m, block
+            s = samples[int(m.group(2))]
+            assert m.group(1) == s["time"] and int(m.group(2)) >= 2
+            assert re.fullmatch(r"RSS \d+\.\d (MiB|GiB)  PSS .+  swap .+", block[1]), block
+            assert block[2].startswith("top java_heap ") or block[2].startswith("top "), block
+            assert len(block[2].split(", ")) == 4, block
+            assert re.fullmatch(r"malloc retained .+ in \d+ arenas", block[3]), block
+            assert re.fullmatch(r"zip inflaters \d+ alive/\d+ pending, deflaters \d+ alive/\d+ pending", block[4]), block
+            ids = [f["id"] for f in s["findings"]]
+            assert block[5] == "findings " + (", ".join(f"{f['id']} ({f['severity']})" for f in s["findings"])
+                                              if ids else "none"), block
+        # Each block is a fresh sample, not the latest one read again.
+        seqs = [int(lines[i].split()[-1]) for i in starts]
+        assert seqs == sorted(set(seqs))
+        assert app.proc.poll() is None
 
 
 def free_port():
@@ -538,14 +674,47 @@ def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
     assert f[8] == "  [INFO] nmt-off: NMT is off" and len(f) == 9
     values, types = parse_metrics(metrics)
     assert values[("offheap_doctor_rss_bytes", frozenset())] == 3 * 2**30
-    classes = {dict(l)["class"]: v for (n, l), v in values.items() if n == "offheap_doctor_breakdown_rss_bytes"}
+    classes = {dict(l)["class"]: v for (n, l), v in values.items() if n == "offheap_doctor_region_resident_bytes"}
     assert classes == {k: v["rss"] for k, v in FULL_SAMPLE["breakdown"]["classes"].items()}
     assert sum(classes.values()) == 3 * 2**30
     sev = {dict(l)["severity"]: v for (n, l), v in values.items() if n == "offheap_doctor_findings"}
     assert sev == {"critical": 1, "warning": 1, "info": 1}
-    assert values[("offheap_doctor_trim_total", frozenset())] == 4 and types["offheap_doctor_trim_total"] == "counter"
+    # One series per current finding, 1, labelled with its id and severity.
+    found = {(dict(l)["id"], dict(l)["severity"]): v for (n, l), v in values.items() if n == "offheap_doctor_finding"}
+    assert found == {("nmt-off", "info"): 1, ("malloc-retention", "warning"): 1, ("oom-risk", "critical"): 1}
+    assert 'offheap_doctor_finding{id="malloc-retention",severity="warning"} 1' in metrics.splitlines()
+    assert 'offheap_doctor_region_resident_bytes{class="malloc_arena"} 629145600' in metrics.splitlines()
+    for name, kind in (("region_resident_bytes", "gauge"), ("trims_total", "counter"),
+                       ("trim_released_bytes_total", "counter"), ("finding", "gauge")):
+        assert f"# TYPE offheap_doctor_{name} {kind}" in metrics.splitlines(), name
+        assert any(l.startswith(f"# HELP offheap_doctor_{name} ") for l in metrics.splitlines()), name
+    assert not any("breakdown_rss_bytes" in l or "offheap_doctor_trim_total" in l for l in metrics.splitlines())
+    assert values[("offheap_doctor_trims_total", frozenset())] == 4 and types["offheap_doctor_trims_total"] == "counter"
     assert values[("offheap_doctor_trim_released_bytes_total", frozenset())] == 900 * 2**20
     assert values[("offheap_doctor_nmt_coverage_ratio", frozenset())] == 0.1
     assert values[("offheap_doctor_nmt_committed_bytes", frozenset())] == 2400 * 2**20
     assert values[("offheap_doctor_zip_streams", frozenset({("kind", "inflater"), ("state", "pending")}))] == 1000
     assert values[("offheap_doctor_cgroup_limit_bytes", frozenset())] == 4 * 2**30
+
+
+def test_grafana_dashboard_queries_only_metrics_the_endpoint_serves(workloads):
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(FULL_SAMPLE),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    values, types = parse_metrics(p.stdout.split("metrics\n")[1])
+    served = {n for n, _ in values}
+    labels = {n: {k for k, _ in l} for n, l in values}
+    dashboard = json.loads((Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text())
+    queried = set()
+    for panel in dashboard["panels"]:
+        assert panel["title"] and panel["targets"], panel
+        for t in panel["targets"]:
+            for name in re.findall(r"offheap_doctor_[a-z_]+", t["expr"]):
+                assert name in served, (panel["title"], name)
+                queried.add(name)
+            for by in re.findall(r"by \(([^)]*)\)", t["expr"]):
+                name = re.search(r"offheap_doctor_[a-z_]+", t["expr"]).group(0)
+                assert {b.strip() for b in by.split(",")} <= labels[name], t["expr"]
+    assert {"offheap_doctor_rss_bytes", "offheap_doctor_region_resident_bytes", "offheap_doctor_malloc_retained_bytes",
+            "offheap_doctor_malloc_arenas", "offheap_doctor_nmt_coverage_ratio", "offheap_doctor_zip_streams",
+            "offheap_doctor_trims_total", "offheap_doctor_trim_released_bytes_total"} <= queried

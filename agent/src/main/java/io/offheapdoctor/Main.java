@@ -86,8 +86,39 @@ public final class Main {
         boolean legacy = !start && !command && what.contains("=");
         if (!start && !command && !legacy) {
             System.err.println("offheap-doctor: unknown command '" + what + "'; use report, json, sample, trim, baseline,"
-                    + " policy=<off|auto|interval>, html=<file>, start, or key=value options");
+                    + " policy <off|auto|interval>, watch [interval], html=<file>, start, or key=value options");
             return 2;
+        }
+        if (what.equals("policy")) {
+            // policy <value> [options]: the same as policy=<value>.
+            if (args.length < 2 || args[1].isEmpty()) {
+                System.err.println("offheap-doctor: policy needs a value: off, auto or an interval such as 30s");
+                return 2;
+            }
+            if (args.length > 3) {
+                System.err.println("offheap-doctor: too many arguments after 'policy " + args[1] + "'");
+                return 2;
+            }
+            return RemoteCommand.run(pid, "policy " + args[1], args.length > 2 ? args[2] : "");
+        }
+        if (what.equals("watch")) {
+            // watch [interval] [options]
+            String interval = "";
+            int next = 1;
+            if (args.length > 1 && !args[1].contains("=")) {
+                interval = args[1];
+                next = 2;
+                if (Watch.parseInterval(interval) < 0) {
+                    System.err.println("offheap-doctor: watch interval '" + interval
+                            + "' is not a duration such as 2s, 500ms or 1m");
+                    return 2;
+                }
+            }
+            if (args.length > next + 1) {
+                System.err.println("offheap-doctor: too many arguments after 'watch'; use watch [interval] [key=value,...]");
+                return 2;
+            }
+            return RemoteCommand.run(pid, "watch=" + interval, args.length > next ? args[next] : "");
         }
         if (args.length > (legacy ? 1 : 2)) {
             System.err.println("offheap-doctor: too many arguments after '" + what + "'; options are one key=value,... argument");
@@ -105,8 +136,9 @@ public final class Main {
         System.out.println("       java -jar offheap-doctor.jar <pid> <command> [key=value,...]  ask the agent (loading it first if needed):");
         System.out.println("           report   the latest sample as text      json      the latest sample as JSON");
         System.out.println("           sample   take a sample now (JSON)        trim      malloc_trim now");
-        System.out.println("           baseline measure growth from now         policy=<off|auto|interval>  set the trim policy");
+        System.out.println("           baseline measure growth from now         policy <off|auto|interval>  set the trim policy");
         System.out.println("           html=<out.html>  write the timeline page of the JVM's samples so far");
+        System.out.println("           watch [interval]  a live view, a fresh sample every interval (default 2s) until Ctrl-C");
         System.out.println("       java -jar offheap-doctor.jar html <report.jsonl> [-o out.html]  the timeline page of a report");
         System.out.println("       java -jar offheap-doctor.jar demo [seconds]           run the demo workload (start it with -javaagent)");
         System.out.println("       java -jar offheap-doctor.jar version");
@@ -123,6 +155,11 @@ public final class Main {
         if (vmClass == null) {
             return 1;
         }
+        String notAttachable = RemoteCommand.notAttachable(pid);
+        if (notAttachable != null) {
+            System.err.println("offheap-doctor: cannot attach to " + pid + ": " + notAttachable);
+            return 1;
+        }
         try {
             Object vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
             try {
@@ -131,7 +168,7 @@ public final class Main {
                 vmClass.getMethod("detach").invoke(vm);
             }
         } catch (InvocationTargetException e) {
-            System.err.println("offheap-doctor: cannot attach to " + pid + ": " + e.getCause());
+            System.err.println("offheap-doctor: cannot attach to " + pid + ": " + RemoteCommand.attachFailure(e.getCause()));
             return 1;
         } catch (ReflectiveOperationException e) {
             System.err.println("offheap-doctor: cannot attach to " + pid + ": " + e);

@@ -76,11 +76,11 @@ final class PrometheusEndpoint {
         gauge("pss_bytes", "Proportional set size of the JVM process.", v.number("totals", "pss"));
         gauge("swap_bytes", "Swapped-out memory of the JVM process.", v.number("totals", "swap"));
         if (v.hasBreakdown()) {
-            family("breakdown_rss_bytes", "gauge", "Resident bytes of each region class; the classes add up to the RSS.");
+            family("region_resident_bytes", "gauge", "Resident bytes of each region class; the classes add up to the RSS.");
             for (String cls : SampleView.BREAKDOWN_CLASSES) {
                 long b = v.breakdownRss(cls);
                 if (b >= 0) {
-                    sample("breakdown_rss_bytes", "class=\"" + cls + "\"", Long.toString(b));
+                    sample("region_resident_bytes", "class=\"" + cls + "\"", Long.toString(b));
                 }
             }
         }
@@ -97,7 +97,7 @@ final class PrometheusEndpoint {
         zip(v);
         gauge("zip_estimated_native_bytes", "Native zlib memory the zip streams are estimated to hold.",
                 v.number("zip", "estimated_native_bytes"));
-        counter("trim_total", "malloc_trim calls made by the agent.", v.number("trim", "count"));
+        counter("trims_total", "malloc_trim calls made by the agent.", v.number("trim", "count"));
         counter("trim_released_bytes_total", "Bytes malloc_trim returned to the OS.", v.number("trim", "released_total"));
         findings(v);
         gauge("cgroup_limit_bytes", "Memory limit of the container's cgroup.", v.number("cgroup", "limit"));
@@ -141,6 +141,25 @@ final class PrometheusEndpoint {
             }
             sample("findings", "severity=\"" + severity + "\"", Integer.toString(n));
         }
+        if (all.isEmpty()) {
+            return;
+        }
+        family("finding", "gauge", "1 for each current finding, by its id and severity.");
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (Map<?, ?> f : all) {
+            Object id = f.get("id");
+            Object severity = f.get("severity");
+            String labels = "id=\"" + escape(id == null ? "unknown" : id.toString()) + "\",severity=\""
+                    + escape(severity == null ? "unknown" : severity.toString()) + "\"";
+            if (seen.add(labels)) {
+                sample("finding", labels, "1");
+            }
+        }
+    }
+
+    /** A label value as the text format wants it: backslash, quote and newline escaped. */
+    private static String escape(String value) {
+        return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n");
     }
 
     private void gauge(String name, String help, long value) {

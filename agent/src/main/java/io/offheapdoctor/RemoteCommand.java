@@ -38,6 +38,8 @@ final class RemoteCommand {
             case "sample":
             case "trim":
             case "baseline":
+            case "policy":
+            case "watch":
                 return true;
             default:
                 return arg.startsWith("policy=") || arg.startsWith("html=");
@@ -54,11 +56,15 @@ final class RemoteCommand {
         if (vmClass == null) {
             return 1;
         }
+        String notAttachable = notAttachable(pid);
+        if (notAttachable != null) {
+            return fail("cannot attach to " + pid + ": " + notAttachable);
+        }
         Object vm;
         try {
             vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
         } catch (InvocationTargetException e) {
-            return fail("cannot attach to " + pid + ": " + describe(e.getCause()));
+            return fail("cannot attach to " + pid + ": " + attachFailure(e.getCause()));
         } catch (ReflectiveOperationException e) {
             return fail("cannot attach to " + pid + ": " + describe(e));
         }
@@ -90,6 +96,10 @@ final class RemoteCommand {
                 } else if (!options.isEmpty()) {
                     System.err.println("offheap-doctor: the agent already runs in " + pid + "; options ignored: " + options);
                 }
+                if (command.startsWith("watch")) {
+                    return Watch.run(server, name, pid, command.length() > "watch=".length()
+                            ? command.substring("watch=".length()) : "");
+                }
                 Object answer = invoke(server, name, command);
                 String text = String.valueOf(answer);
                 System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
@@ -114,6 +124,56 @@ final class RemoteCommand {
                 // The target may have exited meanwhile; there is nothing left to release.
             }
         }
+    }
+
+    /**
+     * Why {@code pid} cannot be attached to, found before trying: no such process, or a process
+     * without a JVM in it (the attach API would send it a SIGQUIT, which kills most programs).
+     * Null when it looks like a JVM, or when /proc does not say (another user's process).
+     */
+    static String notAttachable(String pid) {
+        File proc = new File("/proc/" + pid);
+        if (!new File("/proc/self").exists()) {
+            return null;
+        }
+        if (!proc.exists()) {
+            return "no such process";
+        }
+        byte[] maps;
+        try {
+            maps = java.nio.file.Files.readAllBytes(new File(proc, "maps").toPath());
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+        if (maps.length == 0) {
+            return null;
+        }
+        String text = new String(maps, java.nio.charset.StandardCharsets.ISO_8859_1);
+        if (text.contains("/libjvm.so")) {
+            return null;
+        }
+        String name = "";
+        try {
+            name = new String(java.nio.file.Files.readAllBytes(new File(proc, "comm").toPath()),
+                    java.nio.charset.StandardCharsets.UTF_8).trim();
+        } catch (IOException | RuntimeException ignored) {
+            // The name is only for the message.
+        }
+        return "not a Java process" + (name.isEmpty() ? "" : " (" + name + ")") + ": it has no libjvm.so mapped";
+    }
+
+    /** The attach API's failure in words, naming the usual causes. */
+    static String attachFailure(Throwable t) {
+        String msg = t == null ? null : t.getMessage();
+        if (msg != null && msg.contains("does not support the attach mechanism")) {
+            return "attach is disabled in that JVM (it was started with -XX:+DisableAttachMechanism);"
+                    + " start it with -javaagent instead";
+        }
+        if (msg != null && (msg.contains("Permission denied") || msg.contains("file owner")
+                || msg.contains("Operation not permitted"))) {
+            return describe(t) + " (attach as the user the JVM runs as)";
+        }
+        return describe(t);
     }
 
     private static Object invoke(MBeanServerConnection server, ObjectName name, String command)
@@ -141,6 +201,9 @@ final class RemoteCommand {
                 if (command.startsWith("html=")) {
                     op = "writeTimeline";
                     params = new Object[] {new java.io.File(command.substring("html=".length())).getAbsolutePath()};
+                } else if (command.startsWith("policy ")) {
+                    op = "setTrimPolicy";
+                    params = new Object[] {command.substring("policy ".length())};
                 } else {
                     op = "setTrimPolicy";
                     params = new Object[] {command.substring("policy=".length())};
