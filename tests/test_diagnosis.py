@@ -20,7 +20,8 @@ def finding(sample, fid):
 def test_unclosed_deflaters_raise_zip_unclosed_once_with_evidence(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
     r = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=400", "await=+3"],
-                agent_opts=f"interval=200ms,report={report}", classpath=workloads, report=report, heap="128m")
+                agent_opts=f"interval=200ms,zipInterval=100ms,report={report}", classpath=workloads, report=report,
+                heap="128m")
     assert r.rc == 0, r.stderr
     first = r.samples[0]
     assert finding(first, "zip-unclosed") is None
@@ -80,7 +81,7 @@ def test_baseline_moves_when_the_operator_sets_it(jdk, workloads, tmp_path):
 def test_timeline_page_of_a_report_is_self_contained(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
     r = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=300", "await=+3"],
-                agent_opts=f"interval=200ms,report={report}", classpath=workloads, report=report)
+                agent_opts=f"interval=200ms,zipInterval=100ms,report={report}", classpath=workloads, report=report)
     assert r.rc == 0
     with report.open("a") as f:
         f.write("not json\n")

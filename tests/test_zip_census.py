@@ -57,7 +57,7 @@ def test_histogram_fallback_counts_instances(jdk, workloads):
 @pytest.mark.parametrize("jdk", MAIN)
 def test_samples_carry_the_census(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
-    r = run_jvm(jdk, "NativeGrowth", ["deflaters=120", "await=+2"], agent_opts=f"interval=200ms,report={report}",
+    r = run_jvm(jdk, "NativeGrowth", ["deflaters=120", "await=+2"], agent_opts=f"interval=200ms,zipInterval=100ms,report={report}",
                 classpath=workloads, report=report)
     assert r.rc == 0, r.stderr
     z = r.samples[-1]["zip"]
@@ -68,3 +68,10 @@ def test_samples_carry_the_census(jdk, workloads, tmp_path):
     r2 = run_jvm(jdk, "NativeGrowth", ["await=1"], agent_opts=f"interval=200ms,zipCensus=off,report={off}",
                  classpath=workloads, report=off)
     assert r2.rc == 0 and r2.samples[-1]["zip"] is None
+    # At its own pace (the default 30s here), the census of the first sample is reused.
+    slow = tmp_path / "slow.jsonl"
+    r3 = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=120", "await=+2"], agent_opts=f"interval=200ms,report={slow}",
+                 classpath=workloads, report=slow)
+    assert r3.rc == 0
+    assert r3.samples[-1]["zip"] == r3.samples[0]["zip"]
+    assert r3.samples[-1]["zip"]["deflaters"]["alive"] < 120

@@ -312,7 +312,7 @@ public final class Doctor {
         String line;
         try {
             if (facts == null) {
-                facts = new JvmFacts(options.zipCensus ? ZipCensus.create(inst) : null);
+                facts = new JvmFacts(options.zipCensus ? ZipCensus.create(inst) : null, options.zipIntervalMs);
             }
             String jvm = facts.collect();
             line = nativeFailure == null ? NativeCore.sample(jvm) : javaOnlySample(jvm);

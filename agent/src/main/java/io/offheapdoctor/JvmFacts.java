@@ -19,9 +19,14 @@ final class JvmFacts {
     private final String trimNativeHeapInterval;
 
     private final ZipCensus census;
+    /** The census holds the common Cleaner's lock while it walks: it runs at its own pace. */
+    private final long censusEveryNs;
+    private long lastCensusNs;
+    private String lastCensus;
 
-    JvmFacts(ZipCensus census) {
+    JvmFacts(ZipCensus census, long censusEveryMs) {
         this.census = census;
+        this.censusEveryNs = censusEveryMs * 1_000_000L;
         String mode = DiagnosticCommands.vmOption("NativeMemoryTracking");
         this.nmtMode = mode == null ? "unknown" : mode.toLowerCase(Locale.ROOT);
         this.threadStackSize = DiagnosticCommands.vmOption("ThreadStackSize");
@@ -64,7 +69,12 @@ final class JvmFacts {
             j.put("nmt_detail", DiagnosticCommands.tryInvoke("vmNativeMemory", "detail", "scale=KB"));
         }
         if (census != null) {
-            j.putRaw("zip", census.scanJson());
+            long now = System.nanoTime();
+            if (lastCensus == null || now - lastCensusNs >= censusEveryNs) {
+                lastCensus = census.scanJson();
+                lastCensusNs = now;
+            }
+            j.putRaw("zip", lastCensus);
         }
         return j.end();
     }

@@ -38,6 +38,7 @@ final class Options {
         k.put("mmapThreshold", "glibc: serve allocations at least this big with mmap (M_MMAP_THRESHOLD), e.g. 128k");
         k.put("trimThreshold", "glibc: free top-of-heap memory above this to the kernel (M_TRIM_THRESHOLD), e.g. 16m");
         k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
+        k.put("zipInterval", "time between zip census scans, which sample in between reuse: <n>ms, <n>s, <n>m (default 30s)");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("procRoot", "directory read instead of /proc/self (for tests)");
         k.put("prometheus", "<port> or <host>:<port>: serve Prometheus metrics at http://<host>:<port>/metrics"
@@ -52,6 +53,7 @@ final class Options {
     String library;
     String procRoot;
     boolean zipCensus = true;
+    long zipIntervalMs = 30_000;
     String trim = "off";
     /** auto-trim settings, as the native policy's keys (trimRetained=64m, ...), in order given. */
     final Map<String, String> trimAuto = new LinkedHashMap<>();
@@ -122,6 +124,15 @@ final class Options {
                 break;
             case "library":
                 library = value.isEmpty() ? null : value;
+                break;
+            case "zipInterval":
+                long zms = parseDuration(value);
+                if (zms < MIN_INTERVAL_MS) {
+                    problems.add("zipInterval='" + value + "' is not a duration of at least 100ms; keeping "
+                            + formatDuration(zipIntervalMs));
+                } else {
+                    zipIntervalMs = zms;
+                }
                 break;
             case "zipCensus":
                 Boolean on = parseSwitch(value);
