@@ -311,7 +311,13 @@ impl Core {
 
     /// Reads, parses and classifies the full `smaps`. `None` (with a problem) where it cannot
     /// be read; the sample then falls back to `smaps_rollup` or `status` for totals.
-    fn breakdown(&mut self, texts: &JvmTexts, facts: &Value, problems: &mut Vec<Problem>) -> Option<Breakdown> {
+    fn breakdown(
+        &mut self,
+        texts: &JvmTexts,
+        heap_info: Option<&HeapInfo>,
+        facts: &Value,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Breakdown> {
         if let Err(e) = self.proc.read_into("smaps", &mut self.smaps_text) {
             problems.push(Problem { source: "smaps", message: e.to_string() });
             return None;
@@ -321,10 +327,7 @@ impl Core {
             problems.push(Problem { source: "smaps", message: "smaps has no mappings".into() });
             return None;
         }
-        let mut heap: Vec<Range> = texts
-            .heap_info
-            .as_deref()
-            .map(heap_info::parse_heap_info)
+        let mut heap: Vec<Range> = heap_info
             .map(|h| h.ranges.iter().map(|r| Range::new(r.start, r.end)).collect())
             .unwrap_or_default();
         // ZGC prints no heap range; on JDK 17 its heap is a multi-mapped memfd named java_heap.
@@ -434,7 +437,7 @@ impl Core {
                 None
             }
         };
-        let breakdown = self.breakdown(&texts, &facts, &mut problems);
+        let breakdown = self.breakdown(&texts, heap.as_ref(), &facts, &mut problems);
         let mut totals = None;
         let mut source = None;
         if let Some(b) = &breakdown {
@@ -508,6 +511,12 @@ impl Core {
                 None
             }
         };
+        let nmt_obs = nmt.as_ref().map(|n| NmtObs {
+            committed: n.committed,
+            coverage: n.growth.as_ref().and_then(|g| g.coverage),
+            categories: n.categories.iter().map(|c| (c.name.clone(), c.committed)).collect(),
+        });
+        let metaspace = nmt_obs.as_ref().and_then(|n| observation::metaspace_from_nmt(&n.categories));
         let obs = Observation {
             epoch_ms,
             rss: totals.as_ref().map_or(0, |t| t.rss),
@@ -527,11 +536,7 @@ impl Core {
                 trimmable_max: m.trimmable_max,
             }),
             nmt_mode: facts.get("nmt_mode").and_then(Value::as_str).unwrap_or("unknown").to_string(),
-            nmt: nmt.as_ref().map(|n| NmtObs {
-                committed: n.committed,
-                coverage: n.growth.as_ref().and_then(|g| g.coverage),
-                categories: n.categories.iter().map(|c| (c.name.clone(), c.committed)).collect(),
-            }),
+            nmt: nmt_obs,
             zip: ZipObs::from_census(&zip),
             direct_buffers: BufferObs::from_jvm_facts(&facts, "direct"),
             java_threads: facts.pointer("/threads/live").and_then(Value::as_u64),
@@ -539,9 +544,7 @@ impl Core {
             heap_used: facts.pointer("/heap/used").and_then(Value::as_u64),
             heap_committed: facts.pointer("/heap/committed").and_then(Value::as_u64),
             heap_max: facts.pointer("/heap/max").and_then(Value::as_u64),
-            metaspace: nmt.as_ref().and_then(|n| {
-                observation::metaspace_from_nmt(&n.categories.iter().map(|c| (c.name.clone(), c.committed)).collect())
-            }),
+            metaspace,
             cgroup: cgroup.clone(),
             jvm_trim_interval_ms,
         };
