@@ -15,6 +15,41 @@ import java.util.zip.Deflater;
 public class NativeGrowth {
     static final List<Object> keep = new ArrayList<>();
 
+    /**
+     * Each of {@code threads} threads, started together, makes and keeps 30 used Deflaters, so
+     * glibc hands the threads their own arenas; the Deflaters go into {@code keep}.
+     */
+    static void spread(int threads, final List<Object> keep) throws InterruptedException {
+        final java.util.concurrent.CyclicBarrier go = new java.util.concurrent.CyclicBarrier(threads);
+        List<Thread> workers = new ArrayList<>();
+        for (int i = 0; i < threads; i++) {
+            Thread t = new Thread(() -> {
+                try {
+                    go.await();
+                    byte[] src = new byte[64 * 1024];
+                    byte[] dst = new byte[64 * 1024];
+                    List<Deflater> mine = new ArrayList<>();
+                    for (int k = 0; k < 30; k++) {
+                        Deflater d = new Deflater(Deflater.BEST_COMPRESSION);
+                        d.setInput(src);
+                        d.deflate(dst, 0, dst.length, Deflater.SYNC_FLUSH);
+                        mine.add(d);
+                    }
+                    synchronized (keep) {
+                        keep.addAll(mine);
+                    }
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }, "spread-" + i);
+            t.start();
+            workers.add(t);
+        }
+        for (Thread t : workers) {
+            t.join();
+        }
+    }
+
     static void burst(int threads) throws InterruptedException {
         List<Thread> ts = new ArrayList<>();
         for (int i = 0; i < threads; i++) {
@@ -163,34 +198,7 @@ public class NativeGrowth {
                     }
                     break;
                 case "spread":
-                    final java.util.concurrent.CyclicBarrier go = new java.util.concurrent.CyclicBarrier(n);
-                    List<Thread> workers = new ArrayList<>();
-                    for (int i = 0; i < n; i++) {
-                        Thread t = new Thread(() -> {
-                            try {
-                                go.await();
-                                byte[] src = new byte[64 * 1024];
-                                byte[] dst = new byte[64 * 1024];
-                                List<Deflater> mine = new ArrayList<>();
-                                for (int k = 0; k < 30; k++) {
-                                    Deflater d = new Deflater(Deflater.BEST_COMPRESSION);
-                                    d.setInput(src);
-                                    d.deflate(dst, 0, dst.length, Deflater.SYNC_FLUSH);
-                                    mine.add(d);
-                                }
-                                synchronized (keep) {
-                                    keep.addAll(mine);
-                                }
-                            } catch (Exception e) {
-                                throw new IllegalStateException(e);
-                            }
-                        }, "spread-" + i);
-                        t.start();
-                        workers.add(t);
-                    }
-                    for (Thread t : workers) {
-                        t.join();
-                    }
+                    spread(n, keep);
                     break;
                 case "burst":
                     burst(n);

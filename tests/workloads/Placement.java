@@ -6,8 +6,6 @@ import java.nio.channels.FileChannel;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.CyclicBarrier;
-import java.util.zip.Deflater;
 
 /**
  * Holds known amounts of memory in known places, one phase after another, so a test can check
@@ -110,37 +108,9 @@ public class Placement {
                     }
                     break;
                 }
-                case "spread": {
-                    final CyclicBarrier go = new CyclicBarrier(n);
-                    List<Thread> workers = new ArrayList<>();
-                    for (int i = 0; i < n; i++) {
-                        Thread t = new Thread(() -> {
-                            try {
-                                go.await();
-                                byte[] src = new byte[64 * 1024];
-                                byte[] dst = new byte[64 * 1024];
-                                List<Deflater> mine = new ArrayList<>();
-                                for (int k = 0; k < 30; k++) {
-                                    Deflater d = new Deflater(Deflater.BEST_COMPRESSION);
-                                    d.setInput(src);
-                                    d.deflate(dst, 0, dst.length, Deflater.SYNC_FLUSH);
-                                    mine.add(d);
-                                }
-                                synchronized (keep) {
-                                    keep.addAll(mine);
-                                }
-                            } catch (Exception e) {
-                                throw new IllegalStateException(e);
-                            }
-                        }, "spread-" + i);
-                        t.start();
-                        workers.add(t);
-                    }
-                    for (Thread t : workers) {
-                        t.join();
-                    }
+                case "spread":
+                    NativeGrowth.spread(n, keep);
                     break;
-                }
                 case "quiet":
                     Thread.sleep(n);
                     break;
