@@ -84,6 +84,14 @@ final class PrometheusEndpoint {
                 }
             }
         }
+        String allocator = v.text("allocator", "kind");
+        if (allocator != null) {
+            String version = v.text("allocator", "version");
+            family("allocator_info", "gauge",
+                    "The malloc implementation of the process, by its kind and version; the value is always 1.");
+            sample("allocator_info", "allocator=\"" + escape(allocator) + "\",version=\""
+                    + escape(version == null ? "" : version) + "\"", "1");
+        }
         gauge("malloc_retained_bytes", "Bytes glibc malloc holds free in its arenas (what a trim can return at most).",
                 v.number("malloc", "retained"));
         gauge("malloc_in_use_bytes", "Bytes in use in malloc's arenas.", v.number("malloc", "in_use"));
@@ -98,6 +106,13 @@ final class PrometheusEndpoint {
         gauge("zip_estimated_native_bytes", "Native zlib memory the zip streams are estimated to hold.",
                 v.number("zip", "estimated_native_bytes"));
         counter("trims_total", "malloc_trim calls made by the agent.", v.number("trim", "count"));
+        String mode = v.text("trim", "policy", "mode", "mode");
+        if (mode != null) {
+            String spec = v.text("trim", "policy", "spec");
+            family("trim_policy_info", "gauge", "The trim policy in force, by its mode and spec; the value is always 1.");
+            sample("trim_policy_info", "mode=\"" + escape(mode) + "\",spec=\"" + escape(spec == null ? mode : spec)
+                    + "\"", "1");
+        }
         counter("trim_released_bytes_total", "Bytes malloc_trim returned to the OS.", v.number("trim", "released_total"));
         findings(v);
         gauge("cgroup_limit_bytes", "Memory limit of the container's cgroup.", v.number("cgroup", "limit"));
