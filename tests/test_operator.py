@@ -8,9 +8,11 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -360,6 +362,33 @@ def test_a_jvm_with_attach_disabled_is_one_line(jdk, workloads):
             assert a.stderr == (f"offheap-doctor: cannot attach to {app.pid}: attach is disabled in that JVM (it was"
                                 " started with -XX:+DisableAttachMechanism); start it with -javaagent instead\n"), a.stderr
         assert app.proc.poll() is None
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_a_jvm_of_another_user_is_named_with_the_user_to_run_as(jdk, workloads):
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run the command as another user")
+    # The command runs as nobody against this (root's) JVM, with a copy of the jar nobody can read.
+    shared = Path(tempfile.mkdtemp(prefix="offheap-doctor-jar-"))
+    try:
+        shared.chmod(0o755)
+        jar = shared / "offheap-doctor.jar"
+        shutil.copy(AGENT_JAR, jar)
+        jar.chmod(0o644)
+        cmd = command(jdk, "Idle", ["60"], classpath=workloads, xcheck=False)
+        with Background(cmd) as app:
+            app.wait_for_stdout("ready")
+            a = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", java(jdk), "-jar",
+                                str(jar), str(app.pid), "report"], capture_output=True, text=True, timeout=90, cwd="/")
+            assert a.returncode == 1 and a.stdout == "", (a.stdout, a.stderr)
+            assert a.stderr == (f"offheap-doctor: cannot attach to {app.pid}: it runs as root (uid 0) and this command"
+                                " as nobody (uid 65534); a JVM accepts only its own user or root: run the command as"
+                                f" that user (sudo -u root java -jar offheap-doctor.jar {app.pid} ...)\n"), a.stderr
+            assert app.proc.poll() is None
+            # The JVM is left alone and still answers its own user.
+            assert attach_cmd(jdk, app.pid, "json").returncode == 0
+    finally:
+        shutil.rmtree(shared)
 
 
 @pytest.mark.parametrize("jdk", MAIN)

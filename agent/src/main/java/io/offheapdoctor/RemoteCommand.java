@@ -139,6 +139,10 @@ final class RemoteCommand {
         if (!proc.exists()) {
             return "no such process";
         }
+        String otherUser = otherUser(pid, proc);
+        if (otherUser != null) {
+            return otherUser;
+        }
         byte[] maps;
         try {
             maps = java.nio.file.Files.readAllBytes(new File(proc, "maps").toPath());
@@ -160,6 +164,59 @@ final class RemoteCommand {
             // The name is only for the message.
         }
         return "not a Java process" + (name.isEmpty() ? "" : " (" + name + ")") + ": it has no libjvm.so mapped";
+    }
+
+    /**
+     * Who the target and this command run as, when HotSpot would refuse the attach for it: this
+     * command neither root nor of the target's effective uid. Null otherwise, or when /proc does
+     * not say.
+     */
+    static String otherUser(String pid, File proc) {
+        long mine = effectiveUid(new File("/proc/self/status"));
+        long theirs = effectiveUid(new File(proc, "status"));
+        if (mine < 0 || theirs < 0 || mine == 0 || mine == theirs) {
+            return null;
+        }
+        String user = userName(theirs);
+        return "it runs as " + who(user, theirs) + " and this command as " + who(userName(mine), mine)
+                + "; a JVM accepts only its own user or root: run the command as that user (sudo -u "
+                + (user == null ? "'#" + theirs + "'" : user) + " java -jar offheap-doctor.jar " + pid + " ...)";
+    }
+
+    private static String who(String name, long uid) {
+        return name == null ? "uid " + uid : name + " (uid " + uid + ")";
+    }
+
+    /** The effective uid in a /proc status file; -1 when it cannot be read. */
+    private static long effectiveUid(File status) {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(status.toPath(),
+                    java.nio.charset.StandardCharsets.UTF_8)) {
+                if (line.startsWith("Uid:")) {
+                    String[] ids = line.substring(4).trim().split("\\s+");
+                    return ids.length > 1 ? Long.parseLong(ids[1]) : -1;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    /** The name /etc/passwd gives {@code uid}; null when it has none. */
+    private static String userName(long uid) {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(new File("/etc/passwd").toPath(),
+                    java.nio.charset.StandardCharsets.UTF_8)) {
+                String[] f = line.split(":", -1);
+                if (f.length > 2 && f[2].equals(Long.toString(uid)) && !f[0].isEmpty()) {
+                    return f[0];
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+        return null;
     }
 
     /** The attach API's failure in words, naming the usual causes. */
