@@ -248,7 +248,8 @@ def test_report_and_json_commands_load_the_agent_into_a_plain_jvm(client, target
         app.wait_for_stdout("ready")
         a = attach_cmd(client, app.pid, "report", "interval=1h")
         assert a.returncode == 0, a.stderr
-        assert a.stderr.strip() == f"offheap-doctor: loaded the agent into {app.pid} with interval=1h"
+        assert a.stderr.splitlines() == [f"offheap-doctor: loaded the agent into {app.pid} with interval=1h",
+                                         *dynamic_agent_note(target, app.pid)], a.stderr
         lines = a.stdout.splitlines()
         assert lines[0].startswith(f"offheap-doctor report: pid {app.pid}, sample 1 at ")
         assert f"(Java {target}." in lines[0]
@@ -389,6 +390,39 @@ def test_a_jvm_of_another_user_is_named_with_the_user_to_run_as(jdk, workloads):
             assert attach_cmd(jdk, app.pid, "json").returncode == 0
     finally:
         shutil.rmtree(shared)
+
+
+def dynamic_agent_note(target, pid):
+    """The line the command adds after loading the agent into a JVM that warns about it (JEP 451)."""
+    return [f"offheap-doctor: note: Java {target} in {pid} printed a warning on its stderr about a dynamically"
+            " loaded agent (JEP 451); start it with -XX:+EnableDynamicAgentLoading, or with -javaagent, to avoid it"
+            ] if target >= 21 else []
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_dynamic_agent_loading_warning_is_explained_and_refusal_is_one_line(jdk, workloads):
+    jep451 = "WARNING: A Java agent has been loaded dynamically"
+    for flag in ([], ["-XX:+EnableDynamicAgentLoading"]):
+        cmd = command(jdk, "Idle", ["60"], jvm_args=flag, classpath=workloads, xcheck=False)
+        with Background(cmd) as app:
+            app.wait_for_stdout("ready")
+            a = attach_cmd(jdk, app.pid, "json")
+            assert a.returncode == 0 and json.loads(a.stdout)["pid"] == app.pid, a.stderr
+            note = [] if flag else dynamic_agent_note(jdk, app.pid)
+            assert a.stderr.splitlines() == [f"offheap-doctor: loaded the agent into {app.pid}", *note], (flag, a.stderr)
+            app.kill()
+            _, out, err = app.finish()
+        # The note is there exactly when the JVM printed the warning.
+        assert (jep451 in err) == bool(note), (flag, err)
+    cmd = command(jdk, "Idle", ["60"], jvm_args=["-XX:-EnableDynamicAgentLoading"], classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        a = attach_cmd(jdk, app.pid, "report")
+        assert a.returncode == 1 and a.stdout == "", a.stdout
+        assert a.stderr == (f"offheap-doctor: cannot load the agent into {app.pid}: that JVM refuses dynamically"
+                            " loaded agents (it was started with -XX:-EnableDynamicAgentLoading); start it with"
+                            " -XX:+EnableDynamicAgentLoading, or with -javaagent\n"), a.stderr
+        assert app.proc.poll() is None
 
 
 @pytest.mark.parametrize("jdk", MAIN)

@@ -9,6 +9,7 @@ import javax.management.JMException;
 import javax.management.MBeanException;
 import javax.management.MBeanServerConnection;
 import javax.management.ObjectName;
+import javax.management.openmbean.CompositeData;
 import javax.management.RuntimeMBeanException;
 import javax.management.RuntimeOperationsException;
 import javax.management.remote.JMXConnector;
@@ -85,10 +86,16 @@ final class RemoteCommand {
                     try {
                         vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, jar, options);
                     } catch (InvocationTargetException e) {
-                        return fail("cannot load the agent into " + pid + ": " + describe(e.getCause()));
+                        return fail("cannot load the agent into " + pid + ": " + attachFailure(e.getCause()));
                     }
                     System.err.println("offheap-doctor: loaded the agent into " + pid
                             + (options.isEmpty() ? "" : " with " + options));
+                    String release = dynamicAgentWarning(server);
+                    if (release != null) {
+                        System.err.println("offheap-doctor: note: Java " + release + " in " + pid + " printed a warning"
+                                + " on its stderr about a dynamically loaded agent (JEP 451); start it with"
+                                + " -XX:+EnableDynamicAgentLoading, or with -javaagent, to avoid it");
+                    }
                     if (!awaitRegistration(server, name)) {
                         return fail("the agent in " + pid + " did not register " + OffHeapDoctorMXBean.OBJECT_NAME
                                 + " within " + REGISTER_TIMEOUT_MS / 1000 + "s; its stderr says why");
@@ -219,9 +226,37 @@ final class RemoteCommand {
         return null;
     }
 
+    /**
+     * The target's Java feature release when it printed JEP 451's warning about a dynamically
+     * loaded agent: Java 21 or later, with {@code EnableDynamicAgentLoading} left at its default.
+     * Null otherwise, or when the target does not say.
+     */
+    static String dynamicAgentWarning(MBeanServerConnection server) {
+        try {
+            String release = String.valueOf(
+                    server.getAttribute(new ObjectName("java.lang:type=Runtime"), "SpecVersion"));
+            if (!release.matches("\\d+") || Integer.parseInt(release) < 21) {
+                return null;
+            }
+            Object option = server.invoke(new ObjectName("com.sun.management:type=HotSpotDiagnostic"), "getVMOption",
+                    new Object[] {"EnableDynamicAgentLoading"}, new String[] {String.class.getName()});
+            if (option instanceof CompositeData
+                    && "DEFAULT".equals(String.valueOf(((CompositeData) option).get("origin")))) {
+                return release;
+            }
+        } catch (JMException | IOException | RuntimeException e) {
+            // Not HotSpot, or no such option: no warning to explain.
+        }
+        return null;
+    }
+
     /** The attach API's failure in words, naming the usual causes. */
     static String attachFailure(Throwable t) {
         String msg = t == null ? null : t.getMessage();
+        if (msg != null && msg.contains("Dynamic agent loading is not enabled")) {
+            return "that JVM refuses dynamically loaded agents (it was started with -XX:-EnableDynamicAgentLoading);"
+                    + " start it with -XX:+EnableDynamicAgentLoading, or with -javaagent";
+        }
         if (msg != null && msg.contains("does not support the attach mechanism")) {
             return "attach is disabled in that JVM (it was started with -XX:+DisableAttachMechanism);"
                     + " start it with -javaagent instead";
