@@ -76,6 +76,9 @@ final class ZipCensus {
     /** The longest a scan may hold the common Cleaner's list lock. */
     static final long SCAN_BUDGET_NS = 200_000_000L;
 
+    /** Entries the start-up checks walk at most (a multiple of 1024). */
+    static final long CHECK_LIMIT = 8192;
+
     /** The histogram fallback stops the world; never more often than this. */
     static final long HISTOGRAM_MIN_INTERVAL_NS = 60_000_000_000L;
 
@@ -452,7 +455,27 @@ final class ZipCensus {
                         throw new IllegalStateException("cannot tell a live cleanable from a cleared one");
                     }
                 }
+                // The walk's other reads too, outside the lock: a cold accessor (tens of ms on a
+                // first use) would otherwise be paid while the Cleaner's lock is held.
+                for (int i = 0; i < 20; i++) {
+                    action.get(cleanable);
+                    inflaterAddress.getLong(zsRef);
+                    deflaterAddress.getLong(zsRefD);
+                    if (next != null) {
+                        next.get(cleanable);
+                    } else {
+                        Object node = nodeHead.get(lock); // unlocked, racy, and discarded
+                        if (node != null) {
+                            nodeArr.get(node);
+                            nodeSize.getInt(node);
+                            nodeNext.get(node);
+                        }
+                    }
+                }
+                // New cleanables go first (JDK 11-21: after the head; 25: in the head node's array,
+                // at most 4096 long): the probes are found without walking a long list cold.
                 Counts c = new Counts();
+                c.limit = CHECK_LIMIT;
                 count(c, System.nanoTime() + SCAN_BUDGET_NS);
                 if (c.inflatersAlive < 1 || c.deflatersAlive < 1) {
                     throw new IllegalStateException("the Cleaner's list does not hold a new Inflater and Deflater");
@@ -545,7 +568,7 @@ final class ZipCensus {
 
         /** Counts one cleanable; false when the time budget is spent. */
         private boolean visit(Counts c, Object cleanable, long deadline) throws Exception {
-            if ((++c.seen & 1023) == 0 && System.nanoTime() - deadline > 0) {
+            if ((++c.seen & 1023) == 0 && (System.nanoTime() - deadline > 0 || c.seen >= c.limit)) {
                 c.truncated = true;
                 return false;
             }
@@ -668,6 +691,8 @@ final class ZipCensus {
         long seen;
         boolean truncated;
         long lockHeldNs;
+        /** Entries after which the walk stops (truncated): the start-up check's bound. */
+        long limit = Long.MAX_VALUE;
         /** ZStreamRefs already counted by the Finalizer part, or null. */
         Map<Object, Boolean> skip;
     }
@@ -683,6 +708,7 @@ final class ZipCensus {
         long seen;
         boolean truncated;
         long lockHeldNs;
+        long limit = Long.MAX_VALUE;
         /** The ZStreamRefs counted (identity), so each stream is counted once; null if none. */
         Map<Object, Boolean> zsRefs;
 
@@ -760,9 +786,21 @@ final class ZipCensus {
         private void selfCheck() throws Exception {
             Inflater probe = new FinalizableProbe();
             try {
+                // Warm the reflective reads outside the lock (values racy and discarded).
+                for (int i = 0; i < 20; i++) {
+                    finalizerQueue.get(null);
+                    Object head = unfinalized.get(null);
+                    if (head != null) {
+                        referent.get(head);
+                        referenceQueue.get(head);
+                        next.get(head);
+                    }
+                    inflaterAddress.getLong(inflaterZsRef.get(probe));
+                }
                 Fin f = new Fin();
+                f.limit = CHECK_LIMIT; // Finalizer.register pushes at the head: the probe is first
                 count(f, System.nanoTime() + SCAN_BUDGET_NS);
-                if (f.inflatersAlive < 1 || f.truncated) {
+                if (f.inflatersAlive < 1) {
                     throw new IllegalStateException("the Finalizer's list does not hold a new finalizable Inflater");
                 }
             } finally {
@@ -778,7 +816,7 @@ final class ZipCensus {
                 try {
                     Object e = unfinalized.get(null);
                     while (e != null) {
-                        if ((++f.seen & 255) == 0 && System.nanoTime() - deadline > 0) {
+                        if ((++f.seen & 255) == 0 && (System.nanoTime() - deadline > 0 || f.seen >= f.limit)) {
                             f.truncated = true;
                             return;
                         }
