@@ -188,3 +188,20 @@ def test_census_reports_how_long_it_held_the_cleaner_lock(jdk, workloads):
         assert x["lock_held_last_ns"] <= x["lock_held_max_ns"]
     # The maximum covers every scan of the census (its start-up check too).
     assert perf[-1]["lock_held_max_ns"] >= max(x["lock_held_last_ns"] for x in perf)
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+@pytest.mark.parametrize("fallback", [False, True])
+def test_census_never_collects_the_heap(jdk, fallback, workloads, tmp_path):
+    # A scan every 100 ms (and, with the fallback, GC.class_histogram -all): no GC of its making.
+    report = tmp_path / "r.jsonl"
+    jvm_args = ["-Xlog:gc:stdout"] + (["-Doffheap.doctor.test.zipCensusOpenFails=true"] if fallback else [])
+    r = run_jvm(jdk, "Idle", ["2.0"], agent_opts=f"log=quiet,interval=200ms,zipInterval=100ms,report={report}",
+                jvm_args=jvm_args, classpath=workloads, report=report)
+    assert r.rc == 0, r.stderr
+    zips = [s["zip"] for s in r.samples]
+    assert len(zips) >= 3 and all(z["method"] == ("histogram" if fallback else "cleaner") for z in zips), zips
+    assert len({z["scan_ns"] for z in zips}) >= 3, "the census ran at each sample"
+    gcs = [l for l in r.stdout.splitlines() if "[gc" in l and "Pause" in l]
+    forced = [l for l in gcs if any(c in l for c in ("System.gc", "Diagnostic Command", "Heap Inspection", "Heap Dump"))]
+    assert forced == [], forced
