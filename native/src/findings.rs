@@ -468,7 +468,7 @@ fn nmt_off(o: &Observation, _g: &Growth) -> Option<Finding> {
 
 fn zip_unclosed(o: &Observation, g: &Growth) -> Option<Finding> {
     let z = o.zip.as_ref()?;
-    let unended = z.inflaters().saturating_add(z.deflaters());
+    let unended = z.inflaters().saturating_add(z.deflaters()).saturating_add(z.finalizable);
     let beyond_jdk = unended.saturating_sub(JDK_CACHED_INFLATERS);
     if beyond_jdk == 0 || (beyond_jdk < ZIP_UNENDED_MIN && z.estimated_native_bytes < ZIP_NATIVE_MIN_BYTES) {
         return None;
@@ -493,6 +493,9 @@ fn zip_unclosed(o: &Observation, g: &Growth) -> Option<Finding> {
     if let Some(r) = g.rate(series::ZIP_INFLATERS_ALIVE) {
         f = f.text("inflaters_alive_rate", format!("{r:+.0}/h"), Some(r));
     }
+    if z.finalizable > 0 {
+        f = f.count("finalizable", z.finalizable).count("finalizable_pending", z.finalizable_pending);
+    }
     let mut remedy = String::from(
         "Close every stream that owns an Inflater or Deflater (GZIPInputStream, GZIPOutputStream, \
          InflaterInputStream, DeflaterOutputStream, ZipInputStream, ZipOutputStream, ZipFile) in \
@@ -504,6 +507,14 @@ fn zip_unclosed(o: &Observation, g: &Growth) -> Option<Finding> {
             " {pending} of them are already unreachable and wait for the Cleaner: their native memory is \
              freed only after a GC finds them and the Cleaner thread runs, which falls behind here; closing \
              them explicitly is the fix, not more GC."
+        ));
+    }
+    if z.finalizable > 0 {
+        remedy.push_str(&format!(
+            " {} of them are released by a finalizer (a subclass overriding finalize(), or end() on JDK \
+             9-17), {} already queued for the finalizer thread: call end() on them; finalization waits for a \
+             GC and one thread runs every finalizer.",
+            z.finalizable, z.finalizable_pending
         ));
     }
     Some(f.remedy(remedy))
@@ -1048,6 +1059,7 @@ mod tests {
             deflaters_alive: 0,
             deflaters_pending: 0,
             estimated_native_bytes: (alive + pending) * 40 * KIB,
+            ..Default::default()
         });
         o
     }
@@ -1069,6 +1081,22 @@ mod tests {
 
         let (o, g) = run(1, |_| zip(30_000, 0));
         assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Critical));
+
+        // Streams only a finalizer releases count among the unended ones.
+        let (o, g) = run(1, |_| {
+            let mut o = zip(2, 0);
+            if let Some(z) = o.zip.as_mut() {
+                z.finalizable = 500;
+                z.finalizable_pending = 200;
+                z.estimated_native_bytes = 502 * 40 * KIB;
+            }
+            o
+        });
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::ZIP_UNCLOSED).expect("raised for finalizable streams");
+        assert!(f.title.starts_with("502 Inflaters/Deflaters"), "{}", f.title);
+        assert_eq!(ev(f, "finalizable").value, "500");
+        assert!(f.remedy.contains("500 of them are released by a finalizer"), "{}", f.remedy);
     }
 
     #[test]

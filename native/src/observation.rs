@@ -88,6 +88,13 @@ pub struct ZipObs {
     pub deflaters_alive: u64,
     pub deflaters_pending: u64,
     pub estimated_native_bytes: u64,
+    /// Unended streams a finalizer releases (subclasses with `finalize()`, ...), both kinds,
+    /// alive or queued for the finalizer thread; not in the counts above.
+    #[serde(default)]
+    pub finalizable: u64,
+    /// Of those, queued for the finalizer thread.
+    #[serde(default)]
+    pub finalizable_pending: u64,
 }
 
 /// One buffer pool (`BufferPoolMXBean`).
@@ -113,6 +120,14 @@ impl ZipObs {
             deflaters_alive: count("deflaters", "alive")?,
             deflaters_pending: count("deflaters", "pending_cleanup").unwrap_or(0),
             estimated_native_bytes: census.get("estimated_native_bytes").and_then(Value::as_u64).unwrap_or(0),
+            finalizable: ["inflaters", "deflaters"]
+                .iter()
+                .flat_map(|k| [count(k, "finalizable_alive"), count(k, "finalizable_pending")])
+                .map(|n| n.unwrap_or(0))
+                .fold(0u64, u64::saturating_add),
+            finalizable_pending: count("inflaters", "finalizable_pending")
+                .unwrap_or(0)
+                .saturating_add(count("deflaters", "finalizable_pending").unwrap_or(0)),
         })
     }
 
@@ -197,6 +212,16 @@ mod tests {
         assert_eq!(z.deflaters(), 2);
         assert_eq!(z.pending(), 12);
         assert_eq!(z.estimated_native_bytes, 41_676_800);
+        assert_eq!((z.finalizable, z.finalizable_pending), (0, 0), "a census without the Finalizer part");
+
+        let census = json!({
+            "method": "cleaner",
+            "inflaters": {"alive": 3, "pending_cleanup": 0, "finalizable_alive": 80, "finalizable_pending": 70},
+            "deflaters": {"alive": 0, "pending_cleanup": 0, "finalizable_alive": 20, "finalizable_pending": 20},
+            "estimated_native_bytes": 16_998_400u64
+        });
+        let z = ZipObs::from_census(&census).expect("cleaner census");
+        assert_eq!((z.inflaters(), z.finalizable, z.finalizable_pending), (3, 190, 90));
     }
 
     #[test]

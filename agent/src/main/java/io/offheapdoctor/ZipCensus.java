@@ -8,6 +8,7 @@ import java.lang.reflect.Method;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.zip.Deflater;
@@ -42,6 +43,16 @@ import javax.management.ObjectName;
  * not and ended or not, at the price of a stop-the-world heap walk; it is therefore run at most
  * once a minute. Without that too the census says "unavailable" and why.
  *
+ * <p>Inflaters and Deflaters that go through a finalizer instead are counted apart
+ * ({@code finalizable_alive}/{@code finalizable_pending}): subclasses that override
+ * {@code finalize()}, which HotSpot registers with {@code java.lang.ref.Finalizer}, JDK 9 to 17's
+ * {@code FinalizableZStreamRef} (made for subclasses that override {@code end()}; JDK 11 has it,
+ * 17 not) and JDK 8's own Inflater/Deflater. They are found on the Finalizer's
+ * {@code unfinalized} list (read under its lock, {@code java.lang.ref} opened as above); one whose
+ * reference has been enqueued for the finalizer thread is pending. Each unended stream is counted
+ * once: a finalizable one is left out of the Cleaner's counts. If the Finalizer's internals cannot
+ * be read that part alone says "unavailable" and why.
+ *
  * <p>Nothing here throws or blocks for long: a scan holds the Cleaner's list lock for at most
  * {@link #SCAN_BUDGET_NS} and reports {@code "truncated":true} if it had to stop early.
  */
@@ -65,6 +76,9 @@ final class ZipCensus {
     /** The longest a scan may hold the common Cleaner's list lock. */
     static final long SCAN_BUDGET_NS = 200_000_000L;
 
+    /** Entries the start-up checks walk at most (a multiple of 1024). */
+    static final long CHECK_LIMIT = 8192;
+
     /** The histogram fallback stops the world; never more often than this. */
     static final long HISTOGRAM_MIN_INTERVAL_NS = 60_000_000_000L;
 
@@ -75,19 +89,27 @@ final class ZipCensus {
     static final String TEST_HISTOGRAM_PROPERTY = "offheap.doctor.test.zipHistogram";
     /** Tests: ask redefineModule to open a package java.base lacks, so it refuses as on a JDK that would. */
     static final String TEST_OPEN_FAILS_PROPERTY = "offheap.doctor.test.zipCensusOpenFails";
+    /** Tests: the same for the Finalizer part only (java.lang.ref), the Cleaner part unaffected. */
+    static final String TEST_FINALIZER_OPEN_FAILS_PROPERTY = "offheap.doctor.test.zipFinalizerOpenFails";
 
     private static volatile Instrumentation instrumentation;
     private static ZipCensus forTest;
 
     private final CleanerWalk walk;
     private final String reason;
+    /** The Finalizer part: null with {@link #finalizerReason} when it cannot be read. */
+    private final FinalizerWalk finalizers;
+    private final String finalizerReason;
     private final Object histogramLock = new Object();
     private long lastHistogramNs;
-    private String lastHistogram;
+    /** Inflater and Deflater instances from the last histogram. */
+    private long[] lastHistogram;
 
-    private ZipCensus(CleanerWalk walk, String reason) {
+    private ZipCensus(CleanerWalk walk, String reason, FinalizerWalk finalizers, String finalizerReason) {
         this.walk = walk;
         this.reason = reason;
+        this.finalizers = finalizers;
+        this.finalizerReason = finalizerReason;
     }
 
     /** Keeps the agent's Instrumentation for {@link #scanForTest()}. */
@@ -101,13 +123,24 @@ final class ZipCensus {
      * be read the census falls back to the class histogram.
      */
     static ZipCensus create(Instrumentation inst) {
+        CleanerWalk w = null;
+        String why = null;
         try {
-            return new ZipCensus(CleanerWalk.resolve(inst), null);
+            w = CleanerWalk.resolve(inst);
         } catch (Throwable t) {
-            String why = describe(t);
+            why = describe(t);
             // Said once: the fallback walks the whole heap (at most once a minute) and counts less.
             Log.info("zip census: cannot read the Cleaner (" + why + "); counting with the class histogram instead");
-            return new ZipCensus(null, why);
+        }
+        return withFinalizers(w, why, inst);
+    }
+
+    /** Adds the Finalizer part; its failure is reported in every census ("finalizer"), not logged. */
+    private static ZipCensus withFinalizers(CleanerWalk w, String why, Instrumentation inst) {
+        try {
+            return new ZipCensus(w, why, FinalizerWalk.resolve(inst), null);
+        } catch (Throwable t) {
+            return new ZipCensus(w, why, null, describe(t));
         }
     }
 
@@ -115,34 +148,62 @@ final class ZipCensus {
      * The census as one JSON object:
      * <pre>
      * {"method":"cleaner"|"histogram"|"unavailable",
-     *  "inflaters":{"alive":N,"pending_cleanup":N,"instances":N},
-     *  "deflaters":{"alive":N,"pending_cleanup":N,"instances":N},
-     *  "estimated_native_bytes":N, "scan_ns":N, "truncated":bool, "reason":"..."|null}
+     *  "inflaters":{"alive":N,"pending_cleanup":N,"instances":N,"finalizable_alive":N,"finalizable_pending":N},
+     *  "deflaters":{...the same...},
+     *  "estimated_native_bytes":N, "scan_ns":N, "truncated":bool, "reason":"..."|null,
+     *  "lock_held_last_ns":N, "lock_held_max_ns":N,
+     *  "finalizer":{"state":"read"|"disabled"|"unavailable","reason":"..."|null,"lock_held_ns":N}}
      * </pre>
-     * With "cleaner", alive + pending_cleanup is exactly the number of unended streams (instances
-     * is null; "cleanables" is the length of the list walked). "alive" means not yet found
-     * unreachable by a GC: an object dropped since the last GC that processed it still counts as
-     * alive. "pending_cleanup" ones are unreachable and wait for the Cleaner thread. The JDK's own
-     * open jar and zip files keep a few unended Inflaters in a cache, so a JVM starts at 2 or 3.
+     * With "cleaner", alive + pending_cleanup is exactly the number of unended streams released
+     * by the Cleaner (instances is null; "cleanables" is the length of the list walked). "alive"
+     * means not yet found unreachable by a GC: an object dropped since the last GC that processed
+     * it still counts as alive. "pending_cleanup" ones are unreachable and wait for the Cleaner
+     * thread. The JDK's own open jar and zip files keep a few unended Inflaters in a cache, so a
+     * JVM starts at 2 or 3. "lock_held_last_ns"/"lock_held_max_ns": how long this scan, and the
+     * longest scan of this census, held the Cleaner's lock. The finalizable_* counts are the
+     * unended streams a finalizer releases (pending: queued for the finalizer thread); they are
+     * in the estimate with "cleaner" and null where the Finalizer cannot be read.
      * With "histogram", only instances is known (every object in the heap: reachable or not,
      * ended or not), the estimate is an upper bound, and "age_ms" says how old the (rate-limited)
-     * histogram is. "truncated" says the walk stopped at its time budget (counts are then low).
+     * histogram is. "truncated" says a walk stopped at its time budget (counts are then low).
      * Never throws.
      */
     String scanJson() {
         long t0 = System.nanoTime();
         try {
+            Fin f = finalizerCounts(t0 + SCAN_BUDGET_NS);
             if (walk != null) {
                 try {
-                    return walk.scan(t0);
+                    return walk.scan(t0, f);
                 } catch (Throwable t) {
-                    return fallback("reading the Cleaner failed: " + describe(t));
+                    return fallback("reading the Cleaner failed: " + describe(t), f, t0);
                 }
             }
-            return fallback(reason);
+            return fallback(reason, f, t0);
         } catch (Throwable t) {
-            return unavailable("census failed: " + describe(t), System.nanoTime() - t0);
+            return unavailable("census failed: " + describe(t), System.nanoTime() - t0, null);
         }
+    }
+
+    private Fin finalizerCounts(long deadline) {
+        Fin f = new Fin();
+        if (finalizers == null) {
+            f.state = "unavailable";
+            f.reason = finalizerReason;
+        } else if (!finalizers.enabled) {
+            f.state = "disabled";
+            f.reason = "finalization is disabled (--finalization=disabled)";
+        } else {
+            try {
+                finalizers.count(f, deadline);
+                f.state = "read";
+            } catch (Throwable t) {
+                f = new Fin();
+                f.state = "unavailable";
+                f.reason = "reading the Finalizer failed: " + describe(t);
+            }
+        }
+        return f;
     }
 
     /**
@@ -152,7 +213,7 @@ final class ZipCensus {
      */
     public static String scanForTest() {
         if (Boolean.getBoolean(TEST_HISTOGRAM_PROPERTY)) {
-            return new ZipCensus(null, "histogram forced by " + TEST_HISTOGRAM_PROPERTY).scanJson();
+            return withFinalizers(null, "histogram forced by " + TEST_HISTOGRAM_PROPERTY, instrumentation).scanJson();
         }
         ZipCensus c;
         synchronized (ZipCensus.class) {
@@ -164,31 +225,42 @@ final class ZipCensus {
         return c.scanJson();
     }
 
-    private String fallback(String why) {
+    private String fallback(String why, Fin f, long t0) {
+        long[] h;
+        long ageMs;
         synchronized (histogramLock) {
             long now = System.nanoTime();
-            if (lastHistogram != null && now - lastHistogramNs < HISTOGRAM_MIN_INTERVAL_NS) {
-                return lastHistogram.replace("\"age_ms\":0", "\"age_ms\":" + (now - lastHistogramNs) / 1_000_000L);
-            }
-            String json = histogram(why, now);
-            if (json.contains("\"method\":\"histogram\"")) {
-                lastHistogram = json;
+            if (lastHistogram == null || now - lastHistogramNs >= HISTOGRAM_MIN_INTERVAL_NS) {
+                try {
+                    lastHistogram = histogram();
+                } catch (Throwable t) {
+                    return unavailable(why + "; class histogram failed: " + describe(t), System.nanoTime() - t0, f);
+                }
                 lastHistogramNs = now;
             }
-            return json;
+            h = lastHistogram;
+            ageMs = (now - lastHistogramNs) / 1_000_000L;
         }
+        // Finalizable streams are among the instances already: not added to the estimate.
+        return new Json()
+                .put("method", "histogram")
+                .putRaw("inflaters", counts(null, null, h[0], f, true))
+                .putRaw("deflaters", counts(null, null, h[1], f, false))
+                .put("estimated_native_bytes", h[0] * INFLATER_NATIVE_BYTES + h[1] * DEFLATER_NATIVE_BYTES)
+                .put("scan_ns", System.nanoTime() - t0)
+                .put("truncated", f.truncated)
+                .put("age_ms", ageMs)
+                .put("reason", why)
+                .putRaw("finalizer", f.json())
+                .end();
     }
 
-    private static String histogram(String why, long t0) {
-        String text;
-        try {
-            MBeanServer server = ManagementFactory.getPlatformMBeanServer();
-            Object out = server.invoke(new ObjectName(DIAGNOSTIC_COMMAND), "gcClassHistogram",
-                    new Object[] {new String[] {"-all"}}, new String[] {String[].class.getName()});
-            text = String.valueOf(out);
-        } catch (Throwable t) {
-            return unavailable(why + "; class histogram failed: " + describe(t), System.nanoTime() - t0);
-        }
+    /** Instances of Inflater and Deflater in the heap, reachable or not, from the class histogram. */
+    private static long[] histogram() throws Exception {
+        MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+        Object out = server.invoke(new ObjectName(DIAGNOSTIC_COMMAND), "gcClassHistogram",
+                new Object[] {new String[] {"-all"}}, new String[] {String[].class.getName()});
+        String text = String.valueOf(out);
         long inflaters = 0;
         long deflaters = 0;
         for (String line : text.split("\n")) {
@@ -203,16 +275,7 @@ final class ZipCensus {
                 deflaters = parseLong(f[1]);
             }
         }
-        return new Json()
-                .put("method", "histogram")
-                .putRaw("inflaters", counts(null, null, inflaters))
-                .putRaw("deflaters", counts(null, null, deflaters))
-                .put("estimated_native_bytes", inflaters * INFLATER_NATIVE_BYTES + deflaters * DEFLATER_NATIVE_BYTES)
-                .put("scan_ns", System.nanoTime() - t0)
-                .put("truncated", false)
-                .put("age_ms", 0)
-                .put("reason", why)
-                .end();
+        return new long[] {inflaters, deflaters};
     }
 
     private static long parseLong(String s) {
@@ -223,23 +286,28 @@ final class ZipCensus {
         }
     }
 
-    private static String unavailable(String why, long ns) {
+    private static String unavailable(String why, long ns, Fin f) {
         return new Json()
                 .put("method", "unavailable")
-                .putRaw("inflaters", counts(null, null, null))
-                .putRaw("deflaters", counts(null, null, null))
+                .putRaw("inflaters", counts(null, null, null, f, true))
+                .putRaw("deflaters", counts(null, null, null, f, false))
                 .putRaw("estimated_native_bytes", null)
                 .put("scan_ns", ns)
                 .put("truncated", false)
                 .put("reason", why)
+                .putRaw("finalizer", f == null ? null : f.json())
                 .end();
     }
 
-    private static String counts(Long alive, Long pending, Long instances) {
+    private static String counts(Long alive, Long pending, Long instances, Fin f, boolean inflaters) {
+        boolean known = f != null && !"unavailable".equals(f.state);
         return new Json()
                 .putRaw("alive", alive == null ? null : alive.toString())
                 .putRaw("pending_cleanup", pending == null ? null : pending.toString())
                 .putRaw("instances", instances == null ? null : instances.toString())
+                .putRaw("finalizable_alive", known ? Long.toString(inflaters ? f.inflatersAlive : f.deflatersAlive) : null)
+                .putRaw("finalizable_pending",
+                        known ? Long.toString(inflaters ? f.inflatersPending : f.deflatersPending) : null)
                 .end();
     }
 
@@ -271,6 +339,8 @@ final class ZipCensus {
         /** Reference.refersTo (JDK 16+), else the Reference.referent field. */
         private final Method refersTo;
         private final Field referent;
+        /** The longest a walk (the start-up check included) held the list's lock, ns. */
+        private volatile long lockHeldMaxNs;
 
         private CleanerWalk(Object lock, Object linkedHead, Field next, Field nodeHead, Field nodeArr, Field nodeSize,
                 Field nodeNext, Class<?> cleanableRef, Field action, Class<?> inflaterRef, Class<?> deflaterRef,
@@ -385,7 +455,27 @@ final class ZipCensus {
                         throw new IllegalStateException("cannot tell a live cleanable from a cleared one");
                     }
                 }
+                // The walk's other reads too, outside the lock: a cold accessor (tens of ms on a
+                // first use) would otherwise be paid while the Cleaner's lock is held.
+                for (int i = 0; i < 20; i++) {
+                    action.get(cleanable);
+                    inflaterAddress.getLong(zsRef);
+                    deflaterAddress.getLong(zsRefD);
+                    if (next != null) {
+                        next.get(cleanable);
+                    } else {
+                        Object node = nodeHead.get(lock); // unlocked, racy, and discarded
+                        if (node != null) {
+                            nodeArr.get(node);
+                            nodeSize.getInt(node);
+                            nodeNext.get(node);
+                        }
+                    }
+                }
+                // New cleanables go first (JDK 11-21: after the head; 25: in the head node's array,
+                // at most 4096 long): the probes are found without walking a long list cold.
                 Counts c = new Counts();
+                c.limit = CHECK_LIMIT;
                 count(c, System.nanoTime() + SCAN_BUDGET_NS);
                 if (c.inflatersAlive < 1 || c.deflatersAlive < 1) {
                     throw new IllegalStateException("the Cleaner's list does not hold a new Inflater and Deflater");
@@ -403,20 +493,27 @@ final class ZipCensus {
             return referent.get(reference) == null;
         }
 
-        String scan(long t0) throws Exception {
+        /** The Cleaner's counts, leaving out the streams {@code f} counted already. */
+        String scan(long t0, Fin f) throws Exception {
             Counts c = new Counts();
+            c.skip = f.zsRefs;
             count(c, t0 + SCAN_BUDGET_NS);
-            long bytes = (c.inflatersAlive + c.inflatersPending) * INFLATER_NATIVE_BYTES
-                    + (c.deflatersAlive + c.deflatersPending) * DEFLATER_NATIVE_BYTES;
+            long bytes = (c.inflatersAlive + c.inflatersPending + f.inflatersAlive + f.inflatersPending)
+                    * INFLATER_NATIVE_BYTES
+                    + (c.deflatersAlive + c.deflatersPending + f.deflatersAlive + f.deflatersPending)
+                    * DEFLATER_NATIVE_BYTES;
             return new Json()
                     .put("method", "cleaner")
-                    .putRaw("inflaters", counts(c.inflatersAlive, c.inflatersPending, null))
-                    .putRaw("deflaters", counts(c.deflatersAlive, c.deflatersPending, null))
+                    .putRaw("inflaters", counts(c.inflatersAlive, c.inflatersPending, null, f, true))
+                    .putRaw("deflaters", counts(c.deflatersAlive, c.deflatersPending, null, f, false))
                     .put("estimated_native_bytes", bytes)
                     .put("scan_ns", System.nanoTime() - t0)
-                    .put("truncated", c.truncated)
+                    .put("truncated", c.truncated || f.truncated)
                     .put("cleanables", c.seen)
                     .put("reason", (String) null)
+                    .put("lock_held_last_ns", c.lockHeldNs)
+                    .put("lock_held_max_ns", lockHeldMaxNs)
+                    .putRaw("finalizer", f.json())
                     .end();
         }
 
@@ -426,40 +523,52 @@ final class ZipCensus {
          */
         private void count(Counts c, long deadline) throws Exception {
             synchronized (lock) {
-                if (linkedHead != null) {
-                    Object head = linkedHead;
-                    Object e = next.get(head);
-                    while (e != null && e != head) {
-                        if (!visit(c, e, deadline)) {
+                long in = System.nanoTime();
+                try {
+                    walkLocked(c, deadline);
+                } finally {
+                    c.lockHeldNs = System.nanoTime() - in;
+                    if (c.lockHeldNs > lockHeldMaxNs) {
+                        lockHeldMaxNs = c.lockHeldNs; // racy max: scans of one census rarely overlap
+                    }
+                }
+            }
+        }
+
+        private void walkLocked(Counts c, long deadline) throws Exception {
+            if (linkedHead != null) {
+                Object head = linkedHead;
+                Object e = next.get(head);
+                while (e != null && e != head) {
+                    if (!visit(c, e, deadline)) {
+                        return;
+                    }
+                    Object n = next.get(e);
+                    if (n == e) {
+                        // Removed without the lock (cannot happen in the JDK): do not spin.
+                        c.truncated = true;
+                        return;
+                    }
+                    e = n;
+                }
+            } else {
+                Object node = nodeHead.get(lock);
+                while (node != null) {
+                    Object[] arr = (Object[]) nodeArr.get(node);
+                    int size = Math.min(nodeSize.getInt(node), arr.length);
+                    for (int i = 0; i < size; i++) {
+                        if (arr[i] != null && !visit(c, arr[i], deadline)) {
                             return;
                         }
-                        Object n = next.get(e);
-                        if (n == e) {
-                            // Removed without the lock (cannot happen in the JDK): do not spin.
-                            c.truncated = true;
-                            return;
-                        }
-                        e = n;
                     }
-                } else {
-                    Object node = nodeHead.get(lock);
-                    while (node != null) {
-                        Object[] arr = (Object[]) nodeArr.get(node);
-                        int size = Math.min(nodeSize.getInt(node), arr.length);
-                        for (int i = 0; i < size; i++) {
-                            if (arr[i] != null && !visit(c, arr[i], deadline)) {
-                                return;
-                            }
-                        }
-                        node = nodeNext.get(node);
-                    }
+                    node = nodeNext.get(node);
                 }
             }
         }
 
         /** Counts one cleanable; false when the time budget is spent. */
         private boolean visit(Counts c, Object cleanable, long deadline) throws Exception {
-            if ((++c.seen & 1023) == 0 && System.nanoTime() - deadline > 0) {
+            if ((++c.seen & 1023) == 0 && (System.nanoTime() - deadline > 0 || c.seen >= c.limit)) {
                 c.truncated = true;
                 return false;
             }
@@ -474,6 +583,9 @@ final class ZipCensus {
             boolean inflater = k == inflaterRef;
             if (!inflater && k != deflaterRef) {
                 return true;
+            }
+            if (c.skip != null && c.skip.containsKey(a)) {
+                return true; // a finalizable stream, counted by the Finalizer part
             }
             // Racy by design: end() on another thread may zero it right now; it is then ended.
             long address = (inflater ? inflaterAddress : deflaterAddress).getLong(a);
@@ -500,17 +612,27 @@ final class ZipCensus {
          * module (Instrumentation.redefineModule, called reflectively: compiled for Java 8).
          */
         private static void openJavaBase(Instrumentation inst, Class<?> moduleClass) throws Exception {
-            Method getModule = Class.class.getMethod("getModule");
-            Object base = getModule.invoke(Object.class);
-            Object self = getModule.invoke(ZipCensus.class);
-            Method isOpen = moduleClass.getMethod("isOpen", String.class, moduleClass);
             // Each package opened here is opened to the application's classpath code too (the
             // agent jar shares the system loader's unnamed module): open no more than needed.
-            // java.lang.ref only for Reference.referent, which JDK 16+ replaces by refersTo.
+            // java.lang.ref here only for Reference.referent, which JDK 16+ replaces by refersTo
+            // (the Finalizer part opens it in any case).
             boolean needReferent = !hasMethod(java.lang.ref.Reference.class, "refersTo", Object.class);
             String[] packages = needReferent
                     ? new String[] {"jdk.internal.ref", "java.util.zip", "java.lang.ref"}
                     : new String[] {"jdk.internal.ref", "java.util.zip"};
+            if (Boolean.getBoolean(TEST_OPEN_FAILS_PROPERTY)) {
+                packages = java.util.Arrays.copyOf(packages, packages.length + 1);
+                packages[packages.length - 1] = "offheap.doctor.no.such.package";
+            }
+            open(inst, moduleClass, packages);
+        }
+
+        /** Opens these packages of java.base to this class's module, through {@code inst}. */
+        static void open(Instrumentation inst, Class<?> moduleClass, String[] packages) throws Exception {
+            Method getModule = Class.class.getMethod("getModule");
+            Object base = getModule.invoke(Object.class);
+            Object self = getModule.invoke(ZipCensus.class);
+            Method isOpen = moduleClass.getMethod("isOpen", String.class, moduleClass);
             Map<String, Set<Object>> opens = new HashMap<String, Set<Object>>();
             for (String p : packages) {
                 // JDK 9 to 16 report packages open to everyone under --illegal-access=permit, yet
@@ -525,9 +647,6 @@ final class ZipCensus {
             if (inst == null) {
                 throw new IllegalStateException("no Instrumentation to open " + opens.keySet()
                         + " (run as an agent, or add --add-opens java.base/<package>=ALL-UNNAMED)");
-            }
-            if (Boolean.getBoolean(TEST_OPEN_FAILS_PROPERTY)) {
-                opens.put("offheap.doctor.no.such.package", Collections.singleton(self));
             }
             Method redefine = Instrumentation.class.getMethod("redefineModule", moduleClass, Set.class, Map.class,
                     Map.class, Set.class, Map.class);
@@ -549,13 +668,13 @@ final class ZipCensus {
             }
         }
 
-        private static Field field(Class<?> c, String name) throws NoSuchFieldException {
+        static Field field(Class<?> c, String name) throws NoSuchFieldException {
             Field f = c.getDeclaredField(name);
             f.setAccessible(true);
             return f;
         }
 
-        private static Field optionalField(Class<?> c, String name) {
+        static Field optionalField(Class<?> c, String name) {
             try {
                 return field(c, name);
             } catch (NoSuchFieldException e) {
@@ -571,5 +690,207 @@ final class ZipCensus {
         long deflatersPending;
         long seen;
         boolean truncated;
+        long lockHeldNs;
+        /** Entries after which the walk stops (truncated): the start-up check's bound. */
+        long limit = Long.MAX_VALUE;
+        /** ZStreamRefs already counted by the Finalizer part, or null. */
+        Map<Object, Boolean> skip;
+    }
+
+    /** What the Finalizer part found in one scan. */
+    private static final class Fin {
+        String state;
+        String reason;
+        long inflatersAlive;
+        long inflatersPending;
+        long deflatersAlive;
+        long deflatersPending;
+        long seen;
+        boolean truncated;
+        long lockHeldNs;
+        long limit = Long.MAX_VALUE;
+        /** The ZStreamRefs counted (identity), so each stream is counted once; null if none. */
+        Map<Object, Boolean> zsRefs;
+
+        String json() {
+            return new Json().put("state", state).put("reason", reason).put("lock_held_ns", lockHeldNs).end();
+        }
+    }
+
+    /**
+     * An Inflater that goes through a finalizer, for the Finalizer part's start-up check.
+     * Its finalize() does what JDK 8's Inflater did: end().
+     */
+    private static final class FinalizableProbe extends Inflater {
+        @Override
+        @SuppressWarnings("deprecation")
+        protected void finalize() {
+            end();
+        }
+    }
+
+    /** The reflective handles on java.lang.ref.Finalizer's list, resolved and checked once. */
+    private static final class FinalizerWalk {
+        private final Object lock;
+        private final Field unfinalized;
+        private final Field next;
+        /** Finalizer.queue (static): a Finalizer whose Reference.queue is no longer it is enqueued. */
+        private final Field finalizerQueue;
+        private final Field referenceQueue;
+        private final Field referent;
+        private final Field inflaterZsRef;
+        private final Field deflaterZsRef;
+        private final Class<?> inflaterRefType;
+        private final Field inflaterAddress;
+        private final Field deflaterAddress;
+        /** Finalizer.ENABLED (JDK 18+: false with --finalization=disabled). */
+        final boolean enabled;
+
+        private FinalizerWalk(Object lock, Field unfinalized, Field next, Field finalizerQueue, Field referenceQueue,
+                Field referent, Field inflaterZsRef, Field deflaterZsRef, boolean enabled) throws Exception {
+            this.lock = lock;
+            this.unfinalized = unfinalized;
+            this.next = next;
+            this.finalizerQueue = finalizerQueue;
+            this.referenceQueue = referenceQueue;
+            this.referent = referent;
+            this.inflaterZsRef = inflaterZsRef;
+            this.deflaterZsRef = deflaterZsRef;
+            this.inflaterRefType = inflaterZsRef.getType();
+            this.inflaterAddress = CleanerWalk.field(inflaterZsRef.getType(), "address");
+            this.deflaterAddress = CleanerWalk.field(deflaterZsRef.getType(), "address");
+            this.enabled = enabled;
+        }
+
+        static FinalizerWalk resolve(Instrumentation inst) throws Exception {
+            open(inst);
+            Class<?> fin = Class.forName("java.lang.ref.Finalizer");
+            Class<?> ref = java.lang.ref.Reference.class;
+            Object lock = CleanerWalk.field(fin, "lock").get(null);
+            if (lock == null) {
+                throw new IllegalStateException("Finalizer.lock is null");
+            }
+            Field enabledField = CleanerWalk.optionalField(fin, "ENABLED");
+            boolean enabled = enabledField == null || enabledField.getBoolean(null);
+            FinalizerWalk w = new FinalizerWalk(lock, CleanerWalk.field(fin, "unfinalized"),
+                    CleanerWalk.field(fin, "next"), CleanerWalk.field(fin, "queue"), CleanerWalk.field(ref, "queue"),
+                    CleanerWalk.field(ref, "referent"), CleanerWalk.field(Inflater.class, "zsRef"),
+                    CleanerWalk.field(Deflater.class, "zsRef"), enabled);
+            if (enabled) {
+                w.selfCheck();
+            }
+            return w;
+        }
+
+        /** Proves the layout on a new finalizable Inflater, and warms up the reflective paths. */
+        private void selfCheck() throws Exception {
+            Inflater probe = new FinalizableProbe();
+            try {
+                // Warm the reflective reads outside the lock (values racy and discarded).
+                for (int i = 0; i < 20; i++) {
+                    finalizerQueue.get(null);
+                    Object head = unfinalized.get(null);
+                    if (head != null) {
+                        referent.get(head);
+                        referenceQueue.get(head);
+                        next.get(head);
+                    }
+                    inflaterAddress.getLong(inflaterZsRef.get(probe));
+                }
+                Fin f = new Fin();
+                f.limit = CHECK_LIMIT; // Finalizer.register pushes at the head: the probe is first
+                count(f, System.nanoTime() + SCAN_BUDGET_NS);
+                if (f.inflatersAlive < 1) {
+                    throw new IllegalStateException("the Finalizer's list does not hold a new finalizable Inflater");
+                }
+            } finally {
+                probe.end();
+            }
+        }
+
+        /** Walks the unfinalized list under the lock Finalizer itself takes, up to the deadline. */
+        void count(Fin f, long deadline) throws Exception {
+            Object queue = finalizerQueue.get(null);
+            synchronized (lock) {
+                long in = System.nanoTime();
+                try {
+                    Object e = unfinalized.get(null);
+                    while (e != null) {
+                        if ((++f.seen & 255) == 0 && (System.nanoTime() - deadline > 0 || f.seen >= f.limit)) {
+                            f.truncated = true;
+                            return;
+                        }
+                        visit(f, e, queue);
+                        Object n = next.get(e);
+                        if (n == e) {
+                            f.truncated = true; // finalized without the lock (cannot happen in the JDK)
+                            return;
+                        }
+                        e = n;
+                    }
+                } finally {
+                    f.lockHeldNs = System.nanoTime() - in;
+                }
+            }
+        }
+
+        private void visit(Fin f, Object finalizer, Object queue) throws Exception {
+            Object r = referent.get(finalizer);
+            Object zs;
+            boolean inflater;
+            if (r instanceof Inflater) {
+                zs = inflaterZsRef.get(r); // a subclass with finalize(), or JDK 8's Inflater
+                inflater = true;
+            } else if (r instanceof Deflater) {
+                zs = deflaterZsRef.get(r);
+                inflater = false;
+            } else if (r != null && inflaterRefType.isInstance(r)) {
+                zs = r; // JDK 9-17: FinalizableZStreamRef of a subclass that overrides end()
+                inflater = true;
+            } else if (r != null && deflaterZsRef.getType().isInstance(r)) {
+                zs = r;
+                inflater = false;
+            } else {
+                return;
+            }
+            // Racy by design, as in the Cleaner's walk: end() on another thread may zero it now.
+            if (zs == null || (inflater ? inflaterAddress : deflaterAddress).getLong(zs) == 0) {
+                return;
+            }
+            if (f.zsRefs == null) {
+                f.zsRefs = new IdentityHashMap<Object, Boolean>();
+            }
+            if (f.zsRefs.put(zs, Boolean.TRUE) != null) {
+                return; // JDK 11: a subclass overriding both finalize() and end() has two Finalizers
+            }
+            // Registered: Reference.queue is Finalizer.queue; enqueued or taken by the finalizer
+            // thread: ENQUEUED or NULL. Not yet enqueued by the reference handler: still alive.
+            boolean pending = referenceQueue.get(finalizer) != queue;
+            if (inflater) {
+                if (pending) {
+                    f.inflatersPending++;
+                } else {
+                    f.inflatersAlive++;
+                }
+            } else if (pending) {
+                f.deflatersPending++;
+            } else {
+                f.deflatersAlive++;
+            }
+        }
+
+        /** Opens java.lang.ref and java.util.zip of java.base to the agent (JDK 9+; no-op on 8). */
+        private static void open(Instrumentation inst) throws Exception {
+            Class<?> moduleClass;
+            try {
+                moduleClass = Class.forName("java.lang.Module");
+            } catch (ClassNotFoundException e) {
+                return; // JDK 8: setAccessible suffices
+            }
+            String[] packages = Boolean.getBoolean(TEST_FINALIZER_OPEN_FAILS_PROPERTY)
+                    ? new String[] {"java.lang.ref", "java.util.zip", "offheap.doctor.no.such.package"}
+                    : new String[] {"java.lang.ref", "java.util.zip"};
+            CleanerWalk.open(inst, moduleClass, packages);
+        }
     }
 }
