@@ -136,7 +136,7 @@ def test_zlib_burst_then_freed_is_malloc_retention(jdk, workloads, tmp_path):
                 report=report, heap="128m", timeout=90)
     assert r.rc == 0, r.stderr
     first, last = r.samples[0], r.samples[-1]
-    assert finding(first, "malloc-retention") is None
+    assert finding(first, "malloc-retention") is None and finding(first, "arena-sprawl") is None
     f = finding(last, "malloc-retention")
     assert f and f["severity"] in ("warning", "critical"), [x["id"] for x in last["findings"]]
     ev, m = evidence(f), last["malloc"]
@@ -148,7 +148,9 @@ def test_zlib_burst_then_freed_is_malloc_retention(jdk, workloads, tmp_path):
     assert ev["trimmable_now"]["raw"] == m["trimmable_max"] and ev["malloc_in_use"]["raw"] == m["in_use"]
     assert ev["arenas"]["raw"] == m["arena_count"]
     assert "trim=auto" in f["remedy"] and "LD_PRELOAD=" in f["remedy"]
-    # The burst spread over arenas: past 8 of them arena-sprawl says so, with the same count.
+    # The burst spread over arenas: past 8 of them holding at least 32 MiB free (the default
+    # arenaSprawlRetainedMin), arena-sprawl says so, with the same count. Before the burst the
+    # JVM's own arenas hold a few MiB: no finding.
     sprawl = finding(last, "arena-sprawl")
     if m["arena_count"] >= 9:
         assert sprawl and evidence(sprawl)["arenas"]["raw"] == m["arena_count"]
@@ -273,7 +275,7 @@ def readme_thresholds():
 
 def test_every_documented_threshold_is_accepted_and_bad_ones_say_so(workloads, tmp_path):
     table = readme_thresholds()
-    assert len(table) == 27 and table["threadGrowthMin"] == "100"
+    assert len(table) == 28 and table["threadGrowthMin"] == "100"
     report = tmp_path / "r.jsonl"
     opts = ",".join(f"threshold.{k}={v}" for k, v in table.items())
     r = run_jvm(17, "NativeGrowth", ["await=2"], agent_opts=f"interval=200ms,report={report},{opts}",

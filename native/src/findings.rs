@@ -48,6 +48,9 @@ pub const RETENTION_CRITICAL_MIN_BYTES: u64 = GIB;
 /// glibc allows 8 arenas per core; a JVM with more than this many is spreading its malloc over
 /// arenas that each keep their own free memory.
 pub const ARENA_SPRAWL_MIN_ARENAS: u64 = 9;
+/// ... and when they hold at least this much free memory between them: a default JVM on a
+/// small machine starts with 8 arenas per core, each with a little slack, which is no finding.
+pub const ARENA_SPRAWL_RETAINED_MIN_BYTES: u64 = 32 * MIB;
 /// The arena count recommended in the remedy.
 pub const ARENA_MAX_RECOMMENDED: u64 = 2;
 
@@ -125,6 +128,8 @@ pub struct Thresholds {
     pub retention_critical_rss: f64,
     /// [`ARENA_SPRAWL_MIN_ARENAS`]
     pub arena_sprawl_min: u64,
+    /// [`ARENA_SPRAWL_RETAINED_MIN_BYTES`]
+    pub arena_sprawl_retained_min: u64,
     /// [`NATIVE_GROWTH_MIN_BYTES`]
     pub native_growth_min: u64,
     /// [`NMT_COVERAGE_MIN`]
@@ -179,6 +184,7 @@ impl Default for Thresholds {
             retention_critical: RETENTION_CRITICAL_MIN_BYTES,
             retention_critical_rss: RETENTION_CRITICAL_SHARE_OF_RSS,
             arena_sprawl_min: ARENA_SPRAWL_MIN_ARENAS,
+            arena_sprawl_retained_min: ARENA_SPRAWL_RETAINED_MIN_BYTES,
             native_growth_min: NATIVE_GROWTH_MIN_BYTES,
             nmt_coverage_min: NMT_COVERAGE_MIN,
             zip_unended_min: ZIP_UNENDED_MIN,
@@ -497,7 +503,7 @@ fn malloc_retention(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Findi
 
 fn arena_sprawl(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
-    if m.arena_count < t.arena_sprawl_min {
+    if m.arena_count < t.arena_sprawl_min || m.retained < t.arena_sprawl_retained_min {
         return None;
     }
     // A cap the process already has, and which holds, leaves nothing to recommend.
@@ -1131,8 +1137,12 @@ mod tests {
         assert!(f.remedy.contains("MALLOC_ARENA_MAX=2"));
         assert!(f.remedy.contains("arenaMax=2"));
 
-        let (o, g) = run(1, |_| glibc(2 * GIB, 10 * MIB, 12));
+        let (o, g) = run(1, |_| glibc(2 * GIB, 40 * MIB, 12));
         assert_eq!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).map(|f| f.severity), Some(Severity::Info));
+
+        // A default JVM's 16 arenas holding a little slack: no finding.
+        let (o, g) = run(1, |_| glibc(GIB, 3 * MIB, 16));
+        assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none(), "16 arenas, 3 MiB free");
 
         let (o, g) = run(1, |_| glibc(2 * GIB, 400 * MIB, 8));
         assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none(), "8 arenas is fine");
@@ -1461,7 +1471,7 @@ mod tests {
         let readme = include_str!("../../README.md");
         let v = serde_json::to_value(Thresholds::default()).expect("json");
         let names: Vec<&String> = v.as_object().expect("object").keys().collect();
-        assert_eq!(names.len(), 27);
+        assert_eq!(names.len(), 28);
         for name in names {
             assert!(readme.contains(&format!("| `{name}` |")), "README has no row for threshold {name}");
         }

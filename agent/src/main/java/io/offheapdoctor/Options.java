@@ -77,6 +77,7 @@ final class Options {
         t.put("retentionCritical", Kind.SIZE);
         t.put("retentionCriticalRss", Kind.SHARE);
         t.put("arenaSprawlMin", Kind.COUNT);
+        t.put("arenaSprawlRetainedMin", Kind.SIZE);
         t.put("nativeGrowthMin", Kind.SIZE);
         t.put("nmtCoverageMin", Kind.SHARE);
         t.put("zipUnendedMin", Kind.COUNT);
