@@ -48,6 +48,9 @@ pub const RETENTION_CRITICAL_MIN_BYTES: u64 = GIB;
 /// glibc allows 8 arenas per core; a JVM with more than this many is spreading its malloc over
 /// arenas that each keep their own free memory.
 pub const ARENA_SPRAWL_MIN_ARENAS: u64 = 9;
+/// ... and when they hold at least this much free memory between them: a default JVM on a
+/// small machine starts with 8 arenas per core, each with a little slack, which is no finding.
+pub const ARENA_SPRAWL_RETAINED_MIN_BYTES: u64 = 32 * MIB;
 /// The arena count recommended in the remedy.
 pub const ARENA_MAX_RECOMMENDED: u64 = 2;
 
@@ -107,6 +110,156 @@ pub const HEAP_NOT_PROBLEM_MAX_HEAP_SHARE: f64 = 0.10;
 /// How long a finding may be absent before it is cleared: a finding flapping around its
 /// threshold keeps its `since_ms` and is not logged as new each time it comes back.
 pub const CLEAR_AFTER_ABSENT_SAMPLES: u32 = 3;
+
+/// The thresholds the rules use: the constants above by default, each overridable by the agent
+/// option `threshold.<name>=<value>` (the Java side validates and converts the value; the core
+/// receives it in the init configuration's `thresholds` object under the same name). Sizes are
+/// bytes, shares ratios (0.1 for 10%), rates per hour, durations milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Thresholds {
+    /// [`RETENTION_MIN_BYTES`]
+    pub retention_min: u64,
+    /// [`RETENTION_MIN_SHARE_OF_RSS`]
+    pub retention_min_rss: f64,
+    /// [`RETENTION_CRITICAL_MIN_BYTES`]
+    pub retention_critical: u64,
+    /// [`RETENTION_CRITICAL_SHARE_OF_RSS`]
+    pub retention_critical_rss: f64,
+    /// [`ARENA_SPRAWL_MIN_ARENAS`]
+    pub arena_sprawl_min: u64,
+    /// [`ARENA_SPRAWL_RETAINED_MIN_BYTES`]
+    pub arena_sprawl_retained_min: u64,
+    /// [`NATIVE_GROWTH_MIN_BYTES`]
+    pub native_growth_min: u64,
+    /// [`NMT_COVERAGE_MIN`]
+    pub nmt_coverage_min: f64,
+    /// [`ZIP_UNENDED_MIN`]
+    pub zip_unended_min: u64,
+    /// [`ZIP_NATIVE_MIN_BYTES`]
+    pub zip_native_min: u64,
+    /// [`ZIP_NATIVE_CRITICAL_BYTES`]
+    pub zip_native_critical: u64,
+    /// [`ZIP_PENDING_MIN`]
+    pub zip_pending_min: u64,
+    /// [`DIRECT_MIN_BYTES`]
+    pub direct_min: u64,
+    /// [`DIRECT_MIN_SHARE_OF_RSS`]
+    pub direct_min_rss: f64,
+    /// [`DIRECT_GROWTH_MIN_PER_HOUR`]
+    pub direct_rate_min: f64,
+    /// [`THREAD_GROWTH_MIN`]
+    pub thread_growth_min: u64,
+    /// [`THREAD_RATE_MIN_PER_HOUR`]
+    pub thread_rate_min: f64,
+    /// [`METASPACE_GROWTH_MIN_BYTES`]
+    pub metaspace_growth_min: u64,
+    /// [`METASPACE_RATE_MIN_PER_HOUR`]
+    pub metaspace_rate_min: f64,
+    /// [`OOM_RISK_WARNING_SECS`], in milliseconds.
+    pub oom_risk_warning: u64,
+    /// [`OOM_RISK_CRITICAL_SECS`], in milliseconds.
+    pub oom_risk_critical: u64,
+    /// [`OOM_RISK_USAGE_SHARE`]
+    pub oom_risk_usage: f64,
+    /// [`HEADROOM_MIN_FREE_SHARE`]
+    pub headroom_min_free: f64,
+    /// [`HEAP_NOT_PROBLEM_MIN_RSS_GROWTH`]
+    pub heap_not_problem_min_growth: u64,
+    /// [`HEAP_NOT_PROBLEM_MAX_HEAP_SHARE`]
+    pub heap_not_problem_max_share: f64,
+    /// [`CLEAR_AFTER_ABSENT_SAMPLES`]
+    pub clear_after: u32,
+    /// The window of the recent rate ([`crate::history::DEFAULT_RATE_WINDOW_MS`]), milliseconds.
+    pub rate_window: u64,
+    /// The shortest span that gives a rate ([`crate::history::DEFAULT_RATE_MIN_SPAN_MS`]), ms.
+    pub rate_min_span: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            retention_min: RETENTION_MIN_BYTES,
+            retention_min_rss: RETENTION_MIN_SHARE_OF_RSS,
+            retention_critical: RETENTION_CRITICAL_MIN_BYTES,
+            retention_critical_rss: RETENTION_CRITICAL_SHARE_OF_RSS,
+            arena_sprawl_min: ARENA_SPRAWL_MIN_ARENAS,
+            arena_sprawl_retained_min: ARENA_SPRAWL_RETAINED_MIN_BYTES,
+            native_growth_min: NATIVE_GROWTH_MIN_BYTES,
+            nmt_coverage_min: NMT_COVERAGE_MIN,
+            zip_unended_min: ZIP_UNENDED_MIN,
+            zip_native_min: ZIP_NATIVE_MIN_BYTES,
+            zip_native_critical: ZIP_NATIVE_CRITICAL_BYTES,
+            zip_pending_min: ZIP_PENDING_MIN,
+            direct_min: DIRECT_MIN_BYTES,
+            direct_min_rss: DIRECT_MIN_SHARE_OF_RSS,
+            direct_rate_min: DIRECT_GROWTH_MIN_PER_HOUR,
+            thread_growth_min: THREAD_GROWTH_MIN.unsigned_abs(),
+            thread_rate_min: THREAD_RATE_MIN_PER_HOUR,
+            metaspace_growth_min: METASPACE_GROWTH_MIN_BYTES.unsigned_abs(),
+            metaspace_rate_min: METASPACE_RATE_MIN_PER_HOUR,
+            oom_risk_warning: OOM_RISK_WARNING_SECS * 1000,
+            oom_risk_critical: OOM_RISK_CRITICAL_SECS * 1000,
+            oom_risk_usage: OOM_RISK_USAGE_SHARE,
+            headroom_min_free: HEADROOM_MIN_FREE_SHARE,
+            heap_not_problem_min_growth: HEAP_NOT_PROBLEM_MIN_RSS_GROWTH.unsigned_abs(),
+            heap_not_problem_max_share: HEAP_NOT_PROBLEM_MAX_HEAP_SHARE,
+            clear_after: CLEAR_AFTER_ABSENT_SAMPLES,
+            rate_window: crate::history::DEFAULT_RATE_WINDOW_MS,
+            rate_min_span: crate::history::DEFAULT_RATE_MIN_SPAN_MS,
+        }
+    }
+}
+
+impl Thresholds {
+    fn oom_risk_warning_secs(&self) -> u64 {
+        self.oom_risk_warning / 1000
+    }
+
+    fn oom_risk_critical_secs(&self) -> u64 {
+        self.oom_risk_critical / 1000
+    }
+
+    /// Refuses values no rule can use: a share outside 0..=1, a negative or non-finite rate, a
+    /// rate window shorter than the span a rate needs.
+    pub fn check(&self) -> crate::error::Result<()> {
+        let shares = [
+            ("retentionMinRss", self.retention_min_rss),
+            ("retentionCriticalRss", self.retention_critical_rss),
+            ("nmtCoverageMin", self.nmt_coverage_min),
+            ("directMinRss", self.direct_min_rss),
+            ("oomRiskUsage", self.oom_risk_usage),
+            ("headroomMinFree", self.headroom_min_free),
+            ("heapNotProblemMaxShare", self.heap_not_problem_max_share),
+        ];
+        for (name, v) in shares {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(crate::error::Error::invalid(format!("threshold {name}={v} is not a share from 0 to 1")));
+            }
+        }
+        for (name, v) in [
+            ("directRateMin", self.direct_rate_min),
+            ("threadRateMin", self.thread_rate_min),
+            ("metaspaceRateMin", self.metaspace_rate_min),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(crate::error::Error::invalid(format!("threshold {name}={v} is not a rate of 0 or more")));
+            }
+        }
+        if self.rate_window < self.rate_min_span || self.rate_min_span == 0 {
+            return Err(crate::error::Error::invalid(format!(
+                "threshold rateWindow={} ms must be at least rateMinSpan={} ms, which must be above 0",
+                self.rate_window, self.rate_min_span
+            )));
+        }
+        Ok(())
+    }
+
+    /// The history's configuration with this rate window and minimum span.
+    pub fn history_config(&self) -> HistoryConfig {
+        HistoryConfig { rate_window_ms: self.rate_window, rate_min_span_ms: self.rate_min_span, ..HistoryConfig::default() }
+    }
+}
 
 /// The agent's option that runs trims when retained memory is worth it (see DESIGN.md).
 pub const AGENT_TRIM_OPTION: &str = "trim=auto";
@@ -273,9 +426,17 @@ pub fn evaluate(history: &History) -> Vec<Finding> {
     }
 }
 
-/// The rules on one observation and the growth that led to it.
+/// The rules on one observation and the growth that led to it, with the default thresholds.
 pub fn evaluate_with(o: &Observation, g: &Growth) -> Vec<Finding> {
-    let rules: [fn(&Observation, &Growth) -> Option<Finding>; 11] = [
+    evaluate_with_thresholds(o, g, &Thresholds::default())
+}
+
+/// One rule: a finding, or none, from an observation, its growth and the thresholds.
+type Rule = fn(&Observation, &Growth, &Thresholds) -> Option<Finding>;
+
+/// The rules on one observation and the growth that led to it, with thresholds `t`.
+pub fn evaluate_with_thresholds(o: &Observation, g: &Growth, t: &Thresholds) -> Vec<Finding> {
+    let rules: [Rule; 11] = [
         malloc_retention,
         arena_sprawl,
         native_outside_nmt,
@@ -288,18 +449,18 @@ pub fn evaluate_with(o: &Observation, g: &Growth) -> Vec<Finding> {
         heap_headroom,
         heap_not_the_problem,
     ];
-    let mut out: Vec<Finding> = rules.iter().filter_map(|r| r(o, g)).collect();
+    let mut out: Vec<Finding> = rules.iter().filter_map(|r| r(o, g, t)).collect();
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
     out
 }
 
-fn malloc_retention(o: &Observation, g: &Growth) -> Option<Finding> {
+fn malloc_retention(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
     let share = ratio(m.retained, o.rss);
-    if m.retained < RETENTION_MIN_BYTES || share < RETENTION_MIN_SHARE_OF_RSS {
+    if m.retained < t.retention_min || share < t.retention_min_rss {
         return None;
     }
-    let severity = if share >= RETENTION_CRITICAL_SHARE_OF_RSS && m.retained >= RETENTION_CRITICAL_MIN_BYTES {
+    let severity = if share >= t.retention_critical_rss && m.retained >= t.retention_critical {
         Severity::Critical
     } else {
         Severity::Warning
@@ -340,9 +501,9 @@ fn malloc_retention(o: &Observation, g: &Growth) -> Option<Finding> {
     )))
 }
 
-fn arena_sprawl(o: &Observation, g: &Growth) -> Option<Finding> {
+fn arena_sprawl(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
-    if m.arena_count < ARENA_SPRAWL_MIN_ARENAS {
+    if m.arena_count < t.arena_sprawl_min || m.retained < t.arena_sprawl_retained_min {
         return None;
     }
     // A cap the process already has, and which holds, leaves nothing to recommend.
@@ -350,7 +511,7 @@ fn arena_sprawl(o: &Observation, g: &Growth) -> Option<Finding> {
     if cap.is_some_and(|c| c <= ARENA_MAX_RECOMMENDED * 2) {
         return None;
     }
-    let severity = if m.retained >= RETENTION_MIN_BYTES { Severity::Warning } else { Severity::Info };
+    let severity = if m.retained >= t.retention_min { Severity::Warning } else { Severity::Info };
     let mut f = Finding::new(
         ids::ARENA_SPRAWL,
         severity,
@@ -385,16 +546,16 @@ fn nmt_coverage(o: &Observation, g: &Growth) -> Option<(f64, Option<i64>)> {
     }
 }
 
-fn native_outside_nmt(o: &Observation, g: &Growth) -> Option<Finding> {
+fn native_outside_nmt(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     if !o.nmt_on() {
         return None;
     }
     let rss_delta = g.delta(series::RSS)?;
-    if rss_delta < NATIVE_GROWTH_MIN_BYTES as i64 {
+    if rss_delta < i64::try_from(t.native_growth_min).unwrap_or(i64::MAX) {
         return None;
     }
     let (coverage, nmt_delta) = nmt_coverage(o, g)?;
-    if coverage >= NMT_COVERAGE_MIN {
+    if coverage >= t.nmt_coverage_min {
         return None;
     }
     let unexplained = (rss_delta as f64 * (1.0 - coverage)) as i64;
@@ -445,7 +606,7 @@ fn native_outside_nmt(o: &Observation, g: &Growth) -> Option<Finding> {
     ))
 }
 
-fn nmt_off(o: &Observation, _g: &Growth) -> Option<Finding> {
+fn nmt_off(o: &Observation, _g: &Growth, _t: &Thresholds) -> Option<Finding> {
     if o.nmt_mode != "off" {
         return None;
     }
@@ -466,14 +627,14 @@ fn nmt_off(o: &Observation, _g: &Growth) -> Option<Finding> {
     ))
 }
 
-fn zip_unclosed(o: &Observation, g: &Growth) -> Option<Finding> {
+fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let z = o.zip.as_ref()?;
     let unended = z.inflaters().saturating_add(z.deflaters()).saturating_add(z.finalizable);
     let beyond_jdk = unended.saturating_sub(JDK_CACHED_INFLATERS);
-    if beyond_jdk == 0 || (beyond_jdk < ZIP_UNENDED_MIN && z.estimated_native_bytes < ZIP_NATIVE_MIN_BYTES) {
+    if beyond_jdk == 0 || (beyond_jdk < t.zip_unended_min && z.estimated_native_bytes < t.zip_native_min) {
         return None;
     }
-    let severity = if z.estimated_native_bytes >= ZIP_NATIVE_CRITICAL_BYTES { Severity::Critical } else { Severity::Warning };
+    let severity = if z.estimated_native_bytes >= t.zip_native_critical { Severity::Critical } else { Severity::Warning };
     let pending = z.pending();
     let mut f = Finding::new(
         ids::ZIP_UNCLOSED,
@@ -502,7 +663,7 @@ fn zip_unclosed(o: &Observation, g: &Growth) -> Option<Finding> {
          try-with-resources, and call end() in a finally block on every Inflater and Deflater created \
          directly.",
     );
-    if pending >= ZIP_PENDING_MIN {
+    if pending >= t.zip_pending_min {
         remedy.push_str(&format!(
             " {pending} of them are already unreachable and wait for the Cleaner: their native memory is \
              freed only after a GC finds them and the Cleaner thread runs, which falls behind here; closing \
@@ -528,12 +689,12 @@ fn suggested_direct_cap(used: u64) -> String {
     format!("{mib}m")
 }
 
-fn direct_buffers(o: &Observation, g: &Growth) -> Option<Finding> {
+fn direct_buffers(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let d = o.direct_buffers.as_ref()?;
     let share = ratio(d.used, o.rss);
     let rate = g.rate(series::DIRECT_USED);
-    let growing = rate.is_some_and(|r| r >= DIRECT_GROWTH_MIN_PER_HOUR);
-    if d.used < DIRECT_MIN_BYTES || !(share >= DIRECT_MIN_SHARE_OF_RSS || growing) {
+    let growing = rate.is_some_and(|r| r >= t.direct_rate_min);
+    if d.used < t.direct_min || !(share >= t.direct_min_rss || growing) {
         return None;
     }
     let f = Finding::new(
@@ -556,7 +717,7 @@ fn direct_buffers(o: &Observation, g: &Growth) -> Option<Finding> {
     )))
 }
 
-fn thread_growth(o: &Observation, g: &Growth) -> Option<Finding> {
+fn thread_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let (name, key) = if g.delta(series::JAVA_THREADS).is_some() {
         (series::JAVA_THREADS, "java_threads")
     } else {
@@ -565,7 +726,7 @@ fn thread_growth(o: &Observation, g: &Growth) -> Option<Finding> {
     let s = g.get(name)?;
     let delta = s.delta?;
     let rate = s.rate_per_hour?;
-    if delta < THREAD_GROWTH_MIN || rate < THREAD_RATE_MIN_PER_HOUR {
+    if delta < i64::try_from(t.thread_growth_min).unwrap_or(i64::MAX) || rate < t.thread_rate_min {
         return None;
     }
     let mut f = Finding::new(
@@ -594,11 +755,11 @@ fn thread_growth(o: &Observation, g: &Growth) -> Option<Finding> {
     ))
 }
 
-fn metaspace_growth(o: &Observation, g: &Growth) -> Option<Finding> {
+fn metaspace_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let s = g.get(series::METASPACE)?;
     let delta = s.delta?;
     let rate = s.rate_per_hour?;
-    if delta < METASPACE_GROWTH_MIN_BYTES || rate < METASPACE_RATE_MIN_PER_HOUR {
+    if delta < i64::try_from(t.metaspace_growth_min).unwrap_or(i64::MAX) || rate < t.metaspace_rate_min {
         return None;
     }
     let f = Finding::new(
@@ -618,7 +779,7 @@ fn metaspace_growth(o: &Observation, g: &Growth) -> Option<Finding> {
     ))
 }
 
-fn oom_risk(o: &Observation, g: &Growth) -> Option<Finding> {
+fn oom_risk(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let c = o.cgroup.as_ref()?;
     let limit = c.limit?;
     // The working set (usage less inactive page cache) is what the kernel cannot reclaim before
@@ -630,13 +791,13 @@ fn oom_risk(o: &Observation, g: &Growth) -> Option<Finding> {
     let share = ratio(current, limit);
     let ttl = rate.and_then(|r| cgroup::time_to_limit(current, limit, r));
     let severity = match ttl {
-        Some(s) if s < OOM_RISK_CRITICAL_SECS => Severity::Critical,
-        Some(s) if s < OOM_RISK_WARNING_SECS => Severity::Warning,
-        _ if share >= OOM_RISK_USAGE_SHARE => Severity::Warning,
+        Some(s) if s < t.oom_risk_critical_secs() => Severity::Critical,
+        Some(s) if s < t.oom_risk_warning_secs() => Severity::Warning,
+        _ if share >= t.oom_risk_usage => Severity::Warning,
         _ => return None,
     };
     let title = match ttl {
-        Some(s) if s < OOM_RISK_WARNING_SECS => format!(
+        Some(s) if s < t.oom_risk_warning_secs() => format!(
             "At the current rate the container reaches its {} limit in {}",
             fmt_bytes(limit),
             fmt_duration(s)
@@ -667,14 +828,14 @@ fn oom_risk(o: &Observation, g: &Growth) -> Option<Finding> {
 
 /// The heap may still grow to its maximum: if that plus today's non-heap memory does not fit
 /// under the container limit with room to spare, the kernel kills the JVM before the heap is full.
-fn heap_headroom(o: &Observation, _g: &Growth) -> Option<Finding> {
+fn heap_headroom(o: &Observation, _g: &Growth, t: &Thresholds) -> Option<Finding> {
     let limit = o.cgroup.as_ref()?.limit?;
     let heap_max = o.heap_max.filter(|h| *h > 0)?;
     let heap_now = o.part("java_heap").or(o.heap_committed).unwrap_or(0);
     let non_heap = o.rss.saturating_sub(heap_now);
     let needed = heap_max.saturating_add(non_heap);
     let free_share = 1.0 - ratio(needed, limit);
-    if free_share >= HEADROOM_MIN_FREE_SHARE {
+    if free_share >= t.headroom_min_free {
         return None;
     }
     let severity = if needed >= limit { Severity::Critical } else { Severity::Warning };
@@ -702,14 +863,14 @@ fn heap_headroom(o: &Observation, _g: &Growth) -> Option<Finding> {
     )))
 }
 
-fn heap_not_the_problem(o: &Observation, g: &Growth) -> Option<Finding> {
+fn heap_not_the_problem(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let rss = g.delta(series::RSS)?;
-    if rss < HEAP_NOT_PROBLEM_MIN_RSS_GROWTH {
+    if rss < i64::try_from(t.heap_not_problem_min_growth).unwrap_or(i64::MAX) {
         return None;
     }
     let heap = g.delta(&series::part("java_heap")).or_else(|| g.delta(series::HEAP_COMMITTED))?;
     let share = heap.max(0) as f64 / rss as f64;
-    if share >= HEAP_NOT_PROBLEM_MAX_HEAP_SHARE {
+    if share >= t.heap_not_problem_max_share {
         return None;
     }
     let f = Finding::new(
@@ -825,6 +986,7 @@ impl FindingTracker {
 pub struct Diagnosis {
     history: History,
     tracker: FindingTracker,
+    thresholds: Thresholds,
 }
 
 /// The diagnosis of one sample, as it goes into the report.
@@ -837,7 +999,16 @@ pub struct DiagnosisReport {
 
 impl Diagnosis {
     pub fn new(config: HistoryConfig) -> Self {
-        Diagnosis { history: History::new(config), tracker: FindingTracker::new() }
+        Diagnosis { history: History::new(config), tracker: FindingTracker::new(), thresholds: Thresholds::default() }
+    }
+
+    /// A diagnosis whose rules, rate window and clearing use `thresholds`.
+    pub fn with_thresholds(thresholds: Thresholds) -> Self {
+        Diagnosis {
+            history: History::new(thresholds.history_config()),
+            tracker: FindingTracker::with_clear_after(thresholds.clear_after),
+            thresholds,
+        }
     }
 
     /// Adds the observation and runs the rules.
@@ -846,7 +1017,7 @@ impl Diagnosis {
         self.history.push(obs);
         let growth = self.history.growth();
         let findings = match self.history.latest() {
-            Some(latest) => evaluate_with(latest, &growth),
+            Some(latest) => evaluate_with_thresholds(latest, &growth, &self.thresholds),
             None => Vec::new(),
         };
         let update = self.tracker.update(now, findings);
@@ -977,8 +1148,12 @@ mod tests {
         assert!(f.remedy.contains("MALLOC_ARENA_MAX=2"));
         assert!(f.remedy.contains("arenaMax=2"));
 
-        let (o, g) = run(1, |_| glibc(2 * GIB, 10 * MIB, 12));
+        let (o, g) = run(1, |_| glibc(2 * GIB, 40 * MIB, 12));
         assert_eq!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).map(|f| f.severity), Some(Severity::Info));
+
+        // A default JVM's 16 arenas holding a little slack: no finding.
+        let (o, g) = run(1, |_| glibc(GIB, 3 * MIB, 16));
+        assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none(), "16 arenas, 3 MiB free");
 
         let (o, g) = run(1, |_| glibc(2 * GIB, 400 * MIB, 8));
         assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none(), "8 arenas is fine");
@@ -1302,6 +1477,81 @@ mod tests {
         let u = t.update(7000, vec![finding(ids::OOM_RISK, Severity::Warning, 7000)]);
         assert_eq!(u.new, vec![ids::OOM_RISK]);
         assert_eq!(u.findings[0].since_ms, 7000);
+    }
+
+    #[test]
+    fn thresholds_parse_from_the_init_config_by_their_option_names() {
+        let t: Thresholds =
+            serde_json::from_str(r#"{"threadGrowthMin": 10, "retentionMinRss": 0.05, "rateMinSpan": 2000}"#).expect("json");
+        assert_eq!(t.thread_growth_min, 10);
+        assert_eq!(t.retention_min_rss, 0.05);
+        assert_eq!(t.rate_min_span, 2000);
+        assert_eq!(t.retention_min, RETENTION_MIN_BYTES, "the others keep their defaults");
+        assert!(serde_json::from_str::<Thresholds>(r#"{"threadGrowthMinimum": 10}"#).is_err(), "unknown name");
+        assert!(Thresholds { nmt_coverage_min: 1.5, ..Thresholds::default() }.check().is_err());
+        assert!(Thresholds { thread_rate_min: f64::NAN, ..Thresholds::default() }.check().is_err());
+        assert!(Thresholds { rate_window: 1000, rate_min_span: 2000, ..Thresholds::default() }.check().is_err());
+        assert!(Thresholds::default().check().is_ok());
+    }
+
+    #[test]
+    fn every_threshold_is_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        let v = serde_json::to_value(Thresholds::default()).expect("json");
+        let names: Vec<&String> = v.as_object().expect("object").keys().collect();
+        assert_eq!(names.len(), 28);
+        for name in names {
+            assert!(readme.contains(&format!("| `{name}` |")), "README has no row for threshold {name}");
+        }
+    }
+
+    #[test]
+    fn lowered_thresholds_raise_what_the_defaults_do_not() {
+        // Near misses under the defaults: 40 threads, 200 MiB retained, 150 MiB direct.
+        let threads = |i: u64| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.java_threads = Some(20 + i);
+            o
+        };
+        let (o, g) = run(41, threads);
+        assert!(find(&evaluate_with(&o, &g), ids::THREAD_GROWTH).is_none());
+        let low = Thresholds { thread_growth_min: 30, ..Thresholds::default() };
+        let f = evaluate_with_thresholds(&o, &g, &low).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("raised");
+        assert_eq!(ev(&f, "java_threads").value, "20 -> 60");
+        let (o, g) = run(1, |_| glibc(GIB, 200 * MIB, 4));
+        assert!(find(&evaluate_with(&o, &g), ids::MALLOC_RETENTION).is_none());
+        let low = Thresholds { retention_min: 128 * MIB, ..Thresholds::default() };
+        assert!(find(&evaluate_with_thresholds(&o, &g, &low), ids::MALLOC_RETENTION).is_some());
+        // Raised thresholds silence a finding the defaults raise.
+        let (o, g) = run(1, |_| glibc(2 * GIB, 400 * MIB, 32));
+        assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_some());
+        let high = Thresholds { arena_sprawl_min: 64, ..Thresholds::default() };
+        assert!(find(&evaluate_with_thresholds(&o, &g, &high), ids::ARENA_SPRAWL).is_none());
+        // The rate window: 20 s of samples give no rate under the default 60 s minimum span.
+        let direct_growth = |i: u64| direct(i / 10, 100 * MIB + i * 10 * MIB);
+        let mut h = History::default();
+        let mut quick = History::new(Thresholds { rate_min_span: 5000, ..Thresholds::default() }.history_config());
+        for i in 0..20 {
+            let mut o = direct_growth(i);
+            o.epoch_ms = i * 1000;
+            h.push(o.clone());
+            quick.push(o);
+        }
+        assert_eq!(h.growth().rate(series::DIRECT_USED), None);
+        let r = quick.growth().rate(series::DIRECT_USED).expect("a rate");
+        assert!((r - 36_000.0 * MIB as f64).abs() < MIB as f64, "{r}");
+    }
+
+    #[test]
+    fn a_diagnosis_with_thresholds_clears_after_its_own_count() {
+        let t = Thresholds { clear_after: 1, retention_min: 100 * MIB, ..Thresholds::default() };
+        let mut d = Diagnosis::with_thresholds(t);
+        let mut o = glibc(GIB, 200 * MIB, 4);
+        o.epoch_ms = 1000;
+        assert_eq!(d.observe(o).update.new, vec![ids::MALLOC_RETENTION]);
+        let mut o = glibc(GIB, 0, 4);
+        o.epoch_ms = 2000;
+        assert_eq!(d.observe(o).update.cleared, vec![ids::MALLOC_RETENTION]);
     }
 
     #[test]

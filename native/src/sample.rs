@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::allocator::{self, AllocatorInfo, AllocatorKind};
 use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range, RegionClass};
 use crate::cgroup::{CgroupFs, CgroupState};
-use crate::findings::{Diagnosis, Finding};
+use crate::findings::{Diagnosis, Finding, Thresholds};
 use crate::history::Growth;
 use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, ZipObs};
 use crate::smaps::{self, Backing, Mapping};
@@ -32,6 +32,8 @@ pub struct CoreConfig {
     pub proc_root: Option<String>,
     /// The trim policy's text: `off`, `auto[,key=value...]` or an interval such as `30s`.
     pub trim: Option<String>,
+    /// Overrides of the rules' thresholds (`threshold.<name>=<value>` options).
+    pub thresholds: Thresholds,
 }
 
 /// A problem met while sampling; the sample still goes out with what could be read.
@@ -246,6 +248,7 @@ impl Core {
             _ => ProcRoot::default(),
         };
         let policy = TrimPolicy::parse(config.trim.as_deref().unwrap_or("off"))?;
+        config.thresholds.check()?;
         Ok(Core {
             proc,
             seq: 0,
@@ -254,7 +257,7 @@ impl Core {
             policy,
             smaps_text: Vec::new(),
             mappings: Vec::new(),
-            diagnosis: Diagnosis::default(),
+            diagnosis: Diagnosis::with_thresholds(config.thresholds.clone()),
             cgroup_fs: CgroupFs::default(),
             timeline: crate::timeline::Timeline::default(),
         })
@@ -627,7 +630,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("status"), "VmRSS:\t 2048 kB\nRssAnon:\t 1024 kB\nRssFile:\t 1024 kB\n")
             .expect("write");
-        let mut core = Core::new(&CoreConfig { proc_root: Some(dir.display().to_string()), trim: None }).expect("core");
+        let mut core = Core::new(&CoreConfig { proc_root: Some(dir.display().to_string()), ..CoreConfig::default() }).expect("core");
         let s = core.sample(Value::Null).expect("sample");
         assert_eq!(s.totals_source, Some(TotalsSource::Status));
         assert_eq!(s.totals.expect("totals").rss, 2048 * 1024);
@@ -637,7 +640,7 @@ mod tests {
 
     #[test]
     fn nothing_readable_still_gives_a_sample() {
-        let mut core = Core::new(&CoreConfig { proc_root: Some("/nonexistent/od".into()), trim: None }).expect("core");
+        let mut core = Core::new(&CoreConfig { proc_root: Some("/nonexistent/od".into()), ..CoreConfig::default() }).expect("core");
         let s = core.sample(Value::Null).expect("sample");
         assert!(s.totals.is_none());
         let sources: Vec<_> = s.problems.iter().map(|p| p.source).collect();

@@ -9,7 +9,9 @@ import java.util.zip.Deflater;
  * Args: phases, each one of: direct=<MiB> (touched direct buffers, NMT sees them),
  * deflaters=<count> (zlib state, NMT does not see it), threads=<count> (idle threads),
  * spread=<threads> (each thread makes and keeps 30 used Deflaters at once, so glibc hands the
- * threads their own arenas), sleep=<ms>, await=<n> (until the agent has written its n-th sample; at most 30 s),
+ * threads their own arenas), threadleak=<count> (idle threads started one every 50 ms),
+ * drip=<MiB> (touched 1 MiB direct buffers, one every 100 ms), classes=<count> (generated
+ * classes in leaked class loaders, one every 50 ms; see ClassLeak), sleep=<ms>, await=<n> (until the agent has written its n-th sample; at most 30 s),
  * await=+<n> (until n more samples than now).
  */
 public class NativeGrowth {
@@ -196,6 +198,34 @@ public class NativeGrowth {
                         t.start();
                         keep.add(t);
                     }
+                    break;
+                case "threadleak":
+                    for (int i = 0; i < n; i++) {
+                        Thread t = new Thread(() -> {
+                            try {
+                                Thread.sleep(Long.MAX_VALUE);
+                            } catch (InterruptedException e) {
+                                Thread.currentThread().interrupt();
+                            }
+                        }, "leaked-" + i);
+                        t.setDaemon(true);
+                        t.start();
+                        keep.add(t);
+                        Thread.sleep(50);
+                    }
+                    break;
+                case "drip":
+                    for (int i = 0; i < n; i++) {
+                        ByteBuffer b = ByteBuffer.allocateDirect(1 << 20);
+                        for (int p = 0; p < b.capacity(); p += 4096) {
+                            b.put(p, (byte) 1);
+                        }
+                        keep.add(b);
+                        Thread.sleep(100);
+                    }
+                    break;
+                case "classes":
+                    System.out.println("classbytes " + ClassLeak.load(n, 50));
                     break;
                 case "spread":
                     spread(n, keep);

@@ -131,7 +131,8 @@ public final class Doctor {
         String failure = NativeLoader.load(options);
         if (failure == null) {
             try {
-                NativeCore.init(new Json().put("proc_root", options.procRoot).put("trim", trimSpec).end());
+                NativeCore.init(new Json().put("proc_root", options.procRoot).put("trim", trimSpec)
+                        .putRaw("thresholds", options.thresholdsJson()).end());
             } catch (RuntimeException e) {
                 failure = "native core refused its configuration: " + e.getMessage();
             }

@@ -43,7 +43,64 @@ final class Options {
         k.put("procRoot", "directory read instead of /proc/self (for tests)");
         k.put("prometheus", "<port> or <host>:<port>: serve Prometheus metrics at http://<host>:<port>/metrics"
                 + " (default host 127.0.0.1; default off: no port is opened)");
+        k.put("threshold.<name>", "override one of the findings' thresholds, e.g. threshold.threadGrowthMin=50"
+                + " (the names and defaults are in the README)");
         KEYS = Collections.unmodifiableMap(k);
+    }
+
+    /** Prefix of the per-threshold keys: {@code threshold.retentionMin=128m}. */
+    static final String THRESHOLD_PREFIX = "threshold.";
+
+    /** How a threshold's value is written: the unit it converts to for the native core. */
+    enum Kind {
+        SIZE("a size such as 128m (bytes or <n>k, <n>m, <n>g)"),
+        SHARE("a percentage such as 10%"),
+        COUNT("a whole number"),
+        DURATION("a duration such as 30s, 10m or 2h"),
+        SIZE_RATE("a size per hour such as 64m/h"),
+        COUNT_RATE("a number per hour such as 20/h");
+
+        final String form;
+
+        Kind(String form) {
+            this.form = form;
+        }
+    }
+
+    /** The rules' thresholds by option name (the native core's names too), with their kind. */
+    static final Map<String, Kind> THRESHOLDS;
+
+    static {
+        Map<String, Kind> t = new LinkedHashMap<>();
+        t.put("retentionMin", Kind.SIZE);
+        t.put("retentionMinRss", Kind.SHARE);
+        t.put("retentionCritical", Kind.SIZE);
+        t.put("retentionCriticalRss", Kind.SHARE);
+        t.put("arenaSprawlMin", Kind.COUNT);
+        t.put("arenaSprawlRetainedMin", Kind.SIZE);
+        t.put("nativeGrowthMin", Kind.SIZE);
+        t.put("nmtCoverageMin", Kind.SHARE);
+        t.put("zipUnendedMin", Kind.COUNT);
+        t.put("zipNativeMin", Kind.SIZE);
+        t.put("zipNativeCritical", Kind.SIZE);
+        t.put("zipPendingMin", Kind.COUNT);
+        t.put("directMin", Kind.SIZE);
+        t.put("directMinRss", Kind.SHARE);
+        t.put("directRateMin", Kind.SIZE_RATE);
+        t.put("threadGrowthMin", Kind.COUNT);
+        t.put("threadRateMin", Kind.COUNT_RATE);
+        t.put("metaspaceGrowthMin", Kind.SIZE);
+        t.put("metaspaceRateMin", Kind.SIZE_RATE);
+        t.put("oomRiskWarning", Kind.DURATION);
+        t.put("oomRiskCritical", Kind.DURATION);
+        t.put("oomRiskUsage", Kind.SHARE);
+        t.put("headroomMinFree", Kind.SHARE);
+        t.put("heapNotProblemMinGrowth", Kind.SIZE);
+        t.put("heapNotProblemMaxShare", Kind.SHARE);
+        t.put("clearAfter", Kind.COUNT);
+        t.put("rateWindow", Kind.DURATION);
+        t.put("rateMinSpan", Kind.DURATION);
+        THRESHOLDS = Collections.unmodifiableMap(t);
     }
 
     long intervalMs = DEFAULT_INTERVAL_MS;
@@ -63,6 +120,9 @@ final class Options {
     String prometheusHost;
     int prometheusPort = -1;
 
+    /** Threshold overrides in the native core's units (bytes, ratios, per hour, milliseconds), in order given. */
+    final Map<String, Number> thresholds = new LinkedHashMap<>();
+
     /** Problems found while parsing, each one line; the caller prints them. */
     final List<String> problems = new ArrayList<>();
 
@@ -72,8 +132,13 @@ final class Options {
         o.split(envValue, ENV_VAR, merged);
         o.split(agentArgs, "-javaagent", merged);
         for (Map.Entry<String, String> e : merged.entrySet()) {
-            o.apply(e.getKey(), e.getValue());
+            if (e.getKey().startsWith(THRESHOLD_PREFIX)) {
+                o.applyThreshold(e.getKey().substring(THRESHOLD_PREFIX.length()), e.getValue());
+            } else {
+                o.apply(e.getKey(), e.getValue());
+            }
         }
+        o.checkRateWindow();
         return o;
     }
 
@@ -194,6 +259,81 @@ final class Options {
             default:
                 problems.add("unknown option '" + key + "'; valid keys: " + KEYS.keySet());
         }
+    }
+
+    /** One {@code threshold.<name>=<value>}: a known name and a value of its kind, else one line and the default. */
+    private void applyThreshold(String name, String value) {
+        Kind kind = THRESHOLDS.get(name);
+        if (kind == null) {
+            problems.add("unknown threshold '" + THRESHOLD_PREFIX + name + "'; valid names: " + THRESHOLDS.keySet());
+            return;
+        }
+        Number n = parseThreshold(kind, value.trim().toLowerCase(Locale.ROOT));
+        if (n == null || (name.equals("clearAfter") && n.longValue() < 1)) {
+            problems.add(THRESHOLD_PREFIX + name + "='" + value + "' is not " + kind.form
+                    + (name.equals("clearAfter") ? " of at least 1" : "") + "; keeping the default");
+            return;
+        }
+        thresholds.put(name, n);
+    }
+
+    /** The value in the core's unit, or null when it is not of the kind. */
+    static Number parseThreshold(Kind kind, String v) {
+        switch (kind) {
+            case SIZE:
+                return parseSize(v);
+            case SIZE_RATE:
+                Long perHour = parseSize(v.endsWith("/h") ? v.substring(0, v.length() - 2) : v);
+                return perHour == null ? null : (Number) perHour.doubleValue();
+            case SHARE:
+                if (!v.matches("\\d{1,3}(\\.\\d{1,6})?%")) {
+                    return null;
+                }
+                double pct = Double.parseDouble(v.substring(0, v.length() - 1));
+                return pct <= 100 ? (Number) (pct / 100) : null;
+            case COUNT:
+                return v.matches("\\d{1,9}") ? (Number) Long.parseLong(v) : null;
+            case COUNT_RATE:
+                String c = v.endsWith("/h") ? v.substring(0, v.length() - 2) : v;
+                return c.matches("\\d{1,9}(\\.\\d{1,6})?") ? (Number) Double.parseDouble(c) : null;
+            case DURATION:
+                long ms = parseDuration(v);
+                return ms > 0 ? (Number) ms : null;
+            default:
+                return null;
+        }
+    }
+
+    /** Bytes of {@code 4096}, {@code 64k}, {@code 128m}, {@code 1g}, {@code 1t}; null if malformed or too big. */
+    static Long parseSize(String v) {
+        if (!v.matches("\\d{1,13}[kmgt]?")) {
+            return null;
+        }
+        char last = v.charAt(v.length() - 1);
+        int shift = last == 'k' ? 10 : last == 'm' ? 20 : last == 'g' ? 30 : last == 't' ? 40 : 0;
+        long n = Long.parseLong(shift == 0 ? v : v.substring(0, v.length() - 1));
+        return n > (Long.MAX_VALUE >> shift) ? null : n << shift;
+    }
+
+    /** A rate window shorter than the span a rate needs gives no rate at all: refuse both overrides. */
+    private void checkRateWindow() {
+        long window = thresholds.containsKey("rateWindow") ? thresholds.get("rateWindow").longValue() : 30 * 60_000L;
+        long span = thresholds.containsKey("rateMinSpan") ? thresholds.get("rateMinSpan").longValue() : 60_000L;
+        if (window < span) {
+            problems.add(THRESHOLD_PREFIX + "rateWindow (" + formatDuration(window) + ") is shorter than "
+                    + THRESHOLD_PREFIX + "rateMinSpan (" + formatDuration(span) + "); keeping the defaults of both");
+            thresholds.remove("rateWindow");
+            thresholds.remove("rateMinSpan");
+        }
+    }
+
+    /** The threshold overrides as the native core's JSON object ({@code {"retentionMin":134217728}}). */
+    String thresholdsJson() {
+        StringBuilder b = new StringBuilder("{");
+        for (Map.Entry<String, Number> e : thresholds.entrySet()) {
+            b.append(b.length() == 1 ? "" : ",").append(Json.quote(e.getKey())).append(':').append(e.getValue());
+        }
+        return b.append('}').toString();
     }
 
     /** {@code <port>}, {@code <host>:<port>} or {@code [<ipv6>]:<port>}; off when empty or "off". */

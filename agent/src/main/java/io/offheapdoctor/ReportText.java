@@ -73,6 +73,7 @@ final class ReportText {
         header();
         memory();
         breakdown();
+        growth();
         allocator();
         nmt();
         zip();
@@ -120,6 +121,55 @@ final class ReportText {
                 out.append(String.format(Locale.ROOT, "  %-16s%12s %s%n", cls, bytes(b), percent(b, rss)));
             }
         }
+    }
+
+    /**
+     * Each breakdown class's change since the baseline and its recent rate (the core's Theil-Sen
+     * slope), RSS first; a rate the history cannot give yet (too few samples) shows as "-".
+     */
+    private void growth() {
+        if (!(v.at("growth", "series") instanceof Map)) {
+            return;
+        }
+        long base = v.number("growth", "baseline_ms");
+        long latest = v.number("growth", "latest_ms");
+        String since = base > 0 ? " (baseline " + java.time.Instant.ofEpochMilli(base)
+                + (latest >= base ? ", " + span(latest - base) + " ago)" : ")") : "";
+        line("Growth" + since, "");
+        out.append(String.format(Locale.ROOT, "  %-16s%12s %14s %16s%n", "part", "now", "since baseline", "rate"));
+        growthRow("rss", "rss");
+        for (String cls : SampleView.BREAKDOWN_CLASSES) {
+            growthRow(cls, "part." + cls);
+        }
+    }
+
+    private void growthRow(String label, String series) {
+        Object s = v.at("growth", "series", series);
+        if (!(s instanceof Map)) {
+            return;
+        }
+        Object now = JsonReader.at(s, "latest");
+        Object d = JsonReader.at(s, "delta");
+        Object rate = JsonReader.at(s, "rate_per_hour");
+        out.append(String.format(Locale.ROOT, "  %-16s%12s %14s %16s%n", label,
+                now instanceof Number ? bytes(((Number) now).longValue()) : "-",
+                d instanceof Number ? delta(((Number) d).longValue()) : "-",
+                rate instanceof Number ? delta(Math.round(((Number) rate).doubleValue())) + "/h" : "-"));
+    }
+
+    /** {@code 45 s}, {@code 12 min}, {@code 3 h 05 min}, {@code 2 d 4 h}. */
+    static String span(long ms) {
+        long s = ms / 1000;
+        if (s < 60) {
+            return s + " s";
+        }
+        if (s < 3600) {
+            return s / 60 + " min";
+        }
+        if (s < 86_400) {
+            return String.format(Locale.ROOT, "%d h %02d min", s / 3600, (s % 3600) / 60);
+        }
+        return s / 86_400 + " d " + (s % 86_400) / 3600 + " h";
     }
 
     private void allocator() {
