@@ -7,11 +7,22 @@ without and with the agent (interval=1s by default), it measures over a window a
 - the CPU time of the agent's own threads (/proc/<pid>/task/*/comm starting "offheap-doctor":
   the sampler, which also gathers the JVM's facts and runs the zip census, and the trim worker);
 - from the report, `sample_ns` (time inside the native core) and the zip census's `scan_ns`.
+
+Then (skip with --only cpu):
+- memory: an idle JVM (-Xmx64m, NMT summary) without and with the agent (interval=10s) at steady
+  state, after its first sample and the MXBean's registration: RSS and PSS from smaps_rollup, the
+  difference split by where it lives (Java heap pages, the agent's library, other file mappings,
+  anonymous memory, from smaps and the heap's range) and by NMT category, loaded classes, threads.
+- throughput: the fragmentation workload (bench/workloads/Fragmenter.java, continuous work on 2
+  threads) without the agent and with interval=10s and interval=1s, interleaved repetitions; ops/s
+  as ratios to the runs without the agent, and the noise: the spread of the runs without it.
 Usage: bench/overhead.py [--seconds 30] [--warmup 5] [--interval 1s] [--jdk 17]
+                         [--only cpu|memory|throughput] [--reps 4] [--run-seconds 12]
 """
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -22,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from harness import AGENT_JAR, command, read_report  # noqa: E402
-from jdks import ROOT  # noqa: E402
+from jdks import ROOT, java  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -73,13 +84,151 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
+MiB = 1 << 20
+
+
+def smaps_split(pid, heap_lo, heap_hi):
+    """Resident KiB of /proc/<pid>/smaps by where it lives."""
+    out = {}
+    cur = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            start, name = int(m.group(1), 16), m.group(4)
+            if heap_lo <= start < heap_hi:
+                cur = "java heap pages"
+            elif "liboffheap_doctor" in name:
+                cur = "agent library (mapped)"
+            elif name.startswith("/"):
+                cur = "other file mappings"
+            else:
+                cur = "anonymous (malloc, metaspace, code, stacks)"
+        elif line.startswith("Rss:") and cur:
+            out[cur] = out.get(cur, 0) + int(line.split()[1])
+    return out
+
+
+def jcmd(jdk, pid, *args):
+    tool = str(Path(java(jdk)).parent / "jcmd")
+    return subprocess.run([tool, str(pid), *args], capture_output=True, text=True, timeout=60).stdout
+
+
+def memory_state(jdk, classpath, agent, settle):
+    flags = ["-XX:NativeMemoryTracking=summary"] + (["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else [])
+    cmd = command(jdk, "Idle", [str(settle + 60)], "interval=10s,log=quiet" if agent else None, flags,
+                  classpath=classpath, xcheck=False)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(settle)
+        roll = {}
+        for line in Path(f"/proc/{p.pid}/smaps_rollup").read_text().splitlines():
+            f = line.split()
+            if len(f) >= 3 and f[0].endswith(":"):
+                roll[f[0][:-1]] = int(f[1])
+        m = re.search(r"\[(0x[0-9a-f]+), (0x[0-9a-f]+)\)", jcmd(jdk, p.pid, "GC.heap_info"))
+        split = smaps_split(p.pid, int(m.group(1), 16), int(m.group(2), 16)) if m else {}
+        nmt_text = jcmd(jdk, p.pid, "VM.native_memory", "summary", "scale=KB")
+        nmt = {n.strip(): int(c) for n, c in
+               re.findall(r"^-\s+(.+?) \(reserved=\d+KB, committed=(\d+)KB\)", nmt_text, re.M)}
+        classes = re.search(r"classes #(\d+)", nmt_text)
+        threads = len(os.listdir(f"/proc/{p.pid}/task"))
+    finally:
+        p.kill()
+        p.wait()
+    return {"roll": roll, "split": split, "nmt": nmt, "classes": int(classes.group(1)) if classes else -1,
+            "threads": threads}
+
+
+def memory_section(a, classpath):
+    runs = {False: [], True: []}
+    for _ in range(a.mem_reps):
+        for agent in (False, True):
+            runs[agent].append(memory_state(a.jdk, classpath, agent, a.settle))
+
+    def med(agent, f):
+        return statistics.median(f(r) for r in runs[agent])
+
+    print(f"\nresident memory, JDK {a.jdk}: idle JVM -Xmx64m, NMT summary, interval=10s, after {a.settle:.0f} s,"
+          f" medians of {a.mem_reps} runs each (MiB)")
+    print(f"{'':<46}{'without':>9}{'with':>9}{'cost':>9}")
+    for key in ("Rss", "Pss", "Anonymous"):
+        w, x = med(False, lambda r: r["roll"][key]) / 1024, med(True, lambda r: r["roll"][key]) / 1024
+        print(f"{key + ' (smaps_rollup)':<46}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}")
+    names = sorted({k for r in runs[True] + runs[False] for k in r["split"]})
+    for k in names:
+        w, x = med(False, lambda r: r["split"].get(k, 0)) / 1024, med(True, lambda r: r["split"].get(k, 0)) / 1024
+        print(f"  {k:<44}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}")
+    cats = sorted({k for r in runs[True] + runs[False] for k in r["nmt"]},
+                  key=lambda k: -(med(True, lambda r: r["nmt"].get(k, 0)) - med(False, lambda r: r["nmt"].get(k, 0))))
+    for k in cats:
+        w, x = med(False, lambda r: r["nmt"].get(k, 0)) / 1024, med(True, lambda r: r["nmt"].get(k, 0)) / 1024
+        if abs(x - w) >= 0.1 and k != "Java Heap":
+            print(f"  NMT committed {k:<30}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}")
+    print(f"{'classes loaded':<46}{med(False, lambda r: r['classes']):>9.0f}{med(True, lambda r: r['classes']):>9.0f}")
+    print(f"{'threads':<46}{med(False, lambda r: r['threads']):>9.0f}{med(True, lambda r: r['threads']):>9.0f}")
+    print("java heap pages: young-generation pages the agent's start-up garbage touched (an application that"
+          " allocates at all touches them too); anonymous minus the NMT rows: malloc outside NMT (the native"
+          " core, zlib, glibc arena for the agent's thread).")
+
+
+def throughput_run(jdk, classes, interval, seconds, workdir):
+    cmd = [java(jdk), "-Xmx64m", "-XX:MaxDirectMemorySize=64m"]
+    if interval:
+        cmd.append(f"-javaagent:{AGENT_JAR}=interval={interval},log=quiet,report={workdir}/tp-{interval}.jsonl")
+    cmd += ["-cp", str(classes), "Fragmenter", "2", str(seconds), "7", str(seconds * 1000 + 1000), "0"]
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_TOOL_OPTIONS", "OFFHEAP_DOCTOR_OPTS")}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 120)
+    m = re.search(r"ops_per_s=([\d.]+)", p.stdout)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"Fragmenter failed ({interval}): {p.stderr[-1000:]}")
+    return float(m.group(1))
+
+
+def throughput_section(a, workdir):
+    classes = Path(workdir) / "frag"
+    classes.mkdir(exist_ok=True)
+    subprocess.run(["javac", "--release", "8", "-nowarn", "-d", str(classes),
+                    str(ROOT / "bench" / "workloads" / "Fragmenter.java")], check=True)
+    configs = [None, "10s", "1s"]
+    ops = {c: [] for c in configs}
+    for rep in range(a.reps):
+        order = configs if rep % 2 == 0 else configs[::-1]  # interleaved, alternating order
+        for c in order:
+            ops[c].append(throughput_run(a.jdk, classes, c, a.run_seconds, workdir))
+    base = statistics.mean(ops[None])
+    spread = (max(ops[None]) - min(ops[None])) / base
+    sd = statistics.stdev(ops[None]) / base if len(ops[None]) > 1 else float("nan")
+    print(f"\nthroughput, JDK {a.jdk}: Fragmenter, 2 threads continuous, {a.run_seconds} s per run,"
+          f" {a.reps} interleaved runs each (ops/s)")
+    print(f"{'':<22}{'mean':>10}{'min':>10}{'max':>10}{'ratio':>8}")
+    for c in configs:
+        v = ops[c]
+        print(f"{'no agent' if c is None else 'agent interval=' + c:<22}{statistics.mean(v):>10.0f}{min(v):>10.0f}"
+              f"{max(v):>10.0f}{statistics.mean(v) / base:>8.3f}")
+    print(f"noise without the agent: stdev {100 * sd:.1f}% of the mean, max-min spread {100 * spread:.1f}%;"
+          " a ratio within that is no measurable loss.")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=5)
     ap.add_argument("--interval", default="1s")
     ap.add_argument("--jdk", type=int, default=17)
+    ap.add_argument("--only", choices=["cpu", "memory", "throughput"])
+    ap.add_argument("--settle", type=float, default=15, help="memory: seconds before reading")
+    ap.add_argument("--mem-reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=4, help="throughput: runs per configuration")
+    ap.add_argument("--run-seconds", type=int, default=12, help="throughput: seconds per run")
     a = ap.parse_args()
+    if a.only in ("memory", "throughput"):
+        with tempfile.TemporaryDirectory() as d:
+            if a.only == "memory":
+                compile_workloads(d)
+                memory_section(a, d)
+            else:
+                throughput_section(a, d)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as d:
         compile_workloads(d)
@@ -104,6 +253,11 @@ def main():
     print("proc CPU: the whole JVM over the window, with the agent and (no agent) without; agent thr: its"
           " own threads; native p50/p95/max: sample_ns in ms; census: zip census scan in ms."
           f" CPU times have a resolution of {1000 / TICK:.0f} ms.")
+    if a.only is None:
+        with tempfile.TemporaryDirectory() as d:
+            compile_workloads(d)
+            memory_section(a, d)
+            throughput_section(a, d)
 
 
 if __name__ == "__main__":

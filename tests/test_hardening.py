@@ -169,6 +169,14 @@ def craft_proc(root, case):
         (root / "status").write_text(real.joinpath("status").read_text())
         (root / "smaps_rollup").mkdir()
         return
+    if case == "endless":
+        # Files without end or too big (the real /proc has neither): refused or read up to a cap,
+        # then one line.
+        (root / "smaps").symlink_to("/dev/zero")
+        with open(root / "status", "wb") as f:
+            f.truncate(5 << 20)  # sparse, past the 4 MiB cap of small files
+        (root / "smaps_rollup").write_text(real.joinpath("smaps_rollup").read_text())
+        return
     if case == "truncated":
         smaps = real.joinpath("smaps").read_text()
         (root / "smaps").write_text(smaps[: len(smaps) // 2 + 7])
@@ -179,7 +187,7 @@ def craft_proc(root, case):
 
 
 @pytest.mark.parametrize("jdk", MAIN)
-@pytest.mark.parametrize("case", ["empty", "directories", "garbage", "status-only", "truncated"])
+@pytest.mark.parametrize("case", ["empty", "directories", "garbage", "status-only", "truncated", "endless"])
 def test_unreadable_or_garbled_proc_files_give_one_line_and_samples_go_on(jdk, case, workloads, tmp_path):
     proc = tmp_path / "proc"
     craft_proc(proc, case)
@@ -201,6 +209,13 @@ def test_unreadable_or_garbled_proc_files_give_one_line_and_samples_go_on(jdk, c
             assert t["rss"] >= 0 and t["anon"] + t["file"] + t["shmem"] == t["rss"], t
     if case == "status-only":
         assert samples[-1]["totals_source"] == "status" and samples[-1]["totals"]["rss"] > 0
+    if case == "endless":
+        assert "not a regular file" in lines[0] and "larger than 4 MiB" in lines[0], lines
+        for s in samples:
+            assert s["totals_source"] == "smaps_rollup" and s["totals"]["rss"] > 0, s["problems"]
+            got = {p["source"]: p["message"] for p in s["problems"]}
+            assert set(got) == {"smaps", "status"}, s["problems"]
+            assert "not a regular file" in got["smaps"] and "larger than 4 MiB" in got["status"], got
 
 
 def memory_cgroup_dir():

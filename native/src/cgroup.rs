@@ -263,14 +263,14 @@ impl CgroupFs {
     }
 
     fn read(&self, p: &Path) -> Result<String> {
-        std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
+        crate::proc_fs::read_string_capped(p, crate::proc_fs::SMALL_FILE_CAP)
     }
 
     fn read_opt(&self, p: &Path) -> Result<Option<String>> {
-        match std::fs::read_to_string(p) {
+        match crate::proc_fs::read_string_capped(p, crate::proc_fs::SMALL_FILE_CAP) {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(p, e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -124,10 +124,10 @@ const MIN_CHUNK: u64 = 32;
 pub fn trimmable_upper_bound(arena: &Arena, page_size: u64) -> u64 {
     let page = page_size.max(1);
     let floor = |v: u64| v - v % page;
-    let min_trimmable = page + CHUNK_HEADER;
+    let min_trimmable = page.saturating_add(CHUNK_HEADER);
     let bins: u64 = if arena.fast.count > 0 {
         // Merging fastbins can join any small chunks into one big enough to give pages back.
-        floor(arena.bins.iter().map(|b| b.total).sum::<u64>())
+        floor(saturating_sum(arena.bins.iter().map(|b| b.total)))
     } else {
         arena
             .bins
@@ -137,7 +137,7 @@ pub fn trimmable_upper_bound(arena: &Arena, page_size: u64) -> u64 {
                 let per_chunk = floor(b.to.saturating_sub(CHUNK_HEADER));
                 floor(b.total).min(per_chunk.saturating_mul(b.count))
             })
-            .sum()
+            .fold(0, u64::saturating_add)
     };
     let top = if arena.nr == 0 { floor(arena.top.saturating_sub(MIN_CHUNK + 1)) } else { 0 };
     bins.saturating_add(top)
@@ -203,7 +203,7 @@ pub fn parse_malloc_info(xml: &str, page_size: u64) -> Result<MallocInfo> {
     let mut t = if totals.seen { totals.values } else { sum_arenas(&arenas) };
     t.retained = t.fast.size.saturating_add(t.rest.size);
     t.in_use = t.system_current.saturating_sub(t.retained);
-    t.trimmable_max = arenas.iter().map(|a| a.trimmable_max).sum();
+    t.trimmable_max = saturating_sum(arenas.iter().map(|a| a.trimmable_max));
     Ok(MallocInfo { version, arenas, totals: t, totals_derived })
 }
 
@@ -211,17 +211,22 @@ fn parse_err(detail: impl Into<String>) -> Error {
     Error::Parse { what: "malloc_info XML", detail: detail.into() }
 }
 
+/// Sums that saturate rather than wrap (or panic) on absurd input.
+fn saturating_sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
+}
+
 fn sum_arenas(arenas: &[Arena]) -> MallocTotals {
     let mut t = MallocTotals::default();
     for a in arenas {
-        t.fast.count += a.fast.count;
-        t.fast.size += a.fast.size;
-        t.rest.count += a.rest.count;
-        t.rest.size += a.rest.size;
-        t.system_current += a.system_current;
-        t.system_max += a.system_max;
-        t.aspace_total += a.aspace_total;
-        t.aspace_mprotect += a.aspace_mprotect;
+        t.fast.count = t.fast.count.saturating_add(a.fast.count);
+        t.fast.size = t.fast.size.saturating_add(a.fast.size);
+        t.rest.count = t.rest.count.saturating_add(a.rest.count);
+        t.rest.size = t.rest.size.saturating_add(a.rest.size);
+        t.system_current = t.system_current.saturating_add(a.system_current);
+        t.system_max = t.system_max.saturating_add(a.system_max);
+        t.aspace_total = t.aspace_total.saturating_add(a.aspace_total);
+        t.aspace_mprotect = t.aspace_mprotect.saturating_add(a.aspace_mprotect);
     }
     t
 }
@@ -256,7 +261,7 @@ impl RawArena {
     fn finish(self, page_size: u64) -> Arena {
         let retained = self.fast.size.saturating_add(self.rest.size);
         // "rest" counts the top chunk and every bin; the bin lines include the fastbins.
-        let in_bins: u64 = self.bins.iter().map(|b| b.total).sum();
+        let in_bins: u64 = saturating_sum(self.bins.iter().map(|b| b.total));
         let mut a = Arena {
             nr: self.nr,
             bins: self.bins,
@@ -694,5 +699,31 @@ mod tests {
         let nested = "<malloc version=\"1\"><heap nr=\"0\"><heap nr=\"1\"></heap></heap></malloc>";
         assert!(parse_malloc_info(nested, PAGE).is_err());
         assert!(parse_malloc_info("<malloc version=\"1\"><heap nr=\"0\"", PAGE).is_err());
+    }
+
+    #[test]
+    fn absurd_sizes_saturate_instead_of_wrapping() {
+        // Found by tests/fuzz_parsers.rs: sums of huge values overflowed (a panic in debug
+        // builds, wrong totals in release).
+        let max = u64::MAX;
+        let arena = |nr: u32| {
+            format!(
+                "<heap nr=\"{nr}\"><sizes><size from=\"17\" to=\"8192\" total=\"{max}\" count=\"{max}\"/>\
+                 <size from=\"9000\" to=\"99999\" total=\"{max}\" count=\"3\"/></sizes>\
+                 <total type=\"fast\" count=\"1\" size=\"{max}\"/><total type=\"rest\" count=\"{max}\" size=\"{max}\"/>\
+                 <system type=\"current\" size=\"{max}\"/><system type=\"max\" size=\"{max}\"/>\
+                 <aspace type=\"total\" size=\"{max}\"/><aspace type=\"mprotect\" size=\"{max}\"/></heap>"
+            )
+        };
+        let xml = format!("<malloc version=\"1\">{}{}</malloc>", arena(0), arena(1));
+        let mi = parse_malloc_info(&xml, PAGE).expect("parses");
+        assert!(mi.totals_derived);
+        assert_eq!(mi.totals.system_current, max);
+        assert_eq!(mi.totals.rest.count, max);
+        assert_eq!(mi.totals.retained, max);
+        assert_eq!(mi.totals.in_use, 0);
+        assert_eq!(mi.totals.trimmable_max, max);
+        assert!(mi.totals_match_arenas());
+        assert_eq!(trimmable_upper_bound(&mi.arenas[0], u64::MAX), max - max % u64::MAX);
     }
 }

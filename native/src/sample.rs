@@ -321,7 +321,7 @@ impl Core {
         facts: &Value,
         problems: &mut Vec<Problem>,
     ) -> Option<Breakdown> {
-        if let Err(e) = self.proc.read_into("smaps", &mut self.smaps_text) {
+        if let Err(e) = self.proc.read_into("smaps", crate::proc_fs::SMAPS_CAP, &mut self.smaps_text) {
             problems.push(Problem { source: "smaps", message: e.to_string() });
             return None;
         }

@@ -130,7 +130,7 @@ fn bench(dir: &Path, pretouch: bool, runs: usize) -> Res<()> {
     let mut last = None;
     for _ in 0..runs {
         let t = Instant::now();
-        proc.read_into("smaps", &mut buf)?;
+        proc.read_into("smaps", offheap_doctor::proc_fs::SMAPS_CAP, &mut buf)?;
         raw.push(t.elapsed());
 
         let t = Instant::now();

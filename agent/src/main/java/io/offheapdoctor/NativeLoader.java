@@ -15,6 +15,7 @@ import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -195,20 +196,28 @@ final class NativeLoader {
      * different builds never collide; reuses an identical earlier copy (checked, not trusted).
      */
     private static Path extract(String resource, String extractDir) throws IOException {
-        byte[] bytes = readAll(resource);
-        String sum = crc32(bytes);
-        String name = "liboffheap_doctor-" + bytes.length + "-" + sum + ".so";
+        // Streamed with a 64 KiB buffer, never the whole library in one array: a 2 MiB library
+        // read into growing arrays left about 7 MiB of garbage, which in a small idle JVM is
+        // young-generation pages made resident for good.
+        byte[] buf = new byte[64 * 1024];
+        long[] source = checksum(open(resource), null, buf);
+        String sum = String.format("%08x", source[1]);
+        String name = "liboffheap_doctor-" + source[0] + "-" + sum + ".so";
         Path dir = privateDirectory(extractDir);
         Path target = dir.resolve(name);
         if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)
-                && Files.size(target) == bytes.length
-                && crc32(Files.readAllBytes(target)).equals(sum)) {
+                && Files.size(target) == source[0]
+                && Arrays.equals(checksum(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), source)) {
             return target;
         }
         Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp");
         try {
+            long[] copied;
             try (OutputStream out = Files.newOutputStream(tmp)) {
-                out.write(bytes);
+                copied = checksum(open(resource), out, buf);
+            }
+            if (!Arrays.equals(copied, source)) {
+                throw new IOException("resource " + resource + " changed while it was extracted");
             }
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -219,6 +228,30 @@ final class NativeLoader {
             Files.deleteIfExists(tmp);
         }
         return target;
+    }
+
+    private static InputStream open(String resource) throws IOException {
+        InputStream in = NativeLoader.class.getResourceAsStream(resource);
+        if (in == null) {
+            throw new IOException("resource " + resource + " is missing");
+        }
+        return in;
+    }
+
+    /** Size and CRC-32 of what {@code in} holds (closed after), copied to {@code out} if given. */
+    private static long[] checksum(InputStream in, OutputStream out, byte[] buf) throws IOException {
+        CRC32 crc = new CRC32();
+        long size = 0;
+        try (InputStream src = in) {
+            for (int n; (n = src.read(buf)) > 0; ) {
+                crc.update(buf, 0, n);
+                size += n;
+                if (out != null) {
+                    out.write(buf, 0, n);
+                }
+            }
+        }
+        return new long[] {size, crc.getValue()};
     }
 
     /**
@@ -247,26 +280,6 @@ final class NativeLoader {
             return dir;
         }
         return Files.createTempDirectory(base, "offheap-doctor-", PosixFilePermissions.asFileAttribute(owner));
-    }
-
-    private static byte[] readAll(String resource) throws IOException {
-        try (InputStream in = NativeLoader.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IOException("resource " + resource + " is missing");
-            }
-            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(1 << 20);
-            byte[] buf = new byte[64 * 1024];
-            for (int n; (n = in.read(buf)) > 0; ) {
-                out.write(buf, 0, n);
-            }
-            return out.toByteArray();
-        }
-    }
-
-    private static String crc32(byte[] bytes) {
-        CRC32 crc = new CRC32();
-        crc.update(bytes, 0, bytes.length);
-        return String.format("%08x", crc.getValue());
     }
 
     /** Java feature version: 8 for 1.8, else the first number. */

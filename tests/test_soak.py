@@ -1,0 +1,28 @@
+"""Soak, short: a minute of everything at once (samples every 100 ms, trims every 50 ms between
+the policy and the MBean, census scans every 100 ms under zlib churn, JMX from a thread inside the
+JVM and from another process over loopback). The JVM stays responsive and exits 0 without a crash
+file or a -Xcheck:jni warning, every report line is whole with contiguous `seq`, and memory is
+flat between the first and last third. The long run: `bench/soak.py --minutes 10`."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from jdks import MAIN  # noqa: E402
+from soak import soak  # noqa: E402
+
+SECONDS = int(os.environ.get("OFFHEAP_DOCTOR_SOAK_SECONDS", "60"))
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_a_minute_of_everything_at_once_loses_nothing_and_memory_stays_flat(jdk, workloads, tmp_path):
+    figures, failures = soak(jdk, SECONDS, tmp_path, workloads)
+    print(figures)
+    assert failures == [], (failures, figures)
+    # The figures the checks rest on were really there.
+    assert figures["report_lines"] >= SECONDS * 5 and figures["trims"] >= SECONDS * 5, figures
+    assert set(figures["memory"]) == {"rss", "pss", "malloc_in_use", "nmt_committed", "heap_after_gc"}, figures

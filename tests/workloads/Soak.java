@@ -1,0 +1,127 @@
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryMXBean;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.zip.Deflater;
+import java.util.zip.Inflater;
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
+
+/**
+ * The soak's application: {@code Soak <seconds>} churns zlib on two threads (Deflaters and
+ * Inflaters, about 300 a second, ended or 1 in 32 dropped unended for the Cleaner, so the census always has work) while a
+ * third calls the agent's MBean in-process every 50 ms (attributes, trimNow; reportJson and
+ * sampleNow now and then). Prints "ready", then once a second "beat <n> <heap used after the last
+ * System.gc()>" (a GC every 5 s), and at the end "done churn=<n> jmx=<n> errors=<n>" and the first
+ * JMX error if any; then returns from main (exit code 0).
+ */
+public final class Soak {
+    private static final AtomicLong CHURN = new AtomicLong();
+    private static final AtomicLong JMX = new AtomicLong();
+    private static final AtomicLong ERRORS = new AtomicLong();
+    private static volatile String firstError;
+    private static volatile boolean running = true;
+
+    public static void main(String[] args) throws Exception {
+        long seconds = Long.parseLong(args[0]);
+        List<Thread> threads = new ArrayList<Thread>();
+        for (int i = 0; i < 2; i++) {
+            final int seed = i;
+            threads.add(new Thread(() -> churn(seed), "soak-zlib-" + i));
+        }
+        threads.add(new Thread(Soak::jmx, "soak-jmx"));
+        for (Thread t : threads) {
+            t.start();
+        }
+        System.out.println("ready");
+        System.out.flush();
+        MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
+        long heapAfterGc = -1;
+        long end = System.nanoTime() + seconds * 1_000_000_000L;
+        for (long beat = 1; System.nanoTime() < end; beat++) {
+            Thread.sleep(1000);
+            if (beat % 5 == 0) {
+                System.gc();
+                heapAfterGc = memory.getHeapMemoryUsage().getUsed();
+            }
+            System.out.println("beat " + beat + " " + heapAfterGc);
+            System.out.flush();
+        }
+        running = false;
+        for (Thread t : threads) {
+            t.join(30_000);
+        }
+        System.out.println("done churn=" + CHURN.get() + " jmx=" + JMX.get() + " errors=" + ERRORS.get());
+        if (firstError != null) {
+            System.out.println("first error " + firstError);
+        }
+        System.out.flush();
+    }
+
+    private static void churn(int seed) {
+        byte[] src = new byte[64 * 1024];
+        for (int i = 0; i < src.length; i++) {
+            src[i] = (byte) ((i * 31 + seed) % 251);
+        }
+        byte[] out = new byte[src.length + 1024];
+        byte[] back = new byte[src.length];
+        try {
+            for (long n = 0; running; n++) {
+                Deflater d = new Deflater(1 + (int) (n % 9));
+                d.setInput(src);
+                d.finish();
+                int len = d.deflate(out);
+                Inflater inf = new Inflater();
+                inf.setInput(out, 0, len);
+                inf.inflate(back);
+                if (n % 32 != 0) {
+                    // 31 in 32 are ended; the rest wait for the Cleaner (pending in the census).
+                    d.end();
+                    inf.end();
+                }
+                CHURN.incrementAndGet();
+                Thread.sleep(2);
+            }
+        } catch (Exception e) {
+            error(e);
+        }
+    }
+
+    private static void jmx() {
+        try {
+            MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+            ObjectName name = new ObjectName("io.offheapdoctor:type=OffHeapDoctor");
+            String[] attrs = {"Rss", "MallocRetained", "ArenaCount", "TrimCount", "ZipInflatersAlive",
+                "ZipInflatersPending", "FindingsCount", "MostSevereFinding", "SampleCount", "LastSampleTime"};
+            while (running && !server.isRegistered(name)) {
+                Thread.sleep(20);
+            }
+            for (long n = 0; running; n++) {
+                try {
+                    server.getAttributes(name, attrs);
+                    server.invoke(name, "trimNow", null, null);
+                    if (n % 20 == 0) {
+                        server.invoke(name, "reportJson", null, null);
+                    }
+                    if (n % 40 == 0) {
+                        server.invoke(name, "sampleNow", null, null);
+                    }
+                    JMX.incrementAndGet();
+                } catch (Exception e) {
+                    error(e);
+                }
+                Thread.sleep(50);
+            }
+        } catch (Exception e) {
+            error(e);
+        }
+    }
+
+    private static void error(Exception e) {
+        ERRORS.incrementAndGet();
+        if (firstError == null) {
+            firstError = String.valueOf(e);
+        }
+    }
+}
