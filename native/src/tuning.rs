@@ -355,16 +355,52 @@ pub fn agent_onload(options: Option<&str>) -> Vec<String> {
     }
     let mut lines = Vec::new();
     let mut tunings = Vec::new();
+    let mut auto = false;
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some(v) = part.strip_prefix("tune=") {
+            if v == "auto" {
+                auto = true;
+            } else {
+                lines.push(format!("-agentpath {part}: not applied: tune takes only auto"));
+            }
+            continue;
+        }
         match parse_tunings(part) {
             Ok(t) => tunings.extend(t),
             Err(e) => lines.push(format!("-agentpath {part}: not applied: {e}")),
         }
     }
+    if auto {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (preset, said) = tune_auto(cpus, &tunings);
+        lines.push(said);
+        tunings.extend(preset);
+    }
     for o in apply_as(&tunings, AppliedBy::Agentpath) {
         lines.push(format!("-agentpath {}={}: {}", o.setting.option_name(), o.requested, o.message));
     }
     lines
+}
+
+/// `tune=auto`: an arena cap of the CPUs the process may use (its affinity and its cgroup's CPU
+/// quota, at least 2) and a fixed 128 KiB mmap threshold, each unless given explicitly. The
+/// benchmark (`bench/trim_bench.py`) measured these two with `trim=auto` as the lowest RSS.
+fn tune_auto(cpus: usize, explicit: &[Tuning]) -> (Vec<Tuning>, String) {
+    let cap = cpus.max(2) as u64;
+    let mut preset = Vec::new();
+    let mut parts = Vec::new();
+    for (setting, value, why) in [
+        (MallocSetting::ArenaMax, cap, format!("arenaMax={cap} ({cpus} CPUs)")),
+        (MallocSetting::MmapThreshold, 128 << 10, "mmapThreshold=128k".to_string()),
+    ] {
+        if explicit.iter().any(|t| t.setting == setting) {
+            parts.push(format!("{} as given", setting.option_name()));
+        } else {
+            preset.push(Tuning { setting, value });
+            parts.push(why);
+        }
+    }
+    (preset, format!("-agentpath tune=auto: {}", parts.join(", ")))
 }
 
 /// One setting in force and where it comes from.
@@ -670,6 +706,19 @@ mod tests {
         for (line, part) in bad.iter().zip(["arenaMax=0", "bogus=1", "mmapThreshold=64m", "topPad"]) {
             assert!(line.starts_with(&format!("-agentpath {part}: not applied: ")), "{line}");
         }
+    }
+
+    #[test]
+    fn tune_auto_caps_arenas_at_the_cpus_and_fixes_the_mmap_threshold() {
+        let (p, said) = tune_auto(4, &[]);
+        assert_eq!(p, vec![t("arenaMax", "4"), t("mmapThreshold", "128k")]);
+        assert_eq!(said, "-agentpath tune=auto: arenaMax=4 (4 CPUs), mmapThreshold=128k");
+        assert_eq!(tune_auto(1, &[]).0[0], t("arenaMax", "2"));
+        let (p, said) = tune_auto(8, &[t("mmapThreshold", "64k")]);
+        assert_eq!(p, vec![t("arenaMax", "8")]);
+        assert!(said.ends_with("mmapThreshold as given"), "{said}");
+        let bad = agent_onload(Some("tune=max"));
+        assert_eq!(bad, ["-agentpath tune=max: not applied: tune takes only auto"]);
     }
 
     #[test]

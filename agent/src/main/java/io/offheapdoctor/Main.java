@@ -91,11 +91,16 @@ public final class Main {
             }
         }
         if (settings != null) {
-            java.util.List<String> problems = new java.util.ArrayList<>(Options.parse(settings, null).problems);
+            java.util.List<String> problems = new java.util.ArrayList<>(
+                    Options.parse(settings.replaceAll("(^|,)\\s*tune=auto\\s*(?=,|$)", ""), null).problems);
             for (String part : settings.split(",")) {
                 String key = part.split("=", 2)[0].trim();
+                if (part.trim().equals("tune=auto")) {
+                    continue;
+                }
                 if (!key.isEmpty() && !key.matches("arenaMax|mmapThreshold|trimThreshold|topPad")) {
-                    problems.add("'" + key + "': -agentpath takes only arenaMax, mmapThreshold, trimThreshold and topPad");
+                    problems.add("'" + part.trim() + "': -agentpath takes only tune=auto, arenaMax, mmapThreshold,"
+                            + " trimThreshold and topPad");
                 }
             }
             if (!problems.isEmpty()) {
