@@ -12,7 +12,8 @@ one run.
 Prints a table per JDK with peak, mean and final RSS, ops/s, trims, total and p99 trim time and
 the longest stall a worker saw, each with its ratio to glibc without the agent, and glibc's
 arena count at the end where the agent reports it.
-Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--json out]
+Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--only NAME]
+                          [--repeat N] [--json out]
 """
 
 import argparse
@@ -48,6 +49,7 @@ CONFIGS = [
     ("agentpath arenaMax=2 + trim=auto", "trim=auto", ["{agentpath}=arenaMax=2"], {}),
     ("agentpath arenaMax=2,mmapThreshold=128k + trim=auto", "trim=auto",
      ["{agentpath}=arenaMax=2,mmapThreshold=128k"], {}),
+    ("agentpath tune=auto + trim=auto", "trim=auto", ["{agentpath}=tune=auto"], {}),
     ("env MALLOC_ARENA_MAX=2 + agent trim=off", "trim=off", [], {"MALLOC_ARENA_MAX": "2"}),
     ("env ARENA_MAX=2,MMAP_THRESHOLD_=128k + agent trim=off", "trim=off", [],
      {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}),
@@ -107,6 +109,19 @@ def run_one(jdk, classes, name, agent, flags, env, a, workdir):
     return row
 
 
+def median_row(rows):
+    """Each figure's median over the repeats (the median run of each column, not one run)."""
+    if len(rows) == 1:
+        return rows[0]
+    out = {"name": rows[0]["name"], "repeats": len(rows)}
+    for k, v in rows[0].items():
+        if k == "name":
+            continue
+        vals = sorted(r[k] for r in rows if r[k] is not None)
+        out[k] = vals[len(vals) // 2] if vals else None
+    return out
+
+
 def mib(b):
     return f"{b / 1048576:7.1f}"
 
@@ -145,6 +160,9 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", action="append", help="run only configurations whose name contains this")
     ap.add_argument("--json", help="write the rows here as JSON")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the configurations this many times, interleaved, and print each one's median: "
+                         "on a shared machine the load moves between consecutive runs")
     ap.add_argument("--auto", default="", help="extra agent options for trim=auto, e.g. trimMinInterval=2s")
     a = ap.parse_args()
     a.seconds = a.seconds or (6 if a.short else 40)
@@ -162,7 +180,9 @@ def main():
                               capture_output=True, text=True).stdout.strip()
         a.agentpath = flag.split("=", 1)[0]
         for jdk in jdks:
-            rows = [run_one(jdk, d, name, agent, flags, env, a, d) for name, agent, flags, env in configs]
+            runs = [[run_one(jdk, d, name, agent, flags, env, a, d) for name, agent, flags, env in configs]
+                    for _ in range(max(1, a.repeat))]
+            rows = [median_row([r[i] for r in runs]) for i in range(len(configs))]
             results[jdk] = rows
             print_table(jdk, rows)
     if a.json:

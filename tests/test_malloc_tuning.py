@@ -327,3 +327,7 @@ def test_agentpath_command_refuses_other_options_in_one_line(tmp_path):
     p = subprocess.run([java(MAIN[0]), "-jar", str(AGENT_JAR), "agentpath", str(tmp_path), "tune=auto,topPad=1m"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and re.fullmatch(r"-agentpath:/\S+\.so=tune=auto,topPad=1m\n", p.stdout), p
+    # No settings: the flag carries tune=auto, the measured best with trim=auto (see README).
+    p = subprocess.run([java(MAIN[0]), "-jar", str(AGENT_JAR), "agentpath", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and re.fullmatch(r"-agentpath:/\S+\.so=tune=auto\n", p.stdout), p

@@ -91,15 +91,18 @@ public final class Main {
             }
         }
         if (settings != null) {
-            java.util.List<String> problems = new java.util.ArrayList<>(
-                    Options.parse(settings.replaceAll("(^|,)\\s*tune=auto\\s*(?=,|$)", ""), null).problems);
+            // Checked as the agent checks them, each part on its own: one line per bad part.
+            java.util.List<String> problems = new java.util.ArrayList<>();
             for (String part : settings.split(",")) {
+                part = part.trim();
                 String key = part.split("=", 2)[0].trim();
-                if (part.trim().equals("tune=auto")) {
+                if (part.isEmpty() || part.equals("tune=auto")) {
                     continue;
                 }
-                if (!key.isEmpty() && !key.matches("arenaMax|mmapThreshold|trimThreshold|topPad")) {
-                    problems.add("'" + part.trim() + "': -agentpath takes only tune=auto, arenaMax, mmapThreshold,"
+                if (key.matches("arenaMax|mmapThreshold|trimThreshold|topPad")) {
+                    problems.addAll(Options.parse(part, null).problems);
+                } else {
+                    problems.add("'" + part + "': -agentpath takes only tune=auto, arenaMax, mmapThreshold,"
                             + " trimThreshold and topPad");
                 }
             }
@@ -112,7 +115,7 @@ public final class Main {
         }
         try {
             String path = NativeLoader.extractForAgentpath(dir);
-            System.out.println("-agentpath:" + path + (settings == null ? "=arenaMax=2" : "=" + settings));
+            System.out.println("-agentpath:" + path + "=" + (settings == null ? "tune=auto" : settings));
             return 0;
         } catch (IOException | RuntimeException e) {
             System.err.println("offheap-doctor: cannot extract the native library: " + e.getMessage());
@@ -190,7 +193,7 @@ public final class Main {
         System.out.println("           baseline measure growth from now         policy <off|auto|interval>  set the trim policy");
         System.out.println("           html=<out.html>  write the timeline page of the JVM's samples so far");
         System.out.println("           watch [interval]  a live view, a fresh sample every interval (default 2s) until Ctrl-C");
-        System.out.println("       java -jar offheap-doctor.jar agentpath [dir] [arenaMax=2,...]  extract the native library and print");
+        System.out.println("       java -jar offheap-doctor.jar agentpath [dir] [tune=auto|arenaMax=2,...]  extract the native library and print");
         System.out.println("           the -agentpath flag that applies malloc settings before the JVM starts its threads");
         System.out.println("       java -jar offheap-doctor.jar html <report.jsonl> [-o out.html]  the timeline page of a report");
         System.out.println("       java -jar offheap-doctor.jar demo [seconds]           run the demo workload (start it with -javaagent)");
