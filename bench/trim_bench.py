@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """The trim benchmark: the fragmentation workload (bench/workloads/Fragmenter.java) under glibc
 without the agent, with the agent and trim=off, trim=auto, trim=1s, the agent's malloc tuning
-(arenaMax=2 alone, with mmapThreshold=128k, with trim=1s), the JDK's own
--XX:TrimNativeHeapInterval=1000, MALLOC_ARENA_MAX=2, jemalloc and tcmalloc, in one run.
+(arenaMax=2 alone, with mmapThreshold=128k, with trim=1s: from premain, too late to cap the
+JVM's arenas), the same settings from -agentpath (the native library as a JVMTI agent, before
+the JVM's threads exist) alone and with trim=auto, MALLOC_ARENA_MAX=2 and
+MALLOC_MMAP_THRESHOLD_=131072 in the environment (with the agent's trim=off, so arenas are
+reported and the agent costs the same as beside -agentpath), the JDK's own
+-XX:TrimNativeHeapInterval=1000, MALLOC_ARENA_MAX=2 without the agent, jemalloc and tcmalloc, in
+one run.
 
 Prints a table per JDK with peak, mean and final RSS, ops/s, trims, total and p99 trim time and
 the longest stall a worker saw, each with its ratio to glibc without the agent, and glibc's
 arena count at the end where the agent reports it.
-Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--json out]
+Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--only NAME]
+                          [--repeat N] [--json out]
 """
 
 import argparse
@@ -36,6 +42,17 @@ CONFIGS = [
     ("agent arenaMax=2", "arenaMax=2", [], {}),
     ("agent arenaMax=2,mmapThreshold=128k", "arenaMax=2,mmapThreshold=128k", [], {}),
     ("agent arenaMax=2,trim=1s", "arenaMax=2,trim=1s", [], {}),
+    # The same settings from -agentpath ({agentpath} is the extracted library), with the Java
+    # agent's trim=off so the arena count is reported; then beside trim=auto.
+    ("agentpath arenaMax=2", "trim=off", ["{agentpath}=arenaMax=2"], {}),
+    ("agentpath arenaMax=2,mmapThreshold=128k", "trim=off", ["{agentpath}=arenaMax=2,mmapThreshold=128k"], {}),
+    ("agentpath arenaMax=2 + trim=auto", "trim=auto", ["{agentpath}=arenaMax=2"], {}),
+    ("agentpath arenaMax=2,mmapThreshold=128k + trim=auto", "trim=auto",
+     ["{agentpath}=arenaMax=2,mmapThreshold=128k"], {}),
+    ("agentpath tune=auto + trim=auto", "trim=auto", ["{agentpath}=tune=auto"], {}),
+    ("env MALLOC_ARENA_MAX=2 + agent trim=off", "trim=off", [], {"MALLOC_ARENA_MAX": "2"}),
+    ("env ARENA_MAX=2,MMAP_THRESHOLD_=128k + agent trim=off", "trim=off", [],
+     {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}),
     ("JDK TrimNativeHeapInterval=1000", None, ["-XX:TrimNativeHeapInterval=1000", "-Xlog:trimnative=debug:stdout"], {}),
     ("MALLOC_ARENA_MAX=2", None, [], {"MALLOC_ARENA_MAX": "2"}),
     ("jemalloc", None, [], {"LD_PRELOAD": JEMALLOC}),
@@ -57,6 +74,7 @@ def percentile(values, p):
 
 def run_one(jdk, classes, name, agent, flags, env, a, workdir):
     report = Path(workdir) / (re.sub(r"\W+", "_", name) + f"-{jdk}.jsonl")
+    flags = [f.replace("{agentpath}", a.agentpath) for f in flags]
     cmd = [java(jdk), "-Xmx64m", "-XX:MaxDirectMemorySize=64m", *flags]
     if agent is not None:
         cmd.append(f"-javaagent:{AGENT_JAR}=interval={a.interval},log=quiet,report={report},{agent}")
@@ -91,6 +109,19 @@ def run_one(jdk, classes, name, agent, flags, env, a, workdir):
     return row
 
 
+def median_row(rows):
+    """Each figure's median over the repeats (the median run of each column, not one run)."""
+    if len(rows) == 1:
+        return rows[0]
+    out = {"name": rows[0]["name"], "repeats": len(rows)}
+    for k, v in rows[0].items():
+        if k == "name":
+            continue
+        vals = sorted(r[k] for r in rows if r[k] is not None)
+        out[k] = vals[len(vals) // 2] if vals else None
+    return out
+
+
 def mib(b):
     return f"{b / 1048576:7.1f}"
 
@@ -109,10 +140,10 @@ def print_table(jdk, rows):
         ratio = f"({v / b:.2f})" if b else "(-)"
         return f"{fmt(v):>9} {ratio:>6}"
 
-    print(f"{'configuration':<38}{'peak MiB':>16}{'mean MiB':>16}{'final MiB':>16}{'ops/s':>16}"
+    print(f"{'configuration':<54}{'peak MiB':>16}{'mean MiB':>16}{'final MiB':>16}{'ops/s':>16}"
           f"{'trims':>7}{'trim total ms':>14}{'trim p99 ms':>12}{'max stall ms':>16}{'arenas':>8}")
     for r in rows:
-        print(f"{r['name']:<38}{cell(r['peak_rss'], base['peak_rss'], mib)}{cell(r['mean_rss'], base['mean_rss'], mib)}"
+        print(f"{r['name']:<54}{cell(r['peak_rss'], base['peak_rss'], mib)}{cell(r['mean_rss'], base['mean_rss'], mib)}"
               f"{cell(r['final_rss'], base['final_rss'], mib)}{cell(r['ops_per_s'], base['ops_per_s'], lambda x: f'{x:.0f}')}"
               f"{r['trims'] if r['trims'] is not None else '-':>7}"
               f"{opt(r['trim_total_ms']):>14}{opt(r['trim_p99_ms']):>12}"
@@ -129,6 +160,9 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", action="append", help="run only configurations whose name contains this")
     ap.add_argument("--json", help="write the rows here as JSON")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the configurations this many times, interleaved, and print each one's median: "
+                         "on a shared machine the load moves between consecutive runs")
     ap.add_argument("--auto", default="", help="extra agent options for trim=auto, e.g. trimMinInterval=2s")
     a = ap.parse_args()
     a.seconds = a.seconds or (6 if a.short else 40)
@@ -141,8 +175,14 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as d:
         compile_workload(d)
+        # The -agentpath flag, as `java -jar offheap-doctor.jar agentpath <dir>` prints it.
+        flag = subprocess.run([java(jdks[0]), "-jar", str(AGENT_JAR), "agentpath", d], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        a.agentpath = flag.split("=", 1)[0]
         for jdk in jdks:
-            rows = [run_one(jdk, d, name, agent, flags, env, a, d) for name, agent, flags, env in configs]
+            runs = [[run_one(jdk, d, name, agent, flags, env, a, d) for name, agent, flags, env in configs]
+                    for _ in range(max(1, a.repeat))]
+            rows = [median_row([r[i] for r in runs]) for i in range(len(configs))]
             results[jdk] = rows
             print_table(jdk, rows)
     if a.json:

@@ -31,7 +31,7 @@ BREAKDOWN = {
 }
 INT_ATTRS = {"ArenaCount", "FindingsCount"}
 DOUBLE_ATTRS = {"NmtCoverage"}
-STRING_ATTRS = {"Allocator", "TrimPolicy", "MostSevereFinding", "LastSampleTime"}
+STRING_ATTRS = {"Allocator", "TrimPolicy", "MostSevereFinding", "LastSampleTime", "MallocSettings"}
 LONG_ATTRS = {"Rss", "Pss", "Swap", "MallocRetained", "NmtCommitted", "ZipInflatersAlive", "ZipInflatersPending",
               "ZipDeflatersAlive", "ZipDeflatersPending", "ZipEstimatedNativeBytes", "TrimCount",
               "TrimReleasedBytes", "TrimLastReleasedBytes", "TrimTotalDurationNanos", "TrimP99DurationNanos",
@@ -53,6 +53,14 @@ def get(d, *path):
 def num(d, *path):
     v = get(d, *path)
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else -1
+
+
+def malloc_settings(s):
+    """`arenaMax=2 (-agentpath), mmapThreshold=131072 (MALLOC_MMAP_THRESHOLD_)`; empty when none."""
+    names = {"agentpath": "-agentpath"}
+    return ", ".join(f"{f['setting']}={f['value']} ("
+                     + (f.get("variable") if f["source"] == "environment" else names.get(f["source"], f["source"])) + ")"
+                     for f in get(s, "tuning", "in_force") or [])
 
 
 def expected_attributes(s):
@@ -91,6 +99,7 @@ def expected_attributes(s):
         "FindingsCount": len(findings) if isinstance(findings, list) else -1,
         "MostSevereFinding": most,
         "SampleCount": s["seq"], "LastSampleTime": s["time"],
+        "MallocSettings": malloc_settings(s),
     }
     for attr, cls in BREAKDOWN.items():
         want[attr] = breakdown(cls)

@@ -178,7 +178,8 @@ fn intern_live_timeline(out: &str) -> Result<String> {
     Ok(out.to_string())
 }
 
-fn intern_tune(text: &str) -> Result<String> {
+fn intern_tune(text: &str, by: &str) -> Result<String> {
+    let by = crate::tuning::AppliedBy::parse(by)?;
     // Each setting on its own: one bad value gets its own line and does not keep the others
     // from applying.
     let mut tunings = Vec::new();
@@ -188,7 +189,7 @@ fn intern_tune(text: &str) -> Result<String> {
             Err(e) => crate::notices::push(format!("{part}: not applied: {e}")),
         }
     }
-    let outcomes = crate::tuning::apply(&tunings);
+    let outcomes = crate::tuning::apply_as(&tunings, by);
     for o in &outcomes {
         crate::notices::push(format!("{}={}: {}", o.setting.option_name(), o.requested, o.message));
     }
@@ -344,10 +345,11 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_tune0<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     settings: JString<'l>,
+    by: JString<'l>,
 ) -> JString<'l> {
     install_panic_hook();
     env.with_env(|env| -> Result<_> {
-        let out = intern_tune(&jstring_arg(env, &settings, "settings")?)?;
+        let out = intern_tune(&jstring_arg(env, &settings, "settings")?, &jstring_arg(env, &by, "by")?)?;
         new_jstring(env, &out)
     })
     .resolve::<ThrowMapped>()
@@ -365,4 +367,40 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_selfTest0<'l>(
         new_jstring(env, &out)
     })
     .resolve::<ThrowMapped>()
+}
+
+/// The library as a JVMTI agent: `-agentpath:<library>=arenaMax=2,mmapThreshold=128k`. The JVM
+/// calls this early in its creation, before its VM thread, GC and compiler threads exist, so
+/// `mallopt(M_ARENA_MAX)` here has `MALLOC_ARENA_MAX`'s effect. It makes no JVMTI or JNI call.
+/// A non-zero return would abort the JVM's start: it returns 0 whatever happens, after one
+/// line on stderr per setting (and per bad part of the options).
+///
+/// # Safety
+/// Called by the JVM with `options` null or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn Agent_OnLoad(
+    _vm: *mut std::ffi::c_void,
+    options: *const std::ffi::c_char,
+    _reserved: *mut std::ffi::c_void,
+) -> jni::sys::jint {
+    install_panic_hook();
+    let text = if options.is_null() {
+        None
+    } else {
+        // SAFETY: the JVM passes a NUL-terminated string that lives through this call.
+        Some(unsafe { std::ffi::CStr::from_ptr(options) }.to_string_lossy().into_owned())
+    };
+    let lines = std::panic::catch_unwind(|| crate::tuning::agent_onload(text.as_deref())).unwrap_or_else(|payload| {
+        let recorded = LAST_PANIC.with(|p| p.borrow_mut().take());
+        std::mem::forget(payload);
+        vec![format!(
+            "-agentpath: settings not applied, internal error: {}",
+            recorded.unwrap_or_else(|| "panic".into())
+        )]
+    });
+    let mut err = std::io::stderr().lock();
+    for line in lines {
+        let _ = std::io::Write::write_all(&mut err, format!("[offheap-doctor] {line}\n").as_bytes());
+    }
+    0
 }

@@ -62,6 +62,9 @@ pub struct Sample {
     pub allocator: AllocatorInfo,
     /// glibc's own account of its arenas (absent under other allocators).
     pub malloc: Option<MallocView>,
+    /// The malloc settings in force: applied by the agent (`-agentpath`, premain, agentmain)
+    /// or set in the environment, with the arena count.
+    pub tuning: crate::tuning::TuningView,
     /// Native Memory Tracking, when the JVM runs with it.
     pub nmt: Option<NmtView>,
     /// The container's memory limit and usage (cgroup v2 or v1), when the process is in one.
@@ -571,6 +574,11 @@ impl Core {
             heap,
             breakdown,
             allocator: self.allocator.clone(),
+            tuning: crate::tuning::view(
+                self.allocator.kind,
+                &self.allocator.settings,
+                malloc.as_ref().map(|m| m.arena_count),
+            ),
             malloc,
             nmt,
             cgroup,

@@ -82,19 +82,16 @@ public final class Doctor {
     }
 
     /**
-     * glibc reads M_ARENA_MAX when a thread first needs an arena: set early enough (in premain,
-     * before the application's threads spread), mallopt has the environment variable's effect.
-     * This is the one case where the native core loads on the application's start-up path, and
-     * only when the operator asked for a malloc setting.
+     * Applies the malloc settings from premain or agentmain. By then the JVM has made its arenas,
+     * so an arena cap limits only new ones (the native core's line says so and points to
+     * -agentpath, which applies them before the JVM's threads exist). This is the one case where
+     * the native core loads on the application's start-up path, and only when the operator asked
+     * for a malloc setting.
      */
     private static void applyMallocSettings(Options options, boolean attached) {
         String spec = options.mallocSpec();
         if (spec == null) {
             return;
-        }
-        if (attached) {
-            Log.warn("malloc settings " + spec + " are applied on attach too, but arenas made before now stay;"
-                    + " set them at start (-javaagent) for their full effect");
         }
         String failure = NativeLoader.load(options);
         if (failure != null) {
@@ -102,7 +99,7 @@ public final class Doctor {
             return;
         }
         try {
-            NativeCore.tune(spec);
+            NativeCore.tune(spec, attached ? "agentmain" : "premain");
         } catch (RuntimeException e) {
             Log.warn("malloc settings " + spec + " not applied: " + e.getMessage());
         }

@@ -1,6 +1,7 @@
 package io.offheapdoctor;
 
 import java.io.File;
+import java.io.IOException;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.net.URL;
@@ -26,6 +27,9 @@ public final class Main {
         if (cmd.equals("demo")) {
             io.offheapdoctor.demo.Demo.main(rest(args));
             return;
+        }
+        if (cmd.equals("agentpath")) {
+            System.exit(agentpath(rest(args)));
         }
         if (cmd.equals("html")) {
             System.exit(html(rest(args)));
@@ -65,6 +69,56 @@ public final class Main {
             return 0;
         } catch (RuntimeException e) {
             System.err.println("offheap-doctor: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    /**
+     * {@code agentpath [dir] [arenaMax=2,...]}: extracts the native library and prints the
+     * {@code -agentpath:} flag that applies the malloc settings before the JVM starts its threads.
+     */
+    private static int agentpath(String[] args) {
+        String dir = null;
+        String settings = null;
+        for (String a : args) {
+            if (a.contains("=") && settings == null) {
+                settings = a;
+            } else if (!a.contains("=") && dir == null) {
+                dir = a;
+            } else {
+                System.err.println("offheap-doctor: usage: agentpath [dir] [arenaMax=2,mmapThreshold=128k,...]");
+                return 2;
+            }
+        }
+        if (settings != null) {
+            // Checked as the agent checks them, each part on its own: one line per bad part.
+            java.util.List<String> problems = new java.util.ArrayList<>();
+            for (String part : settings.split(",")) {
+                part = part.trim();
+                String key = part.split("=", 2)[0].trim();
+                if (part.isEmpty() || part.equals("tune=auto")) {
+                    continue;
+                }
+                if (key.matches("arenaMax|mmapThreshold|trimThreshold|topPad")) {
+                    problems.addAll(Options.parse(part, null).problems);
+                } else {
+                    problems.add("'" + part + "': -agentpath takes only tune=auto, arenaMax, mmapThreshold,"
+                            + " trimThreshold and topPad");
+                }
+            }
+            if (!problems.isEmpty()) {
+                for (String p : problems) {
+                    System.err.println("offheap-doctor: " + p);
+                }
+                return 2;
+            }
+        }
+        try {
+            String path = NativeLoader.extractForAgentpath(dir);
+            System.out.println("-agentpath:" + path + "=" + (settings == null ? "tune=auto" : settings));
+            return 0;
+        } catch (IOException | RuntimeException e) {
+            System.err.println("offheap-doctor: cannot extract the native library: " + e.getMessage());
             return 1;
         }
     }
@@ -139,6 +193,8 @@ public final class Main {
         System.out.println("           baseline measure growth from now         policy <off|auto|interval>  set the trim policy");
         System.out.println("           html=<out.html>  write the timeline page of the JVM's samples so far");
         System.out.println("           watch [interval]  a live view, a fresh sample every interval (default 2s) until Ctrl-C");
+        System.out.println("       java -jar offheap-doctor.jar agentpath [dir] [tune=auto|arenaMax=2,...]  extract the native library and print");
+        System.out.println("           the -agentpath flag that applies malloc settings before the JVM starts its threads");
         System.out.println("       java -jar offheap-doctor.jar html <report.jsonl> [-o out.html]  the timeline page of a report");
         System.out.println("       java -jar offheap-doctor.jar demo [seconds]           run the demo workload (start it with -javaagent)");
         System.out.println("       java -jar offheap-doctor.jar version");

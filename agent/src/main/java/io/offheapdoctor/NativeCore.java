@@ -56,11 +56,15 @@ public final class NativeCore {
         setBaseline0();
     }
 
-    /** Applies glibc malloc settings ({@code arenaMax=2,mmapThreshold=128k}); returns the outcomes as JSON. */
-    static String tune(String settings) {
+    /**
+     * Applies glibc malloc settings ({@code arenaMax=2,mmapThreshold=128k}) on behalf of
+     * {@code by} ({@code premain} or {@code agentmain}); returns the outcomes as JSON.
+     */
+    static String tune(String settings, String by) {
         requireNonNull(settings, "settings");
+        requireNonNull(by, "by");
         NativeLoader.ensureLoaded();
-        return tune0(settings);
+        return tune0(settings, by);
     }
 
     /** Renders a report file (JSON lines) into one self-contained HTML page; says what it wrote. */
@@ -114,7 +118,7 @@ public final class NativeCore {
 
     private static native void setBaseline0();
 
-    private static native String tune0(String settings);
+    private static native String tune0(String settings, String by);
 
     private static native String takeNotices0();
 

@@ -98,8 +98,15 @@ final class NativeLoader {
                     + " add --enable-native-access=ALL-UNNAMED to let the agent load its native core";
         }
         String override = options.libraryOverride();
+        String early = earlyLibrary();
         String path;
-        if (override != null) {
+        if (early != null) {
+            // Loaded by -agentpath: the same file, so the same statics (the settings it applied).
+            path = early;
+            if (override != null && !new File(override).getAbsolutePath().equals(early)) {
+                Log.info("using the native library that -agentpath loaded (" + early + "), not " + override);
+            }
+        } else if (override != null) {
             path = new File(override).getAbsolutePath();
             if (!new File(path).isFile()) {
                 return "native library override " + path + " does not exist";
@@ -143,6 +150,53 @@ final class NativeLoader {
             return "native library " + path + " loaded but does not answer: " + t;
         }
         return null;
+    }
+
+    /**
+     * The agent's native library already mapped into this process (loaded by
+     * {@code -agentpath:<library>=...}), from {@code /proc/self/maps}; null when there is none.
+     */
+    static String earlyLibrary() {
+        try (java.io.BufferedReader r = Files.newBufferedReader(Paths.get("/proc/self/maps"))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                int slash = line.indexOf('/');
+                if (slash < 0) {
+                    continue;
+                }
+                String path = line.substring(slash);
+                String name = path.substring(path.lastIndexOf('/') + 1);
+                if (name.startsWith("liboffheap_doctor") && name.endsWith(".so") && new File(path).isFile()) {
+                    return path;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            Log.debug("cannot read /proc/self/maps: " + e);
+        }
+        return null;
+    }
+
+    /**
+     * {@code java -jar offheap-doctor.jar agentpath [dir]}: extracts the bundled library to
+     * {@code dir} (or the private directory the agent uses) and returns its path. A library
+     * written to a given directory is made readable by all (rw-r--r--), so a JVM running as
+     * another user can load it; the directory is the operator's choice.
+     */
+    static String extractForAgentpath(String dir) throws IOException {
+        String resource = "/io/offheapdoctor/native/" + platform() + "/" + LIBRARY_NAME;
+        try (InputStream probe = NativeLoader.class.getResourceAsStream(resource)) {
+            if (probe == null) {
+                throw new IOException("this jar has no native library for " + platform() + " (it carries linux-x86_64)");
+            }
+        }
+        Path p = extract(resource, dir);
+        if (dir != null) {
+            Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
+        }
+        String corrupt = truncatedElf(p.toFile());
+        if (corrupt != null) {
+            throw new IOException(p + ": " + corrupt);
+        }
+        return p.toString();
     }
 
     /**

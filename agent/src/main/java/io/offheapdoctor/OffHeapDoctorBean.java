@@ -151,6 +151,12 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
     }
 
     @Override
+    public String getMallocSettings() {
+        String s = ReportText.mallocSettings(view());
+        return s == null ? "" : s;
+    }
+
+    @Override
     public long getNmtCommitted() {
         return view().number("nmt", "committed");
     }

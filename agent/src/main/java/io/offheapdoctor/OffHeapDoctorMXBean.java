@@ -45,6 +45,12 @@ public interface OffHeapDoctorMXBean {
 
     int getArenaCount();
 
+    /**
+     * The glibc malloc settings in force and who set them ({@code arenaMax=2 (-agentpath)},
+     * {@code mmapThreshold=131072 (MALLOC_MMAP_THRESHOLD_)}, ...); empty when none is set.
+     */
+    String getMallocSettings();
+
     /** What NMT counts as committed; -1 when NMT is off. */
     long getNmtCommitted();
 

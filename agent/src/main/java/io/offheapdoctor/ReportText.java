@@ -196,6 +196,35 @@ final class ReportText {
             b.append(", mmapped ").append(bytes(mmapped));
         }
         line("malloc", b.toString());
+        String settings = mallocSettings(v);
+        if (settings != null) {
+            line("malloc settings", settings);
+        }
+        String note = v.text("tuning", "note");
+        if (note != null) {
+            line("", note);
+        }
+    }
+
+    /**
+     * The malloc settings in force and who set them, e.g. {@code arenaMax=2 (-agentpath),
+     * mmapThreshold=131072 (MALLOC_MMAP_THRESHOLD_)}; null when none is set.
+     */
+    static String mallocSettings(SampleView v) {
+        Object inForce = v.at("tuning", "in_force");
+        if (!(inForce instanceof java.util.List) || ((java.util.List<?>) inForce).isEmpty()) {
+            return null;
+        }
+        StringBuilder b = new StringBuilder();
+        for (Object o : (java.util.List<?>) inForce) {
+            Object source = JsonReader.at(o, "source");
+            Object variable = JsonReader.at(o, "variable");
+            b.append(b.length() == 0 ? "" : ", ").append(JsonReader.at(o, "setting")).append('=')
+                    .append(JsonReader.at(o, "value")).append(" (")
+                    .append("environment".equals(source) ? variable : "agentpath".equals(source) ? "-agentpath" : source)
+                    .append(')');
+        }
+        return b.toString();
     }
 
     private void nmt() {
