@@ -323,6 +323,7 @@ def test_agentpath_command_refuses_other_options_in_one_line(tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and p.stdout == "", p
         assert p.stderr.count("\n") == 1 and says in p.stderr, p.stderr
+        assert "ignored" not in p.stderr, p.stderr  # the command refuses: nothing goes on without it
         assert not list(tmp_path.iterdir())
     p = subprocess.run([java(MAIN[0]), "-jar", str(AGENT_JAR), "agentpath", str(tmp_path), "tune=auto,topPad=1m"],
                        capture_output=True, text=True, timeout=60)

@@ -506,9 +506,10 @@ fn arena_sprawl(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
     if m.arena_count < t.arena_sprawl_min || m.retained < t.arena_sprawl_retained_min {
         return None;
     }
-    // A cap the process already has, and which holds, leaves nothing to recommend.
+    // A cap the process already has, and which holds (no more arenas than the cap plus the main
+    // one), leaves nothing to recommend. A cap set after the JVM had made its arenas does not hold.
     let cap = o.malloc_arena_max.as_deref().and_then(|v| v.trim().parse::<u64>().ok());
-    if cap.is_some_and(|c| c <= ARENA_MAX_RECOMMENDED * 2) {
+    if cap.is_some_and(|c| c <= ARENA_MAX_RECOMMENDED * 2 && m.arena_count <= c + 1) {
         return None;
     }
     let severity = if m.retained >= t.retention_min { Severity::Warning } else { Severity::Info };
@@ -530,8 +531,9 @@ fn arena_sprawl(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
     f = f.text("malloc_arena_max", o.malloc_arena_max.clone().unwrap_or_else(|| "unset".into()), cap.map(|c| c as f64));
     Some(f.remedy(format!(
         "Cap the arenas: MALLOC_ARENA_MAX={ARENA_MAX_RECOMMENDED} in the JVM's environment (or \
-         GLIBC_TUNABLES=glibc.malloc.arena_max={ARENA_MAX_RECOMMENDED}), or the agent option \
-         {AGENT_ARENA_MAX_OPTION} for arenas not yet created. Each arena keeps its own free memory; fewer \
+         GLIBC_TUNABLES=glibc.malloc.arena_max={ARENA_MAX_RECOMMENDED}), or the native library as an early \
+         agent, -agentpath:<library>={AGENT_ARENA_MAX_OPTION} (the command `java -jar offheap-doctor.jar \
+         agentpath` prints the flag); from -javaagent the option caps only arenas not yet created. Each arena keeps its own free memory; fewer \
          arenas trade a little malloc contention for much less of it."
     )))
 }
@@ -1158,10 +1160,20 @@ mod tests {
         let (o, g) = run(1, |_| glibc(2 * GIB, 400 * MIB, 8));
         assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none(), "8 arenas is fine");
 
-        let mut capped = glibc(2 * GIB, 400 * MIB, 9);
+        let mut capped = glibc(2 * GIB, 400 * MIB, 3);
         capped.malloc_arena_max = Some("2".into());
         let (o, g) = run(1, |_| capped.clone());
         assert!(find(&evaluate_with(&o, &g), ids::ARENA_SPRAWL).is_none());
+
+        // A cap set after the JVM had made its arenas (from premain) does not hold: still raised,
+        // with the cap as evidence and the early agent as the remedy.
+        let mut late = glibc(2 * GIB, 400 * MIB, 16);
+        late.malloc_arena_max = Some("2".into());
+        let (o, g) = run(1, |_| late.clone());
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::ARENA_SPRAWL).expect("a cap that does not hold");
+        assert_eq!(ev(f, "malloc_arena_max").value, "2");
+        assert!(f.remedy.contains("-agentpath:<library>=arenaMax=2"), "{}", f.remedy);
     }
 
     fn nmt_obs(i: u64, rss_step: u64, nmt_step: u64) -> Observation {

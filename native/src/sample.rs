@@ -523,6 +523,11 @@ impl Core {
             categories: n.categories.iter().map(|c| (c.name.clone(), c.committed)).collect(),
         });
         let metaspace = nmt_obs.as_ref().and_then(|n| observation::metaspace_from_nmt(&n.categories));
+        let tuning = crate::tuning::view(
+            self.allocator.kind,
+            &self.allocator.settings,
+            malloc.as_ref().map(|m| m.arena_count),
+        );
         let obs = Observation {
             epoch_ms,
             rss: totals.as_ref().map_or(0, |t| t.rss),
@@ -533,7 +538,11 @@ impl Core {
                 .map(|b| RegionClass::ALL.iter().map(|c| (c.name().to_string(), b.classes.get(*c).rss)).collect())
                 .unwrap_or_default(),
             allocator: self.allocator.kind.name().to_string(),
-            malloc_arena_max: self.allocator.settings.malloc_arena_max.clone(),
+            // The cap in force, whoever set it (the environment, or the agent through mallopt).
+            malloc_arena_max: tuning
+                .arena_cap
+                .map(|c| c.to_string())
+                .or_else(|| self.allocator.settings.malloc_arena_max.clone()),
             ld_preload: self.allocator.settings.ld_preload.clone(),
             malloc: malloc.as_ref().map(|m| MallocObs {
                 arena_count: m.arena_count as u64,
@@ -574,11 +583,7 @@ impl Core {
             heap,
             breakdown,
             allocator: self.allocator.clone(),
-            tuning: crate::tuning::view(
-                self.allocator.kind,
-                &self.allocator.settings,
-                malloc.as_ref().map(|m| m.arena_count),
-            ),
+            tuning,
             malloc,
             nmt,
             cgroup,

@@ -100,7 +100,11 @@ public final class Main {
                     continue;
                 }
                 if (key.matches("arenaMax|mmapThreshold|trimThreshold|topPad")) {
-                    problems.addAll(Options.parse(part, null).problems);
+                    // The option parser's lines end in "; ignored" (the agent goes on without
+                    // them); here nothing is printed but the problem, so that ending is dropped.
+                    for (String p : Options.parse(part, null).problems) {
+                        problems.add(p.endsWith("; ignored") ? p.substring(0, p.length() - "; ignored".length()) : p);
+                    }
                 } else {
                     problems.add("'" + part + "': -agentpath takes only tune=auto, arenaMax, mmapThreshold,"
                             + " trimThreshold and topPad");

@@ -34,7 +34,7 @@ final class Options {
         k.put("trimRetainedRss", "auto: ... and at least this share of RSS, e.g. 10% (default 5%)");
         k.put("trimMinInterval", "auto: at least this long between trims, e.g. 10s (default 2s)");
         k.put("trimMaxBackoff", "auto: the most the minimum interval is multiplied by after trims that release little (default 16)");
-        k.put("arenaMax", "glibc: cap the number of malloc arenas (mallopt M_ARENA_MAX), as MALLOC_ARENA_MAX would");
+        k.put("arenaMax", "glibc: cap the number of malloc arenas (mallopt M_ARENA_MAX); from -javaagent only arenas not yet made, fully from -agentpath");
         k.put("mmapThreshold", "glibc: serve allocations at least this big with mmap (M_MMAP_THRESHOLD), e.g. 128k");
         k.put("trimThreshold", "glibc: free top-of-heap memory above this to the kernel (M_TRIM_THRESHOLD), e.g. 16m");
         k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
