@@ -168,22 +168,29 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
 
     @Override
     public long getZipInflatersAlive() {
-        return view().number("zip", "inflaters", "alive");
+        return zipCount(view(), "inflaters", "alive", "finalizable_alive");
     }
 
     @Override
     public long getZipInflatersPending() {
-        return view().number("zip", "inflaters", "pending_cleanup");
+        return zipCount(view(), "inflaters", "pending_cleanup", "finalizable_pending");
     }
 
     @Override
     public long getZipDeflatersAlive() {
-        return view().number("zip", "deflaters", "alive");
+        return zipCount(view(), "deflaters", "alive", "finalizable_alive");
     }
 
     @Override
     public long getZipDeflatersPending() {
-        return view().number("zip", "deflaters", "pending_cleanup");
+        return zipCount(view(), "deflaters", "pending_cleanup", "finalizable_pending");
+    }
+
+    /** The Cleaner's count plus the finalizer's, when the census could read it; -1 without a census. */
+    private static long zipCount(SampleView v, String kind, String cleaner, String finalizer) {
+        long n = v.number("zip", kind, cleaner);
+        long f = v.number("zip", kind, finalizer);
+        return n < 0 ? n : n + Math.max(f, 0);
     }
 
     @Override

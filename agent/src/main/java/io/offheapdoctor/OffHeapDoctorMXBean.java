@@ -57,13 +57,16 @@ public interface OffHeapDoctorMXBean {
     /** The share of RSS growth since the baseline that NMT explains (0..1), NaN when unknown. */
     double getNmtCoverage();
 
+    /** Inflaters alive and not ended, those a finalizer would release included. */
     long getZipInflatersAlive();
 
-    /** Inflaters unreachable but still holding native memory until their cleanup runs. */
+    /** Inflaters unreachable but still holding native memory until their cleanup (or finalizer) runs. */
     long getZipInflatersPending();
 
+    /** Deflaters alive and not ended, those a finalizer would release included. */
     long getZipDeflatersAlive();
 
+    /** Deflaters unreachable but still holding native memory until their cleanup (or finalizer) runs. */
     long getZipDeflatersPending();
 
     long getZipEstimatedNativeBytes();

@@ -125,6 +125,10 @@ final class PrometheusEndpoint {
             {"inflater", "pending", "inflaters", "pending_cleanup"},
             {"deflater", "alive", "deflaters", "alive"},
             {"deflater", "pending", "deflaters", "pending_cleanup"},
+            {"inflater", "finalizable_alive", "inflaters", "finalizable_alive"},
+            {"inflater", "finalizable_pending", "inflaters", "finalizable_pending"},
+            {"deflater", "finalizable_alive", "deflaters", "finalizable_alive"},
+            {"deflater", "finalizable_pending", "deflaters", "finalizable_pending"},
         };
         boolean any = false;
         for (String[] s : series) {
@@ -134,7 +138,8 @@ final class PrometheusEndpoint {
             }
             if (!any) {
                 family("zip_streams", "gauge",
-                        "Inflaters and Deflaters holding native memory: alive and unended, or pending their cleanup.");
+                        "Inflaters and Deflaters holding native memory: alive and unended, or pending their cleanup"
+                        + " (finalizable_*: those a finalizer releases).");
                 any = true;
             }
             sample("zip_streams", "kind=\"" + s[0] + "\",state=\"" + s[1] + "\"", Long.toString(n));
