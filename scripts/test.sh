@@ -10,4 +10,4 @@ if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --release --locked --all-targets -- -D warnings
 fi
 scripts/build.sh
-python3 -m pytest tests -q -p no:cacheprovider "$@"
+python3 -m pytest tests -q -p no:cacheprovider --durations=20 "$@"
