@@ -21,6 +21,23 @@ public class NativeGrowth {
      * Each of {@code threads} threads, started together, makes and keeps 30 used Deflaters, so
      * glibc hands the threads their own arenas; the Deflaters go into {@code keep}.
      */
+    /** Starts a daemon thread that sleeps until the JVM ends; counts {@code started} down once running. */
+    static Thread idleThread(String name, final java.util.concurrent.CountDownLatch started) {
+        Thread t = new Thread(() -> {
+            if (started != null) {
+                started.countDown();
+            }
+            try {
+                Thread.sleep(Long.MAX_VALUE);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, name);
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+
     static void spread(int threads, final List<Object> keep) throws InterruptedException {
         final java.util.concurrent.CyclicBarrier go = new java.util.concurrent.CyclicBarrier(threads);
         List<Thread> workers = new ArrayList<>();
@@ -187,30 +204,12 @@ public class NativeGrowth {
                     break;
                 case "threads":
                     for (int i = 0; i < n; i++) {
-                        Thread t = new Thread(() -> {
-                            try {
-                                Thread.sleep(Long.MAX_VALUE);
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                            }
-                        }, "idle-" + i);
-                        t.setDaemon(true);
-                        t.start();
-                        keep.add(t);
+                        keep.add(idleThread("idle-" + i, null));
                     }
                     break;
                 case "threadleak":
                     for (int i = 0; i < n; i++) {
-                        Thread t = new Thread(() -> {
-                            try {
-                                Thread.sleep(Long.MAX_VALUE);
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                            }
-                        }, "leaked-" + i);
-                        t.setDaemon(true);
-                        t.start();
-                        keep.add(t);
+                        keep.add(idleThread("leaked-" + i, null));
                         Thread.sleep(50);
                     }
                     break;

@@ -82,17 +82,7 @@ public class Placement {
                 case "threads": {
                     final CountDownLatch started = new CountDownLatch(n);
                     for (int i = 0; i < n; i++) {
-                        Thread t = new Thread(() -> {
-                            started.countDown();
-                            try {
-                                Thread.sleep(Long.MAX_VALUE);
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                            }
-                        }, "idle-" + i);
-                        t.setDaemon(true);
-                        t.start();
-                        keep.add(t);
+                        keep.add(NativeGrowth.idleThread("idle-" + i, started));
                     }
                     started.await();
                     break;
