@@ -83,7 +83,8 @@ def test_environment_options_apply_and_the_command_line_wins(jdk, workloads, tmp
 @pytest.mark.parametrize("jdk", MAIN)
 def test_missing_library_leaves_a_java_only_agent(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
-    r = run_jvm(jdk, "Idle", ["0.5"], agent_opts=f"report={report},interval=100ms",
+    # Idle long enough for the first Java-only sample on a loaded machine.
+    r = run_jvm(jdk, "Idle", ["3"], agent_opts=f"report={report},interval=100ms",
                 jvm_args=["-Doffheap.doctor.library=/nonexistent/liboffheap_doctor.so"],
                 classpath=workloads, report=report)
     assert r.rc == 0 and r.stdout.startswith("ready\nVmRSS=")

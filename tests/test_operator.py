@@ -441,8 +441,11 @@ def test_watch_prints_a_block_per_interval_until_interrupted(jdk, workloads, tmp
     with Background(cmd) as app:
         app.wait_for_stdout("ready")
         wait_for_samples(report, 1)
+        # Ctrl-C as in a terminal: SIGINT at its default even when this run inherited it ignored
+        # (a background job), since the JVM leaves an ignored SIGINT ignored.
         w = subprocess.Popen([java(jdk), "-jar", str(AGENT_JAR), str(app.pid), "watch", "1s"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and len(wait_for_samples(report, 1)) < 4:

@@ -25,10 +25,41 @@ public final class Agent {
         launch(args, null, true);
     }
 
+    /** Whether the JVM's shutdown has begun: it then refuses new shutdown hooks. */
+    static boolean shuttingDown() {
+        Thread probe = new Thread(() -> { }, "offheap-doctor-probe");
+        try {
+            Runtime.getRuntime().addShutdownHook(probe);
+            Runtime.getRuntime().removeShutdownHook(probe);
+            return false;
+        } catch (IllegalStateException e) {
+            return true;
+        } catch (SecurityException e) {
+            return false;
+        }
+    }
+
+    private static void awaitExit() {
+        while (true) {
+            try {
+                Thread.sleep(Long.MAX_VALUE);
+            } catch (InterruptedException e) {
+                // Keep waiting: the exit is under way.
+            }
+        }
+    }
+
     private static void launch(String args, Instrumentation inst, boolean attached) {
         try {
             ZipCensus.remember(inst);
             Doctor.start(args, inst, attached);
+            if (shuttingDown()) {
+                // The JVM began to exit while the agent started (a SIGTERM or System.exit during
+                // premain). Returning now would hand control back to the JDK's instrument library
+                // while the VM dies, and it aborts the process ("processing of -javaagent failed")
+                // instead of letting it exit with its own code. Waiting here lets the exit finish.
+                awaitExit();
+            }
         } catch (Throwable t) {
             try {
                 Log.warn("disabled itself after an internal error: " + t);
