@@ -130,21 +130,21 @@ def test_each_kind_of_memory_lands_in_its_class(jdk, nmt, workloads, tmp_path):
 
     # Heaps in the memory map against malloc_info's arenas, once arenas may span several heaps.
     # smaps is read before malloc_info: an arena a JVM thread makes in between is in one and not
-    # the other (seen once at the sample after the direct buffers), so a sample taken while the
-    # process runs may be one short. And without NMT the map can take a heap that is not one:
+    # the other (seen at the sample after the direct buffers, and once at the last sample on a
+    # loaded machine), so any sample may be one short. And without NMT the map can take a heap that is not one:
     # metaspace reserves 64 MiB nodes and commits them from the start, the very shape of an
     # arena heap; when one lands 64 MiB-aligned (JDK 25 here, its second node, reserved as the
     # later phases load classes) it counts as a heap and its few MiB as malloc_arena. With NMT
-    # detail the node is claimed as metaspace first, and the last sample matches exactly.
+    # detail the node is claimed as metaspace first.
     for s in (direct, spread, end):
         heaps = len(s["breakdown"]["arenas"])
         want = expected_heaps(s)
         why = (s["seq"], heaps, want, [(a["nr"], a["system_current"]) for a in s["malloc"]["arenas"]],
                [(hex(a["start"]), a["committed"]) for a in s["breakdown"]["arenas"]])
-        low = want if s is end else want - 1
+        low = want - 1
         high = want if nmt == "detail" else want + 1
         assert low <= heaps <= high, why
-    assert len(end["breakdown"]["arenas"]) >= end["malloc"]["arena_count"]
+    assert len(end["breakdown"]["arenas"]) >= end["malloc"]["arena_count"] - 1
 
     # JVM internals: NMT detail names them; without it only code (rwx) and the CDS archive are.
     if nmt == "detail":
