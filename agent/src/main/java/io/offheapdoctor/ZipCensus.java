@@ -592,18 +592,7 @@ final class ZipCensus {
             if (address == 0) {
                 return true;
             }
-            boolean pending = isCleared(cleanable);
-            if (inflater) {
-                if (pending) {
-                    c.inflatersPending++;
-                } else {
-                    c.inflatersAlive++;
-                }
-            } else if (pending) {
-                c.deflatersPending++;
-            } else {
-                c.deflatersAlive++;
-            }
+            c.tally(inflater, isCleared(cleanable));
             return true;
         }
 
@@ -683,7 +672,8 @@ final class ZipCensus {
         }
     }
 
-    private static final class Counts {
+    /** What one walk (the Cleaner's list or the Finalizer's) counted. */
+    private static class Counts {
         long inflatersAlive;
         long inflatersPending;
         long deflatersAlive;
@@ -695,20 +685,27 @@ final class ZipCensus {
         long limit = Long.MAX_VALUE;
         /** ZStreamRefs already counted by the Finalizer part, or null. */
         Map<Object, Boolean> skip;
+
+        /** Counts one unended stream, alive or awaiting its cleanup. */
+        void tally(boolean inflater, boolean pending) {
+            if (inflater) {
+                if (pending) {
+                    inflatersPending++;
+                } else {
+                    inflatersAlive++;
+                }
+            } else if (pending) {
+                deflatersPending++;
+            } else {
+                deflatersAlive++;
+            }
+        }
     }
 
     /** What the Finalizer part found in one scan. */
-    private static final class Fin {
+    private static final class Fin extends Counts {
         String state;
         String reason;
-        long inflatersAlive;
-        long inflatersPending;
-        long deflatersAlive;
-        long deflatersPending;
-        long seen;
-        boolean truncated;
-        long lockHeldNs;
-        long limit = Long.MAX_VALUE;
         /** The ZStreamRefs counted (identity), so each stream is counted once; null if none. */
         Map<Object, Boolean> zsRefs;
 
@@ -865,18 +862,7 @@ final class ZipCensus {
             }
             // Registered: Reference.queue is Finalizer.queue; enqueued or taken by the finalizer
             // thread: ENQUEUED or NULL. Not yet enqueued by the reference handler: still alive.
-            boolean pending = referenceQueue.get(finalizer) != queue;
-            if (inflater) {
-                if (pending) {
-                    f.inflatersPending++;
-                } else {
-                    f.inflatersAlive++;
-                }
-            } else if (pending) {
-                f.deflatersPending++;
-            } else {
-                f.deflatersAlive++;
-            }
+            f.tally(inflater, referenceQueue.get(finalizer) != queue);
         }
 
         /** Opens java.lang.ref and java.util.zip of java.base to the agent (JDK 9+; no-op on 8). */
