@@ -324,7 +324,7 @@ pub fn apply_as(tunings: &[Tuning], by: AppliedBy) -> Vec<TuningOutcome> {
         }
     }
     let arenas_before = arena_count();
-    let mut applied = apply(&fresh).into_iter();
+    let mut applied = apply_counted(&fresh, || arenas_before).into_iter();
     let outcomes: Vec<TuningOutcome> =
         slots.into_iter().filter_map(|s| s.or_else(|| applied.next())).collect();
     let mut rec = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
@@ -475,15 +475,20 @@ fn view_of(
 
 /// Applies `tunings` in order through `mallopt`, each one's outcome in the same order.
 pub fn apply(tunings: &[Tuning]) -> Vec<TuningOutcome> {
+    apply_counted(tunings, arena_count)
+}
+
+/// [`apply`], the arenas counted by `arenas_before` only when some setting reaches mallopt.
+fn apply_counted(tunings: &[Tuning], arenas_before: impl FnOnce() -> Option<usize>) -> Vec<TuningOutcome> {
     let kind = allocator::current_kind();
     let env = allocator::detect().settings;
     let steps = plan(tunings, kind, &env);
     if steps.iter().all(|(_, d)| d.is_some()) {
         return steps.into_iter().filter_map(|(_, d)| d).collect();
     }
-    let mallopt = allocator::symbol("mallopt");
     // Counted before any setting changes: the arenas that a cap can no longer undo.
-    let arenas_before = malloc_info::collect_malloc_info().ok().map(|mi| mi.arenas.len());
+    let arenas_before = arenas_before();
+    let mallopt = allocator::symbol("mallopt");
     steps
         .into_iter()
         .map(|(t, decided)| {
