@@ -25,4 +25,4 @@ def test_a_minute_of_everything_at_once_loses_nothing_and_memory_stays_flat(jdk,
     assert failures == [], (failures, figures)
     # The figures the checks rest on were really there.
     assert figures["report_lines"] >= SECONDS * 5 and figures["trims"] >= SECONDS * 5, figures
-    assert set(figures["memory"]) == {"rss", "pss", "malloc_in_use", "nmt_committed", "heap_after_gc"}, figures
+    assert set(figures["memory"]) == {"rss", "uss", "malloc_less_jit_arenas", "nmt_less_heap_jit_arenas", "heap_after_gc"}, figures

@@ -1,5 +1,7 @@
 import java.lang.management.ManagementFactory;
-import java.lang.management.MemoryMXBean;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.lang.management.MemoryUsage;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -13,7 +15,8 @@ import javax.management.ObjectName;
  * Inflaters, about 300 a second, ended or 1 in 32 dropped unended for the Cleaner, so the census always has work) while a
  * third calls the agent's MBean in-process every 50 ms (attributes, trimNow; reportJson and
  * sampleNow now and then). Prints "ready", then once a second "beat <n> <heap used after the last
- * System.gc()>" (a GC every 5 s), and at the end "done churn=<n> jmx=<n> errors=<n>" and the first
+ * System.gc()>" (a GC every 5 s; the heap pools' usage as the collector measured it at the end of
+ * that GC, since the heap's usage read after it already holds what the churn threads allocated), and at the end "done churn=<n> jmx=<n> errors=<n>" and the first
  * JMX error if any; then returns from main (exit code 0).
  */
 public final class Soak {
@@ -36,14 +39,13 @@ public final class Soak {
         }
         System.out.println("ready");
         System.out.flush();
-        MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
         long heapAfterGc = -1;
         long end = System.nanoTime() + seconds * 1_000_000_000L;
         for (long beat = 1; System.nanoTime() < end; beat++) {
             Thread.sleep(1000);
             if (beat % 5 == 0) {
                 System.gc();
-                heapAfterGc = memory.getHeapMemoryUsage().getUsed();
+                heapAfterGc = heapAfterLastGc();
             }
             System.out.println("beat " + beat + " " + heapAfterGc);
             System.out.flush();
@@ -57,6 +59,17 @@ public final class Soak {
             System.out.println("first error " + firstError);
         }
         System.out.flush();
+    }
+
+    private static long heapAfterLastGc() {
+        long used = 0;
+        for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+            MemoryUsage after = pool.getType() == MemoryType.HEAP ? pool.getCollectionUsage() : null;
+            if (after != null) {
+                used += after.getUsed();
+            }
+        }
+        return used;
     }
 
     private static void churn(int seed) {
