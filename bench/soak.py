@@ -20,9 +20,10 @@ last third showed +14 MiB), out of malloc in use and NMT; and the `Java Heap` ca
 heap's own use is the heap-after-GC check). The figures hold each NMT category's change between
 the thirds, so a failure names what grew.
 
-Tolerance: the agent keeps by design a bounded history (the growth series, a day of points, and
-the live timeline, a week of samples) of under 1 KiB per sample, so at 10 samples a second memory
-may rise by that much per sample between the thirds (`DESIGNED_BYTES_PER_SAMPLE`); on top of it
+Tolerance: the agent keeps by design a bounded history (the growth series, 8640 points, and the
+live timeline, 4000 points before it thins itself) of under 1 KiB per sample, so until they are
+full (at 10 samples a second, 7 and 14 minutes) memory may rise by that much per sample between
+the thirds (`DESIGNED_BYTES_PER_SAMPLE`); on top of it
 RSS may move by `RSS_SLACK` (the JIT still compiles, glibc arenas fragment under the churn, and
 the 50 ms trims make RSS move by megabytes between readings), malloc in use and NMT by
 `NATIVE_SLACK`, the heap after GC by `HEAP_SLACK`. A leak of one report line per sample (15 KiB)

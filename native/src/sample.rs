@@ -240,8 +240,12 @@ pub struct Core {
     timeline: crate::timeline::Timeline,
 }
 
-/// A week of 10 s samples: past it the live timeline starts again, so it stays bounded.
-const LIVE_TIMELINE_MAX_SAMPLES: usize = 60_480;
+/// The live timeline's bounds ([`crate::timeline::Timeline::thin`]): twice the points the page
+/// draws, so thinning loses nothing the page would show until the history outgrows the chart's
+/// width; about 2 MiB of columns at most, where a week of samples unthinned would be 30 MiB.
+const LIVE_TIMELINE_MAX_SAMPLES: usize = 2 * crate::timeline::MAX_POINTS;
+/// Trim marks kept: the page groups them per bucket past [`crate::timeline::MAX_POINTS`] anyway.
+const LIVE_TIMELINE_MAX_TRIMS: usize = 4 * crate::timeline::MAX_POINTS;
 
 impl Core {
     /// A core configured by `config`; a trim policy text that does not parse is an error.
@@ -376,10 +380,8 @@ impl Core {
     /// Takes a sample and returns it as one report line (JSON), remembered for the live timeline.
     pub fn sample_line(&mut self, facts: Value) -> Result<String> {
         let line = serde_json::to_string(&self.sample(facts)?)?;
-        if self.timeline.sample_count() >= LIVE_TIMELINE_MAX_SAMPLES {
-            self.timeline = crate::timeline::Timeline::default();
-        }
         self.timeline.push_line(&line);
+        self.timeline.thin(LIVE_TIMELINE_MAX_SAMPLES, LIVE_TIMELINE_MAX_TRIMS);
         Ok(line)
     }
 

@@ -78,6 +78,10 @@ pub struct Timeline {
     trims: Vec<TrimEvent>,
     trims_seen: HashSet<(u64, u64, u64)>,
     findings: HashMap<String, FindingState>,
+    /// How many times [`Timeline::thin`] halved the samples (each point stands for 2^n samples).
+    thinned: u32,
+    /// Samples pushed since the last point that stands for 2^`thinned` of them (the newest rows).
+    open: usize,
 }
 
 /// Numeric series by name, one value per sample (NaN where the sample had none).
@@ -135,6 +139,27 @@ struct TrimEvent {
     rss_after: f64,
     duration_ns: f64,
     reason: Option<String>,
+    /// Trims this event stands for: 1, or more once [`Timeline::thin`] merged neighbours.
+    count: u64,
+    /// The most one of them released.
+    max_released: f64,
+}
+
+impl TrimEvent {
+    /// `self` and the trim that followed it, as one event.
+    fn merge(&self, next: &TrimEvent) -> TrimEvent {
+        let sum = |a: f64, b: f64| if a.is_nan() { b } else if b.is_nan() { a } else { a + b };
+        TrimEvent {
+            t: self.t,
+            released: sum(self.released, next.released),
+            rss_before: self.rss_before,
+            rss_after: next.rss_after,
+            duration_ns: sum(self.duration_ns, next.duration_ns),
+            reason: if self.reason == next.reason { self.reason.clone() } else { None },
+            count: self.count + next.count,
+            max_released: self.max_released.max(next.max_released),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -266,7 +291,109 @@ impl Timeline {
             rss_after: e.rss_after.0,
             duration_ns: e.duration_ns.0,
             reason: e.reason.0.clone(),
+            count: 1,
+            max_released: released,
         });
+    }
+
+    /// Keeps at most `max_rows` samples and `max_trims` trim events, so a timeline fed for as
+    /// long as the process lives stays bounded: past either bound, neighbours (in time order) are
+    /// taken two by two, and of two samples the one with the higher RSS stays (so RSS peaks stay
+    /// on the page), two trims become one with their count and sums. Each pass halves the
+    /// resolution of the whole history, old and new alike; the page says how far it was thinned.
+    pub fn thin(&mut self, max_rows: usize, max_trims: usize) {
+        if self.thinned > 0 {
+            // New samples join the resolution of the thinned history: one point per 2^n.
+            self.open += 1;
+            if self.open >= 1usize << self.thinned.min(63) {
+                self.close_open_group();
+            }
+        }
+        if self.times.len() > max_rows.max(2) {
+            self.close_open_group();
+            self.thin_rows();
+        }
+        if self.trims.len() > max_trims.max(2) {
+            self.thin_trims();
+        }
+    }
+
+    /// The RSS of row `r` (NaN where the sample had none).
+    fn rss_of(&self, r: usize) -> f64 {
+        self.columns.index.get("tot.rss").map_or(f64::NAN, |&i| self.columns.data[i][r])
+    }
+
+    /// Of `a` and `b`, the row that stays: the higher RSS, the later one on a tie or without RSS.
+    fn higher_rss(&self, a: usize, b: usize) -> usize {
+        let (ra, rb) = (self.rss_of(a), self.rss_of(b));
+        if ra > rb || (rb.is_nan() && !ra.is_nan()) {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// The newest `open` rows become the one of them with the highest RSS.
+    fn close_open_group(&mut self) {
+        let n = self.times.len();
+        let start = n - self.open.min(n);
+        self.open = 0;
+        if n - start > 1 {
+            let best = (start..n).reduce(|a, b| self.higher_rss(a, b)).unwrap_or(start);
+            let keep: Vec<usize> = (0..start).chain(std::iter::once(best)).collect();
+            self.keep_rows(&keep);
+        }
+    }
+
+    fn thin_rows(&mut self) {
+        let mut order: Vec<usize> = (0..self.times.len()).collect();
+        order.sort_by(|&a, &b| self.times[a].total_cmp(&self.times[b]));
+        let mut keep: Vec<usize> = order
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => self.higher_rss(*a, *b),
+                [a] => *a,
+                _ => unreachable!("chunks(2) gives one or two"),
+            })
+            .collect();
+        keep.sort_unstable();
+        self.keep_rows(&keep);
+        self.thinned += 1;
+    }
+
+    /// Keeps only the rows `keep` (ascending), in that order.
+    fn keep_rows(&mut self, keep: &[usize]) {
+        let pick = |v: &mut Vec<f64>| {
+            for (to, &from) in keep.iter().enumerate() {
+                v[to] = v[from];
+            }
+            v.truncate(keep.len());
+        };
+        pick(&mut self.times);
+        for c in &mut self.columns.data {
+            pick(c);
+        }
+        self.columns.rows = keep.len();
+    }
+
+    fn thin_trims(&mut self) {
+        self.trims.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let merged: Vec<TrimEvent> = self
+            .trims
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => a.merge(b),
+                [a] => a.clone(),
+                _ => unreachable!("chunks(2) gives one or two"),
+            })
+            .collect();
+        self.trims = merged;
+        // The keys only catch a trim that a later line repeats, and lines repeat only recent
+        // ones: keep those of the last ten minutes before the newest trim.
+        if let Some(newest) = self.trims.last().map(|e| e.t) {
+            let since = (newest - 600_000.0).max(0.0) as u64;
+            self.trims_seen.retain(|k| k.0 >= since);
+        }
     }
 
     fn add_finding(&mut self, f: &Finding, t: f64) {
@@ -327,6 +454,12 @@ impl Timeline {
                 why.push(format!("{} without epoch_ms", s.no_time));
             }
             out.push(format!("Skipped {} line{} ({}).", s.total(), plural(s.total()), why.join(", ")));
+        }
+        if self.thinned > 0 {
+            out.push(format!(
+                "A long history, thinned to keep it small: each point is the sample with the highest RSS of {} neighbours.",
+                1u64 << self.thinned.min(63)
+            ));
         }
         if self.newer_schema > 0 {
             out.push(format!(
@@ -569,7 +702,8 @@ impl Timeline {
     fn trim_marks(&self, times: &[f64], buckets: &Buckets) -> Value {
         let mut trims = self.trims.clone();
         trims.sort_by(|a, b| a.t.total_cmp(&b.t));
-        if trims.len() <= MAX_TRIM_MARKS {
+        let count: u64 = trims.iter().map(|e| e.count).sum();
+        if count <= MAX_TRIM_MARKS as u64 {
             let marks: Vec<Value> = trims
                 .iter()
                 .map(|e| {
@@ -588,9 +722,10 @@ impl Timeline {
         let flush = |group: &mut Vec<&TrimEvent>, marks: &mut Vec<Value>| {
             if let (Some(first), Some(last)) = (group.first(), group.last()) {
                 let released: f64 = group.iter().map(|e| e.released).filter(|x| !x.is_nan()).sum();
-                let max = group.iter().map(|e| e.released).filter(|x| !x.is_nan()).fold(0.0, f64::max);
+                let max = group.iter().map(|e| e.max_released).filter(|x| !x.is_nan()).fold(0.0, f64::max);
+                let n: u64 = group.iter().map(|e| e.count).sum();
                 marks.push(json!({
-                    "t": num_value(first.t), "t1": num_value(last.t), "n": group.len(),
+                    "t": num_value(first.t), "t1": num_value(last.t), "n": n,
                     "released": num_value(released), "max": num_value(max),
                 }));
             }
@@ -605,7 +740,7 @@ impl Timeline {
             group.push(e);
         }
         flush(&mut group, &mut marks);
-        json!({"grouped": true, "count": trims.len(), "marks": marks})
+        json!({"grouped": true, "count": count, "marks": marks})
     }
 
     fn findings_data(&self, last_sample: Option<f64>) -> Vec<Value> {

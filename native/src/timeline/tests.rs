@@ -335,3 +335,56 @@ fn a_report_inventing_names_on_every_line_stays_bounded() {
     let page = tl.render("names").expect("page");
     assert!(page.len() < 3 * MIB as usize);
 }
+
+#[test]
+fn a_timeline_fed_for_ever_stays_bounded_and_keeps_the_rss_peak() {
+    let mut t = Timeline::default();
+    let n = 50_000u64;
+    for i in 0..n {
+        let arena = if i == 12_345 { 3000 * MIB } else { 100 * MIB + (i % 10) * MIB };
+        let mut s: Value = serde_json::from_str(&line(i + 1, T0 + i * 10_000, arena)).expect("line");
+        // Two trims per sample.
+        s["trim"] = json!({"events": [
+            {"epoch_ms": T0 + i * 10_000 + 1, "released": MIB, "rss_before": 3 * MIB, "rss_after": 2 * MIB, "duration_ns": 1000, "reason": "auto"},
+            {"epoch_ms": T0 + i * 10_000 + 2, "released": 2 * MIB, "rss_before": 4 * MIB, "rss_after": 2 * MIB, "duration_ns": 1000, "reason": "auto"},
+        ]});
+        t.push_line(&s.to_string());
+        t.thin(1000, 3000);
+        assert!(t.sample_count() <= 1000, "{} samples after {i}", t.sample_count());
+        assert!(t.trims.len() <= 3000, "{} trims after {i}", t.trims.len());
+        assert!(t.trims_seen.len() <= 3000 + 2 * 60 + 2, "{} trim keys after {i}", t.trims_seen.len());
+    }
+    assert!(t.sample_count() >= 500, "{}", t.sample_count());
+    // Each point stands for as many samples as any other: 50,000 into 500-1000 is 6 or 7 halvings.
+    assert!((6..=7).contains(&t.thinned), "thinned {} times", t.thinned);
+    let data = embedded(&t.render("bounded").expect("page"));
+    let times: Vec<f64> = data["t"].as_array().expect("t").iter().filter_map(Value::as_f64).collect();
+    // The whole run is covered, from its first minutes to its last.
+    assert!(times[0] <= (T0 + 64 * 10_000) as f64, "starts at {}", times[0]);
+    assert!(*times.last().expect("last") >= (T0 + (n - 64) * 10_000) as f64);
+    let peak = series(chart(&data, "memory"), "lines", "RSS").into_iter().filter(|x| !x.is_nan()).fold(0.0, f64::max);
+    assert_eq!(peak, (512 + 3000 + 286) as f64 * MIB as f64);
+    // Every trim is still counted, with every byte it released.
+    assert_eq!(data["trims"]["grouped"], true);
+    assert_eq!(data["trims"]["count"], 2 * n);
+    let marks = data["trims"]["marks"].as_array().expect("marks");
+    let released: f64 = marks.iter().filter_map(|m| m["released"].as_f64()).sum();
+    assert_eq!(released, (3 * n * MIB) as f64);
+    assert_eq!(marks.iter().filter_map(|m| m["n"].as_u64()).sum::<u64>(), 2 * n);
+    assert!(marks.iter().all(|m| m["max"].as_f64() == Some(2.0 * MIB as f64)));
+    // Thinning is said, and the steady sampling does not read as pauses.
+    let page = t.render("bounded").expect("page");
+    assert!(page.contains("thinned to keep it small"), "no thinning line");
+    assert_eq!(data["breaks"], json!([]));
+}
+
+#[test]
+fn a_short_timeline_is_not_thinned() {
+    let mut t = Timeline::default();
+    for i in 0..100u64 {
+        t.push_line(&line(i + 1, T0 + i * 10_000, MIB));
+        t.thin(100, 100);
+    }
+    assert_eq!(t.sample_count(), 100);
+    assert!(!t.render("short").expect("page").contains("thinned"));
+}
