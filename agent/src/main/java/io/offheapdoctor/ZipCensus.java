@@ -1,7 +1,6 @@
 package io.offheapdoctor;
 
 import java.lang.instrument.Instrumentation;
-import java.lang.management.ManagementFactory;
 import java.lang.ref.PhantomReference;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
@@ -13,8 +12,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.zip.Deflater;
 import java.util.zip.Inflater;
-import javax.management.MBeanServer;
-import javax.management.ObjectName;
 
 /**
  * Counts the {@link Inflater}s and {@link Deflater}s that hold native zlib memory: those still
@@ -84,7 +81,6 @@ final class ZipCensus {
 
     private static final String INFLATER_REF = "java.util.zip.Inflater$InflaterZStreamRef";
     private static final String DEFLATER_REF = "java.util.zip.Deflater$DeflaterZStreamRef";
-    private static final String DIAGNOSTIC_COMMAND = "com.sun.management:type=DiagnosticCommand";
 
     static final String TEST_HISTOGRAM_PROPERTY = "offheap.doctor.test.zipHistogram";
     /** Tests: ask redefineModule to open a package java.base lacks, so it refuses as on a JDK that would. */
@@ -257,9 +253,7 @@ final class ZipCensus {
 
     /** Instances of Inflater and Deflater in the heap, reachable or not, from the class histogram. */
     private static long[] histogram() throws Exception {
-        MBeanServer server = ManagementFactory.getPlatformMBeanServer();
-        Object out = server.invoke(new ObjectName(DIAGNOSTIC_COMMAND), "gcClassHistogram",
-                new Object[] {new String[] {"-all"}}, new String[] {String[].class.getName()});
+        Object out = DiagnosticCommands.invoke("gcClassHistogram", "-all");
         String text = String.valueOf(out);
         long inflaters = 0;
         long deflaters = 0;
