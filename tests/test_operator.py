@@ -332,6 +332,59 @@ def test_start_command_only_loads_the_agent(jdk, workloads, tmp_path):
         assert j.returncode == 0 and j.stderr == "" and json.loads(j.stdout)["pid"] == app.pid
 
 
+def platform_server_exists(jdk, pid):
+    """Whether the JVM holds a JMX MBeanServer (the platform one: nothing else here makes one)."""
+    jcmd = str(Path(java(jdk)).parent / "jcmd")
+    out = subprocess.run([jcmd, str(pid), "GC.class_histogram"], capture_output=True, text=True, timeout=60).stdout
+    assert "java.lang.String " in out, out[-2000:]
+    return " com.sun.jmx.mbeanserver.JmxMBeanServer " in out
+
+
+@pytest.mark.parametrize("jdk", ALL)
+def test_the_agent_makes_no_mbean_server_and_registers_in_the_one_jmx_users_make(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["90"], agent_opts=f"interval=300ms,report={report}", classpath=workloads,
+                  jvm_args=["-XX:NativeMemoryTracking=summary"], xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        samples = wait_for_samples(report, 4)
+        # GC.heap_info and NMT ran through the JVM's diagnostic commands without the server.
+        assert samples[-1]["heap"]["ranges"], samples[-1]["heap"]
+        assert samples[-1]["nmt"]["committed"] > 0, samples[-1]["nmt"]
+        assert not platform_server_exists(jdk, app.pid)
+        # The attach command starts the JVM's management agent, which creates the server: the
+        # agent already running registers its bean there, and is not loaded a second time.
+        j = attach_cmd(jdk, app.pid, "json")
+        assert j.returncode == 0 and j.stderr == "", j.stderr
+        assert json.loads(j.stdout)["pid"] == app.pid
+        assert platform_server_exists(jdk, app.pid)
+        app.kill()
+        rc, out, err = app.finish()
+    assert "MBean" not in err and "already running" not in err, err
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_mbean_on_creates_the_server_and_off_registers_nothing(jdk, workloads, tmp_path):
+    report = tmp_path / "r.jsonl"
+    cmd = command(jdk, "Idle", ["90"], agent_opts=f"interval=300ms,mbean=on,report={report}", classpath=workloads,
+                  xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        wait_for_samples(report, 2)
+        deadline = time.monotonic() + 20
+        while not platform_server_exists(jdk, app.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert platform_server_exists(jdk, app.pid)
+        app.kill()
+        app.finish()
+    # The application makes the server and waits for the bean, which never comes.
+    report.unlink()
+    r = run_jvm(jdk, "JmxSelf", [], agent_opts=f"interval=1h,mbean=off,report={report}", classpath=workloads,
+                jvm_args=["-Dmbeanwalk.timeoutSeconds=5"], report=report, timeout=90)
+    assert r.rc == 3 and "timeout: registered=false" in r.stdout, r.stdout + r.stderr
+    assert "MBean" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("jdk", MAIN)
 def test_command_errors_are_one_line_and_exit_code(jdk, workloads):
     for args in (["report"], [], ["watch"]):

@@ -17,9 +17,12 @@ final class MBeanWalk {
 
     private MBeanWalk() {}
 
-    /** Waits up to 30 s for the bean and its first sample; exits with 3 if they do not come. */
+    /**
+     * Waits up to 30 s (or -Dmbeanwalk.timeoutSeconds) for the bean and its first sample; exits
+     * with 3 if they do not come.
+     */
     static void awaitFirstSample(MBeanServerConnection server, ObjectName name) throws Exception {
-        long deadline = System.nanoTime() + 30_000_000_000L;
+        long deadline = System.nanoTime() + Long.getLong("mbeanwalk.timeoutSeconds", 30) * 1_000_000_000L;
         while (!server.isRegistered(name) || ((Long) server.getAttribute(name, "SampleCount")) < 1) {
             if (System.nanoTime() > deadline) {
                 System.out.println("timeout: registered=" + server.isRegistered(name));

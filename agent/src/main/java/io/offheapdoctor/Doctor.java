@@ -31,6 +31,8 @@ public final class Doctor {
     private final Thread sampler;
     private OutputStream report;
     private volatile boolean stopping;
+    /** How often {@code mbean=auto} looks for the platform MBeanServer. */
+    static final long MBEAN_POLL_MS = 1000;
     private volatile String lastSample;
     private long javaOnlySeq;
     private JvmFacts facts;
@@ -68,6 +70,7 @@ public final class Doctor {
         Doctor d = new Doctor(options, attached, inst);
         d.trimSpec = trimSpec;
         instance = d;
+        DiagnosticCommands.setInstrumentation(inst);
         d.sampler.start();
         try {
             Runtime.getRuntime().addShutdownHook(new Thread(d::stop, "offheap-doctor-shutdown"));
@@ -286,14 +289,31 @@ public final class Doctor {
     }
 
     /**
-     * Registers the MBean and starts the Prometheus endpoint (if asked) on a thread of their own,
+     * Starts the Prometheus endpoint (if asked) and registers the MBean on a thread of their own,
      * after the first sample: registering takes a few hundred milliseconds that neither the first
-     * sample nor the sampling cadence should wait for.
+     * sample nor the sampling cadence should wait for. With {@code mbean=auto} the thread then
+     * waits, looking once a second, until something creates the platform MBeanServer.
      */
     private void publish() {
         Thread t = new Thread(() -> {
-            OffHeapDoctorBean.register(this);
             PrometheusEndpoint.start(this, options);
+            if (options.mbean.equals("on")) {
+                OffHeapDoctorBean.register(this);
+                return;
+            }
+            while (options.mbean.equals("auto") && !stopping) {
+                if (OffHeapDoctorBean.platformServerExists()) {
+                    OffHeapDoctorBean.register(this);
+                    return;
+                }
+                synchronized (lock) {
+                    try {
+                        lock.wait(MBEAN_POLL_MS);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            }
         }, "offheap-doctor-publish");
         t.setDaemon(true);
         t.start();

@@ -40,6 +40,9 @@ final class Options {
         k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
         k.put("zipInterval", "time between zip census scans, which sample in between reuse: <n>ms, <n>s, <n>m (default 30s)");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
+        k.put("mbean", "auto|on|off: register the MXBean in the platform MBeanServer once something creates that"
+                + " server (auto, the default: JConsole, jcmd ManagementAgent.start, -Dcom.sun.management.jmxremote,"
+                + " the attach commands, the application), create the server for it (on), or none (off)");
         k.put("procRoot", "directory read instead of /proc/self (for tests)");
         k.put("prometheus", "<port> or <host>:<port>: serve Prometheus metrics at http://<host>:<port>/metrics"
                 + " (default host 127.0.0.1; default off: no port is opened)");
@@ -110,6 +113,8 @@ final class Options {
     String library;
     String procRoot;
     boolean zipCensus = true;
+    /** auto, on or off: see {@link #KEYS}. */
+    String mbean = "auto";
     long zipIntervalMs = 30_000;
     String trim = "off";
     /** auto-trim settings, as the native policy's keys (trimRetained=64m, ...), in order given. */
@@ -205,6 +210,14 @@ final class Options {
                     problems.add("zipCensus='" + value + "' is not valid; choose on or off; keeping on");
                 } else {
                     zipCensus = on;
+                }
+                break;
+            case "mbean":
+                String m = value.toLowerCase(Locale.ROOT);
+                if (m.equals("auto") || m.equals("on") || m.equals("off")) {
+                    mbean = m;
+                } else {
+                    problems.add("mbean='" + value + "' is not valid; choose auto, on or off; keeping " + mbean);
                 }
                 break;
             case "trim":

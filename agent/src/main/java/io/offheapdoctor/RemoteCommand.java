@@ -2,6 +2,9 @@ package io.offheapdoctor;
 
 import java.io.File;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadInfo;
+import java.lang.management.ThreadMXBean;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.util.Properties;
@@ -82,7 +85,17 @@ final class RemoteCommand {
             try (JMXConnector connector = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
                 MBeanServerConnection server = connector.getMBeanServerConnection();
                 ObjectName name = new ObjectName(OffHeapDoctorMXBean.OBJECT_NAME);
-                if (!server.isRegistered(name)) {
+                if (!server.isRegistered(name) && agentRuns(server)) {
+                    // With mbean=auto the agent registers once the connector's start made the
+                    // platform MBeanServer; it looks once a second.
+                    if (!awaitRegistration(server, name)) {
+                        return fail("the agent in " + pid + " runs but did not register " + OffHeapDoctorMXBean.OBJECT_NAME
+                                + " within " + REGISTER_TIMEOUT_MS / 1000 + "s (started with mbean=off?)");
+                    }
+                    if (!options.isEmpty()) {
+                        System.err.println("offheap-doctor: the agent already runs in " + pid + "; options ignored: " + options);
+                    }
+                } else if (!server.isRegistered(name)) {
                     try {
                         vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, jar, options);
                     } catch (InvocationTargetException e) {
@@ -303,6 +316,25 @@ final class RemoteCommand {
                 signature = new String[] {String.class.getName()};
         }
         return server.invoke(name, op, params, signature);
+    }
+
+    /**
+     * Whether the target runs the agent already (its sampler thread is alive), whether or not the
+     * MBean is registered yet.
+     */
+    static boolean agentRuns(MBeanServerConnection server) {
+        try {
+            ThreadMXBean threads = ManagementFactory.newPlatformMXBeanProxy(server,
+                    ManagementFactory.THREAD_MXBEAN_NAME, ThreadMXBean.class);
+            for (ThreadInfo t : threads.getThreadInfo(threads.getAllThreadIds())) {
+                if (t != null && t.getThreadName().equals(Doctor.THREAD_NAME)) {
+                    return true;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // Unknown: load the agent, which says so if it runs already.
+        }
+        return false;
     }
 
     private static boolean awaitRegistration(MBeanServerConnection server, ObjectName name)
