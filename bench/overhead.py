@@ -9,7 +9,7 @@ without and with the agent (interval=1s by default), it measures over a window a
 - from the report, `sample_ns` (time inside the native core) and the zip census's `scan_ns`.
 
 Then (skip with --only cpu):
-- memory: an idle JVM (-Xmx64m, NMT summary) without and with the agent (interval=10s) at steady
+- memory: an idle JVM (-Xmx64m, NMT summary) without and with the agent (interval=10s; and with mbean=on) at steady
   state, after its first sample and the MXBean's registration: RSS and PSS from smaps_rollup, the
   difference split by where it lives (Java heap pages, the agent's library, other file mappings,
   anonymous memory, from smaps and the heap's range) and by NMT category, loaded classes, threads.
@@ -113,10 +113,15 @@ def jcmd(jdk, pid, *args):
     return subprocess.run([tool, str(pid), *args], capture_output=True, text=True, timeout=60).stdout
 
 
-def memory_state(jdk, classpath, agent, settle):
+AGENT_MEMORY_OPTS = "interval=10s,log=quiet"
+# The same with the platform MBeanServer created for the MXBean at start-up (the default waits
+# for a JMX user to create it).
+EAGER_MBEAN_OPTS = AGENT_MEMORY_OPTS + ",mbean=on"
+
+
+def memory_state(jdk, classpath, agent_opts, settle):
     flags = ["-XX:NativeMemoryTracking=summary"] + (["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else [])
-    cmd = command(jdk, "Idle", [str(settle + 60)], "interval=10s,log=quiet" if agent else None, flags,
-                  classpath=classpath, xcheck=False)
+    cmd = command(jdk, "Idle", [str(settle + 60)], agent_opts, flags, classpath=classpath, xcheck=False)
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(settle)
@@ -140,35 +145,42 @@ def memory_state(jdk, classpath, agent, settle):
 
 
 def memory_section(a, classpath):
-    runs = {False: [], True: []}
+    configs = (None, AGENT_MEMORY_OPTS, EAGER_MBEAN_OPTS)
+    runs = {c: [] for c in configs}
     for _ in range(a.mem_reps):
-        for agent in (False, True):
-            runs[agent].append(memory_state(a.jdk, classpath, agent, a.settle))
+        for c in configs:
+            runs[c].append(memory_state(a.jdk, classpath, c, a.settle))
 
-    def med(agent, f):
-        return statistics.median(f(r) for r in runs[agent])
+    def med(c, f):
+        return statistics.median(f(r) for r in runs[c])
+
+    def row(label, f, always=True):
+        w, x, e = (med(c, f) / 1024 for c in configs)
+        if always or abs(x - w) >= 0.1 or abs(e - w) >= 0.1:
+            print(f"{label:<46}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}{e:>11.1f}{e - w:>+9.1f}")
 
     print(f"\nresident memory, JDK {a.jdk}: idle JVM -Xmx64m, NMT summary, interval=10s, after {a.settle:.0f} s,"
           f" medians of {a.mem_reps} runs each (MiB)")
-    print(f"{'':<46}{'without':>9}{'with':>9}{'cost':>9}")
+    print(f"{'':<46}{'without':>9}{'with':>9}{'cost':>9}{'mbean=on':>11}{'cost':>9}")
     for key in ("Rss", "Pss", "Anonymous"):
-        w, x = med(False, lambda r: r["roll"][key]) / 1024, med(True, lambda r: r["roll"][key]) / 1024
-        print(f"{key + ' (smaps_rollup)':<46}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}")
-    names = sorted({k for r in runs[True] + runs[False] for k in r["split"]})
+        row(key + " (smaps_rollup)", lambda r, k=key: r["roll"][k])
+    names = sorted({k for rs in runs.values() for r in rs for k in r["split"]})
     for k in names:
-        w, x = med(False, lambda r: r["split"].get(k, 0)) / 1024, med(True, lambda r: r["split"].get(k, 0)) / 1024
-        print(f"  {k:<44}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}")
-    cats = sorted({k for r in runs[True] + runs[False] for k in r["nmt"]},
-                  key=lambda k: -(med(True, lambda r: r["nmt"].get(k, 0)) - med(False, lambda r: r["nmt"].get(k, 0))))
+        row("  " + k, lambda r, k=k: r["split"].get(k, 0))
+    cats = sorted({k for rs in runs.values() for r in rs for k in r["nmt"]} - {"Java Heap"},
+                  key=lambda k: -(med(AGENT_MEMORY_OPTS, lambda r: r["nmt"].get(k, 0))
+                                  - med(None, lambda r: r["nmt"].get(k, 0))))
     for k in cats:
-        w, x = med(False, lambda r: r["nmt"].get(k, 0)) / 1024, med(True, lambda r: r["nmt"].get(k, 0)) / 1024
-        if abs(x - w) >= 0.1 and k != "Java Heap":
-            print(f"  NMT committed {k:<30}{w:>9.1f}{x:>9.1f}{x - w:>+9.1f}")
-    print(f"{'classes loaded':<46}{med(False, lambda r: r['classes']):>9.0f}{med(True, lambda r: r['classes']):>9.0f}")
-    print(f"{'threads':<46}{med(False, lambda r: r['threads']):>9.0f}{med(True, lambda r: r['threads']):>9.0f}")
-    print("java heap pages: young-generation pages the agent's start-up garbage touched (an application that"
-          " allocates at all touches them too); anonymous minus the NMT rows: malloc outside NMT (the native"
-          " core, zlib, glibc arena for the agent's thread).")
+        row(f"  NMT committed {k}", lambda r, k=k: r["nmt"].get(k, 0), always=False)
+    counts = [med(c, lambda r: r["classes"]) for c in configs]
+    print(f"{'classes loaded':<46}{counts[0]:>9.0f}{counts[1]:>9.0f}{'':>9}{counts[2]:>11.0f}")
+    counts = [med(c, lambda r: r["threads"]) for c in configs]
+    print(f"{'threads':<46}{counts[0]:>9.0f}{counts[1]:>9.0f}{'':>9}{counts[2]:>11.0f}")
+    print("with: the defaults (mbean=auto: no platform MBeanServer until a JMX user makes one); mbean=on: the"
+          " server made at start-up for the MXBean. java heap pages: young-generation pages the agent's start-up"
+          " garbage touched (an application that allocates at all touches them too); anonymous minus the NMT"
+          " rows: malloc outside NMT (the native core, zlib, glibc arena for the agent's thread) and what"
+          " glibc keeps free after the JIT's and class loading's start-up arenas.")
 
 
 def throughput_run(jdk, classes, interval, seconds, workdir):
