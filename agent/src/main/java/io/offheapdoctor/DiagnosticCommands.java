@@ -4,11 +4,8 @@ import java.lang.instrument.Instrumentation;
 import java.lang.management.ManagementFactory;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
-import java.util.Collections;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
-import java.util.Set;
 import javax.management.MBeanServer;
 import javax.management.ObjectName;
 
@@ -60,7 +57,7 @@ final class DiagnosticCommands {
                 // Loads jdk.management's provider and with it the native library the command needs.
                 ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
                 Class<?> impl = Class.forName("com.sun.management.internal.DiagnosticCommandImpl");
-                open(impl);
+                Modules.open(inst, impl, impl.getPackage().getName());
                 Method get = impl.getDeclaredMethod("getDiagnosticCommandMBean");
                 get.setAccessible(true);
                 Method exec = impl.getDeclaredMethod("executeDiagnosticCommand", String.class);
@@ -72,26 +69,6 @@ final class DiagnosticCommands {
             }
         }
         return execute;
-    }
-
-    /** Opens impl's package to this class's module (JDK 9+; reflective: compiled for Java 8). */
-    private static void open(Class<?> impl) throws Exception {
-        Class<?> moduleClass = Class.forName("java.lang.Module");
-        Method getModule = Class.class.getMethod("getModule");
-        Object target = getModule.invoke(impl);
-        Object self = getModule.invoke(DiagnosticCommands.class);
-        String pkg = impl.getPackage().getName();
-        if ((Boolean) moduleClass.getMethod("isOpen", String.class, moduleClass).invoke(target, pkg, self)) {
-            return;
-        }
-        if (inst == null) {
-            throw new IllegalStateException("no Instrumentation to open " + pkg);
-        }
-        Map<String, Set<Object>> opens = new HashMap<String, Set<Object>>();
-        opens.put(pkg, Collections.singleton(self));
-        Instrumentation.class.getMethod("redefineModule", moduleClass, Set.class, Map.class, Map.class, Set.class,
-                Map.class).invoke(inst, target, new HashSet<Object>(), new HashMap<String, Set<Object>>(), opens,
-                new HashSet<Class<?>>(), new HashMap<Class<?>, Object>());
     }
 
     /**

@@ -4,12 +4,8 @@ import java.lang.instrument.Instrumentation;
 import java.lang.ref.PhantomReference;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
-import java.util.Collections;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.Map;
-import java.util.Set;
 import java.util.zip.Deflater;
 import java.util.zip.Inflater;
 
@@ -357,14 +353,13 @@ final class ZipCensus {
         }
 
         static CleanerWalk resolve(Instrumentation inst) throws Exception {
-            Class<?> moduleClass;
             try {
-                moduleClass = Class.forName("java.lang.Module");
+                Class.forName("java.lang.Module");
             } catch (ClassNotFoundException e) {
                 throw new UnsupportedOperationException(
                         "JDK 8 has no Cleaner: Inflater/Deflater are released by finalization");
             }
-            openJavaBase(inst, moduleClass);
+            openJavaBase(inst);
 
             Class<?> factory = Class.forName("jdk.internal.ref.CleanerFactory");
             Object cleaner = factory.getMethod("cleaner").invoke(null);
@@ -592,11 +587,9 @@ final class ZipCensus {
 
         /**
          * Opens java.base's jdk.internal.ref, java.util.zip and java.lang.ref to this class's
-         * module (Instrumentation.redefineModule, called reflectively: compiled for Java 8).
+         * module ({@link Modules#open}).
          */
-        private static void openJavaBase(Instrumentation inst, Class<?> moduleClass) throws Exception {
-            // Each package opened here is opened to the application's classpath code too (the
-            // agent jar shares the system loader's unnamed module): open no more than needed.
+        private static void openJavaBase(Instrumentation inst) throws Exception {
             // java.lang.ref here only for Reference.referent, which JDK 16+ replaces by refersTo
             // (the Finalizer part opens it in any case).
             boolean needReferent = !hasMethod(java.lang.ref.Reference.class, "refersTo", Object.class);
@@ -607,39 +600,7 @@ final class ZipCensus {
                 packages = java.util.Arrays.copyOf(packages, packages.length + 1);
                 packages[packages.length - 1] = "offheap.doctor.no.such.package";
             }
-            open(inst, moduleClass, packages);
-        }
-
-        /** Opens these packages of java.base to this class's module, through {@code inst}. */
-        static void open(Instrumentation inst, Class<?> moduleClass, String[] packages) throws Exception {
-            Method getModule = Class.class.getMethod("getModule");
-            Object base = getModule.invoke(Object.class);
-            Object self = getModule.invoke(ZipCensus.class);
-            Method isOpen = moduleClass.getMethod("isOpen", String.class, moduleClass);
-            Map<String, Set<Object>> opens = new HashMap<String, Set<Object>>();
-            for (String p : packages) {
-                // JDK 9 to 16 report packages open to everyone under --illegal-access=permit, yet
-                // warn on each use: with an Instrumentation, open them properly regardless.
-                if (inst != null || !(Boolean) isOpen.invoke(base, p, self)) {
-                    opens.put(p, Collections.singleton(self));
-                }
-            }
-            if (opens.isEmpty()) {
-                return;
-            }
-            if (inst == null) {
-                throw new IllegalStateException("no Instrumentation to open " + opens.keySet()
-                        + " (run as an agent, or add --add-opens java.base/<package>=ALL-UNNAMED)");
-            }
-            Method redefine = Instrumentation.class.getMethod("redefineModule", moduleClass, Set.class, Map.class,
-                    Map.class, Set.class, Map.class);
-            try {
-                redefine.invoke(inst, base, new HashSet<Object>(), new HashMap<String, Set<Object>>(), opens,
-                        new HashSet<Class<?>>(), new HashMap<Class<?>, Object>());
-            } catch (java.lang.reflect.InvocationTargetException e) {
-                throw new IllegalStateException("Instrumentation.redefineModule cannot open " + opens.keySet()
-                        + " of java.base (" + describe(e) + ")", e.getCause());
-            }
+            Modules.open(inst, Object.class, packages);
         }
 
         private static boolean hasMethod(Class<?> c, String name, Class<?>... params) {
@@ -861,16 +822,14 @@ final class ZipCensus {
 
         /** Opens java.lang.ref and java.util.zip of java.base to the agent (JDK 9+; no-op on 8). */
         private static void open(Instrumentation inst) throws Exception {
-            Class<?> moduleClass;
-            try {
-                moduleClass = Class.forName("java.lang.Module");
-            } catch (ClassNotFoundException e) {
-                return; // JDK 8: setAccessible suffices
-            }
             String[] packages = Boolean.getBoolean(TEST_FINALIZER_OPEN_FAILS_PROPERTY)
                     ? new String[] {"java.lang.ref", "java.util.zip", "offheap.doctor.no.such.package"}
                     : new String[] {"java.lang.ref", "java.util.zip"};
-            CleanerWalk.open(inst, moduleClass, packages);
+            try {
+                Modules.open(inst, Object.class, packages);
+            } catch (ClassNotFoundException e) {
+                return; // JDK 8: setAccessible suffices
+            }
         }
     }
 }
