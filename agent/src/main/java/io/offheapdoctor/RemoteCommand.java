@@ -85,17 +85,18 @@ final class RemoteCommand {
             try (JMXConnector connector = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
                 MBeanServerConnection server = connector.getMBeanServerConnection();
                 ObjectName name = new ObjectName(OffHeapDoctorMXBean.OBJECT_NAME);
-                if (!server.isRegistered(name) && agentRuns(server)) {
-                    // With mbean=auto the agent registers once the connector's start made the
-                    // platform MBeanServer; it looks once a second.
-                    if (!awaitRegistration(server, name)) {
+                boolean registered = server.isRegistered(name);
+                if (registered || agentRuns(server)) {
+                    // With mbean=auto a running agent registers once the connector's start made
+                    // the platform MBeanServer; it looks once a second.
+                    if (!registered && !awaitRegistration(server, name)) {
                         return fail("the agent in " + pid + " runs but did not register " + OffHeapDoctorMXBean.OBJECT_NAME
                                 + " within " + REGISTER_TIMEOUT_MS / 1000 + "s (started with mbean=off?)");
                     }
                     if (!options.isEmpty()) {
                         System.err.println("offheap-doctor: the agent already runs in " + pid + "; options ignored: " + options);
                     }
-                } else if (!server.isRegistered(name)) {
+                } else {
                     try {
                         vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, jar, options);
                     } catch (InvocationTargetException e) {
@@ -113,8 +114,6 @@ final class RemoteCommand {
                         return fail("the agent in " + pid + " did not register " + OffHeapDoctorMXBean.OBJECT_NAME
                                 + " within " + REGISTER_TIMEOUT_MS / 1000 + "s; its stderr says why");
                     }
-                } else if (!options.isEmpty()) {
-                    System.err.println("offheap-doctor: the agent already runs in " + pid + "; options ignored: " + options);
                 }
                 if (command.startsWith("watch")) {
                     return Watch.run(server, name, pid, command.length() > "watch=".length()
