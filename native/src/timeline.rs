@@ -340,8 +340,7 @@ impl Timeline {
         self.open = 0;
         if n - start > 1 {
             let best = (start..n).reduce(|a, b| self.higher_rss(a, b)).unwrap_or(start);
-            let keep: Vec<usize> = (0..start).chain(std::iter::once(best)).collect();
-            self.keep_rows(&keep);
+            self.keep_rows(start, &[best]);
         }
     }
 
@@ -357,23 +356,24 @@ impl Timeline {
             })
             .collect();
         keep.sort_unstable();
-        self.keep_rows(&keep);
+        self.keep_rows(0, &keep);
         self.thinned += 1;
     }
 
-    /// Keeps only the rows `keep` (ascending), in that order.
-    fn keep_rows(&mut self, keep: &[usize]) {
+    /// Of the rows from `start` on, keeps only `keep` (ascending, each at least `start`); the rows
+    /// before `start` stay as they are.
+    fn keep_rows(&mut self, start: usize, keep: &[usize]) {
         let pick = |v: &mut Vec<f64>| {
-            for (to, &from) in keep.iter().enumerate() {
+            for (to, &from) in (start..).zip(keep) {
                 v[to] = v[from];
             }
-            v.truncate(keep.len());
+            v.truncate(start + keep.len());
         };
         pick(&mut self.times);
         for c in &mut self.columns.data {
             pick(c);
         }
-        self.columns.rows = keep.len();
+        self.columns.rows = start + keep.len();
     }
 
     fn thin_trims(&mut self) {
