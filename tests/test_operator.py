@@ -372,9 +372,9 @@ def test_mbean_on_creates_the_server_and_off_registers_nothing(jdk, workloads, t
         app.wait_for_stdout("ready")
         wait_for_samples(report, 2)
         deadline = time.monotonic() + 20
-        while not platform_server_exists(jdk, app.pid) and time.monotonic() < deadline:
+        while not (exists := platform_server_exists(jdk, app.pid)) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert platform_server_exists(jdk, app.pid)
+        assert exists
         app.kill()
         app.finish()
     # The application makes the server and waits for the bean, which never comes.
