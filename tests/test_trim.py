@@ -28,7 +28,9 @@ def phase_end(stdout, index):
 @pytest.mark.parametrize("jdk", MAIN)
 def test_trim_releases_what_glibc_retains_after_a_zlib_burst(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
-    r = run_jvm(jdk, "NativeGrowth", ["await=1", "burst=16", "gc", "await=+2", "trim", "await=+1"],
+    # 32 threads on the 16 arenas: 16 left JDK 25 retaining 28-58 MiB, too near the 32 MiB floor
+    # below; 32 leave 100-150 MiB.
+    r = run_jvm(jdk, "NativeGrowth", ["await=1", "burst=32", "gc", "await=+2", "trim", "await=+1"],
                 agent_opts=f"interval=200ms,report={report}", classpath=workloads, report=report,
                 heap="128m", timeout=90)
     assert r.rc == 0, r.stderr
@@ -39,7 +41,7 @@ def test_trim_releases_what_glibc_retains_after_a_zlib_burst(jdk, workloads, tmp
     assert m["retained"] >= 32 * MiB, m["retained"]
     assert sum(1 for a in m["arenas"] if a["retained"] >= MiB) >= 4, m["arenas"]
     # trimmable_max is an upper bound: it counts free pages whether resident or not, and glibc
-    # frees part of the burst by itself before the trim. Measured here: 37-67% of it comes back.
+    # frees part of the burst by itself before the trim. Measured here: 68-85% of it comes back.
     assert res["released"] >= 8 * MiB, res
     assert res["released"] >= 0.3 * m["trimmable_max"], (res["released"], m["trimmable_max"])
     assert res["rss_before"] - res["rss_after"] == res["released"]
