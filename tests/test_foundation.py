@@ -150,6 +150,22 @@ def test_native_errors_and_panics_arrive_in_java_as_exceptions(jdk, workloads):
     assert "panicked at" not in r.stderr  # the panic is reported through Java, not printed by Rust
 
 
+@pytest.mark.parametrize("jdk", ALL)
+def test_jdk_internals_through_jni_read_and_call_and_refuse_misuse_as_exceptions(jdk, workloads):
+    # The route the census and the diagnostic commands take (Internals, native core loaded):
+    # a wrong or null target, a wrong kind of read, an unsupported method shape and a method that
+    # throws each end as a Java exception; -Xcheck:jni finds nothing.
+    flags = ["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else []
+    p = subprocess.run([java(jdk), "-Xcheck:jni", *flags, "-cp", f"{workloads}:{AGENT_JAR}",
+                        "io.offheapdoctor.InternalsCheck"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-9:] == [
+        "address true", "static true", "wrong target: IllegalArgumentException",
+        "null target: NullPointerException", "wrong kind: IllegalArgumentException", "call 42",
+        "thrown: NumberFormatException", "boolean true false", "shape: IllegalArgumentException"], p.stdout
+    assert "WARNING in native method" not in p.stdout + p.stderr
+
+
 @pytest.mark.parametrize("jdk", MAIN)
 def test_agent_attaches_to_a_running_jvm(jdk, workloads, tmp_path):
     report = tmp_path / "attached.jsonl"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import AGENT_JAR, PREFIX, command, read_report
-from jdks import MAIN, ROOT
+from harness import AGENT_JAR, PREFIX, command, read_report, run_jvm
+from jdks import ALL, MAIN, ROOT
 
 OPTIONS_JAVA = ROOT / "agent" / "src" / "main" / "java" / "io" / "offheapdoctor" / "Options.java"
 
@@ -408,6 +408,33 @@ def test_zip_census_without_jdk_internals_falls_back_in_one_line(jdk, workloads,
     zips = [s["zip"] for s in read_report(report)]
     assert len(zips) >= 2 and all(z["method"] == "histogram" for z in zips), zips
     assert zips[-1]["deflaters"]["instances"] >= 0
+
+
+@pytest.mark.parametrize("jdk", [j for j in ALL if j >= 17])
+def test_the_agent_opens_no_jdk_package_to_the_class_path(jdk, workloads):
+    # The census and the diagnostic commands read JDK internals through JNI: after samples and
+    # census scans, the application's class path still cannot reach them. (JDK 11 opens java.base
+    # to it anyway: --illegal-access=permit is its default.)
+    r = run_jvm(jdk, "OpensCheck", ["1.5"], agent_opts="log=quiet,interval=200ms,zipInterval=200ms",
+                classpath=workloads)
+    assert r.rc == 0, r.stderr
+    assert r.stdout.strip().endswith("jdk.internal.ref closed, java.util.zip closed"), r.stdout
+    assert problem_lines(r.stderr) == []
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_without_the_native_core_the_census_reads_by_reflection(jdk, workloads, tmp_path):
+    # The other route: no native core, so the census and the diagnostic commands use reflection,
+    # after opening the packages they read (to the class path too, as the README says).
+    report = tmp_path / "r.jsonl"
+    r = run_jvm(jdk, "OpensCheck", ["1.5"], agent_opts=f"log=quiet,interval=200ms,report={report}",
+                jvm_args=["-Doffheap.doctor.library=/nonexistent/liboffheap_doctor.so"], classpath=workloads,
+                report=report)
+    assert r.rc == 0, r.stderr
+    assert r.stdout.strip().endswith("jdk.internal.ref open, java.util.zip open"), r.stdout
+    jvm = r.samples[-1]["jvm"]
+    assert jvm["zip"]["method"] == "cleaner" and jvm["zip"]["inflaters"]["alive"] is not None, jvm["zip"]
+    assert "garbage-first heap" in jvm["heap_info"]
 
 
 # ---------------------------------------------------------------------------------------------

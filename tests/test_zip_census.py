@@ -9,6 +9,9 @@ from harness import run_jvm
 from jdks import ALL, MAIN
 
 INFLATER_BYTES, DEFLATER_BYTES = 40 * 1024, 262 * 1024
+# ZipWorkload holds the common Cleaner through jdk.internal.ref itself: the agent opens nothing to
+# the class path (it reads the JDK's lists through JNI).
+WL = ["--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED"]
 
 
 def steps(stdout):
@@ -22,7 +25,7 @@ def steps(stdout):
 
 @pytest.mark.parametrize("jdk", ALL)
 def test_census_counts_alive_pending_and_ended_streams_exactly(jdk, workloads):
-    r = run_jvm(jdk, "ZipWorkload", ["counts"], agent_opts="log=quiet,interval=1h", classpath=workloads, timeout=90)
+    r = run_jvm(jdk, "ZipWorkload", ["counts"], agent_opts="log=quiet,interval=1h", jvm_args=WL, classpath=workloads, timeout=90)
     assert r.rc == 0, r.stderr
     assert "WARNING: Illegal" not in r.stderr and r.jni_warnings() == []
     s = steps(r.stdout)
@@ -45,7 +48,7 @@ def test_census_counts_alive_pending_and_ended_streams_exactly(jdk, workloads):
 def test_histogram_fallback_counts_instances(jdk, workloads):
     # zipCensus=off: the agent's own census would leave a probe Inflater behind as garbage.
     r = run_jvm(jdk, "ZipWorkload", ["histogram"], agent_opts="log=quiet,interval=1h,zipCensus=off",
-                jvm_args=["-Doffheap.doctor.test.zipHistogram=true"], classpath=workloads, timeout=90)
+                jvm_args=WL + ["-Doffheap.doctor.test.zipHistogram=true"], classpath=workloads, timeout=90)
     assert r.rc == 0, r.stderr
     s = steps(r.stdout)
     b, live = s["baseline"][0], s["live"][0]
@@ -83,7 +86,7 @@ def delta(x, base, kind, key):
 
 @pytest.mark.parametrize("jdk", ALL)
 def test_census_counts_real_gzip_streams(jdk, workloads):
-    r = run_jvm(jdk, "ZipWorkload", ["gzip"], agent_opts="log=quiet,interval=1h", classpath=workloads,
+    r = run_jvm(jdk, "ZipWorkload", ["gzip"], agent_opts="log=quiet,interval=1h", jvm_args=WL, classpath=workloads,
                 timeout=90, heap="128m")
     assert r.rc == 0, r.stderr
     assert r.jni_warnings() == []
@@ -113,7 +116,7 @@ def test_census_counts_real_gzip_streams(jdk, workloads):
 
 @pytest.mark.parametrize("jdk", ALL)
 def test_census_counts_finalizable_subclasses(jdk, workloads):
-    r = run_jvm(jdk, "ZipWorkload", ["finalizable"], agent_opts="log=quiet,interval=1h", classpath=workloads,
+    r = run_jvm(jdk, "ZipWorkload", ["finalizable"], agent_opts="log=quiet,interval=1h", jvm_args=WL, classpath=workloads,
                 timeout=90, heap="128m")
     assert r.rc == 0, r.stderr
     assert r.jni_warnings() == []
@@ -150,7 +153,7 @@ def test_census_counts_finalizable_subclasses(jdk, workloads):
 
 def test_census_with_finalization_disabled(workloads):
     r = run_jvm(25, "ZipWorkload", ["finalizable-live"], agent_opts="log=quiet,interval=1h",
-                jvm_args=["--finalization=disabled"], classpath=workloads, timeout=90, heap="128m")
+                jvm_args=WL + ["--finalization=disabled"], classpath=workloads, timeout=90, heap="128m")
     assert r.rc == 0, r.stderr
     s = steps(r.stdout)
     base, live = s["baseline"][0], s["live"][0]
@@ -163,7 +166,7 @@ def test_census_with_finalization_disabled(workloads):
 @pytest.mark.parametrize("jdk", MAIN)
 def test_finalizer_part_unavailable_leaves_the_cleaner_census(jdk, workloads):
     r = run_jvm(jdk, "ZipWorkload", ["finalizable-live"], agent_opts="log=quiet,interval=1h",
-                jvm_args=["-Doffheap.doctor.test.zipFinalizerOpenFails=true"], classpath=workloads,
+                jvm_args=WL + ["-Doffheap.doctor.test.zipFinalizerOpenFails=true"], classpath=workloads,
                 timeout=90, heap="128m")
     assert r.rc == 0, r.stderr
     assert r.agent_lines() == []
@@ -178,7 +181,7 @@ def test_finalizer_part_unavailable_leaves_the_cleaner_census(jdk, workloads):
 
 @pytest.mark.parametrize("jdk", MAIN)
 def test_census_reports_how_long_it_held_the_cleaner_lock(jdk, workloads):
-    r = run_jvm(jdk, "ZipWorkload", ["perf", "20000"], agent_opts="log=quiet,interval=1h", classpath=workloads,
+    r = run_jvm(jdk, "ZipWorkload", ["perf", "20000"], agent_opts="log=quiet,interval=1h", jvm_args=WL, classpath=workloads,
                 timeout=120, heap="128m")
     assert r.rc == 0, r.stderr
     perf = steps(r.stdout)["perf"]

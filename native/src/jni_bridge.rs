@@ -32,7 +32,7 @@ thread_local! {
 
 /// Replaces the default hook (which would print to the application's stderr) with one that
 /// remembers message and location for the exception.
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     PANIC_HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {

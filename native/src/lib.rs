@@ -9,6 +9,7 @@ pub mod findings;
 pub mod heap_info;
 pub mod history;
 pub mod jni_bridge;
+pub mod jni_internals;
 pub mod malloc_info;
 pub mod nmt;
 pub mod notices;

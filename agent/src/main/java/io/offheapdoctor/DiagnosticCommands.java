@@ -2,8 +2,6 @@ package io.offheapdoctor;
 
 import java.lang.instrument.Instrumentation;
 import java.lang.management.ManagementFactory;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
 import java.util.HashMap;
 import java.util.Map;
 import javax.management.MBeanServer;
@@ -18,8 +16,9 @@ import com.sun.management.VMOption;
  * throwing where the JVM does not offer it.
  *
  * <p>Commands go straight to the JVM's {@code DiagnosticCommandImpl} (JDK 9+, package
- * {@code com.sun.management.internal} of jdk.management, opened to the agent through its
- * Instrumentation): {@code ManagementFactory.getPlatformMBeanServer()} would create and introspect
+ * {@code com.sun.management.internal} of jdk.management, called through JNI by the native core, or
+ * by reflection after opening that package to the agent through its Instrumentation when the
+ * native core is not loaded; see {@link Internals}): {@code ManagementFactory.getPlatformMBeanServer()} would create and introspect
  * every platform MXBean, 8 MiB of resident memory on JDK 17 and 20 MiB on JDK 25. Where that route
  * is closed (JDK 8, no Instrumentation, a JDK that renamed it) they go through the platform
  * MBeanServer as before.
@@ -40,7 +39,7 @@ final class DiagnosticCommands {
     private static Instrumentation inst;
     private static boolean resolved;
     private static Object direct;
-    private static Method execute;
+    private static Internals.MethodRef execute;
 
     private DiagnosticCommands() {}
 
@@ -50,18 +49,26 @@ final class DiagnosticCommands {
     }
 
     /** The JVM's DiagnosticCommandImpl and its executeDiagnosticCommand, or null where unavailable. */
-    private static synchronized Method direct() {
+    private static synchronized Internals.MethodRef direct() {
         if (!resolved) {
             resolved = true;
             try {
-                // Loads jdk.management's provider and with it the native library the command needs.
-                ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+                boolean viaNative = Internals.nativeRoute();
+                // jdk.management's provider loads the native library the command needs: initialized
+                // directly, or through ManagementFactory (which builds its whole registry).
+                if (viaNative) {
+                    loadManagementExt();
+                } else {
+                    ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+                }
                 Class<?> impl = Class.forName("com.sun.management.internal.DiagnosticCommandImpl");
-                Modules.open(inst, impl, impl.getPackage().getName());
-                Method get = impl.getDeclaredMethod("getDiagnosticCommandMBean");
-                get.setAccessible(true);
-                Method exec = impl.getDeclaredMethod("executeDiagnosticCommand", String.class);
-                exec.setAccessible(true);
+                if (!viaNative) {
+                    Modules.open(inst, impl, impl.getPackage().getName());
+                }
+                Internals.MethodRef get = Internals.MethodRef.of(impl.getDeclaredMethod("getDiagnosticCommandMBean"),
+                        viaNative);
+                Internals.MethodRef exec = Internals.MethodRef.of(
+                        impl.getDeclaredMethod("executeDiagnosticCommand", String.class), viaNative);
                 direct = get.invoke(null);
                 execute = direct == null ? null : exec;
             } catch (Exception | LinkageError e) {
@@ -77,18 +84,13 @@ final class DiagnosticCommands {
      */
     static String invoke(String operation, String... args) throws Exception {
         String command = COMMANDS.get(operation);
-        Method exec = command == null ? null : direct();
+        Internals.MethodRef exec = command == null ? null : direct();
         if (exec != null) {
             StringBuilder line = new StringBuilder(command);
             for (String a : args) {
                 line.append(' ').append(a);
             }
-            try {
-                return (String) exec.invoke(direct, line.toString());
-            } catch (InvocationTargetException e) {
-                Throwable cause = e.getCause();
-                throw cause instanceof Exception ? (Exception) cause : e;
-            }
+            return (String) exec.invoke(direct, line.toString());
         }
         MBeanServer server = ManagementFactory.getPlatformMBeanServer();
         ObjectName name = new ObjectName(DCMD);
@@ -114,8 +116,31 @@ final class DiagnosticCommands {
         }
     }
 
+    /** Loads jdk.management's native library, as its platform bean provider does when initialized. */
+    private static void loadManagementExt() throws ClassNotFoundException {
+        Class.forName("com.sun.management.internal.PlatformMBeanProviderImpl", true, ClassLoader.getSystemClassLoader());
+    }
+
     /** A HotSpot VM option's value ({@code -XX:Name}), or null where the JVM has no such option. */
     static String vmOption(String name) {
+        if (Internals.nativeRoute()) {
+            try {
+                // What HotSpotDiagnostic.getVMOption does, without ManagementFactory (see PlatformBeans).
+                // Flag's natives are in management_ext: loaded first, or Flag's initialization
+                // fails for good (and HotSpotDiagnostic with it).
+                loadManagementExt();
+                Class<?> flag = Class.forName("com.sun.management.internal.Flag");
+                Object f = Internals.MethodRef.of(flag.getDeclaredMethod("getFlag", String.class), true)
+                        .invoke(null, name);
+                if (f == null) {
+                    return null;
+                }
+                VMOption o = (VMOption) Internals.MethodRef.of(flag.getDeclaredMethod("getVMOption"), true).invoke(f);
+                return o == null ? null : o.getValue();
+            } catch (Exception | LinkageError e) {
+                Log.debug("VM option " + name + " through ManagementFactory: " + ZipCensus.describe(e));
+            }
+        }
         try {
             HotSpotDiagnosticMXBean hs = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
             if (hs == null) {

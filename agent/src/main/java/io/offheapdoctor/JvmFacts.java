@@ -1,11 +1,11 @@
 package io.offheapdoctor;
 
 import java.lang.management.BufferPoolMXBean;
-import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
 import java.lang.management.MemoryUsage;
 import java.lang.management.RuntimeMXBean;
 import java.lang.management.ThreadMXBean;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -39,21 +39,22 @@ final class JvmFacts {
 
     String collect() {
         Json j = new Json();
-        RuntimeMXBean rt = ManagementFactory.getRuntimeMXBean();
+        PlatformBeans beans = PlatformBeans.get();
+        RuntimeMXBean rt = beans.runtime;
         j.put("java_version", System.getProperty("java.version"));
         j.put("vm_name", rt.getVmName());
         j.put("vm_vendor", rt.getVmVendor());
         j.put("uptime_ms", rt.getUptime());
-        MemoryMXBean mem = ManagementFactory.getMemoryMXBean();
+        MemoryMXBean mem = beans.memory;
         j.putRaw("heap", usage(mem.getHeapMemoryUsage()));
         j.putRaw("non_heap", usage(mem.getNonHeapMemoryUsage()));
-        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        ThreadMXBean threads = beans.threads;
         j.putRaw("threads", new Json()
                 .put("live", threads.getThreadCount())
                 .put("daemon", threads.getDaemonThreadCount())
                 .put("peak", threads.getPeakThreadCount())
                 .end());
-        j.putRaw("buffer_pools", bufferPools());
+        j.putRaw("buffer_pools", bufferPools(beans.bufferPools));
         if (threadStackSize != null) {
             j.put("thread_stack_size_kb", parseLong(threadStackSize));
         }
@@ -87,9 +88,9 @@ final class JvmFacts {
         }
     }
 
-    private static String bufferPools() {
+    private static String bufferPools(List<BufferPoolMXBean> pools) {
         StringBuilder sb = new StringBuilder("[");
-        for (BufferPoolMXBean b : ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class)) {
+        for (BufferPoolMXBean b : pools) {
             if (sb.length() > 1) {
                 sb.append(',');
             }

@@ -125,4 +125,19 @@ public final class NativeCore {
     private static native String renderTimeline0(String report, String out);
 
     private static native String liveTimeline0(String out);
+
+    // JDK internals through JNI, for Internals only (which checks kinds and shapes first).
+
+    static native long fieldId0(java.lang.reflect.Field field);
+
+    static native long methodId0(java.lang.reflect.Method method);
+
+    static native Object getObject0(Class<?> owner, Object target, long id, boolean isStatic);
+
+    /** kind: 1 long, 2 int, 3 boolean (as 0/1). */
+    static native long getPrimitive0(Class<?> owner, Object target, long id, boolean isStatic, int kind);
+
+    static native Object callObject0(Class<?> owner, Object target, long id, boolean isStatic, Object arg, int argc);
+
+    static native boolean callBoolean0(Class<?> owner, Object target, long id, boolean isStatic, Object arg, int argc);
 }

@@ -1,9 +1,10 @@
 package io.offheapdoctor;
 
+import io.offheapdoctor.Internals.FieldRef;
+import io.offheapdoctor.Internals.MethodRef;
+
 import java.lang.instrument.Instrumentation;
 import java.lang.ref.PhantomReference;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.util.IdentityHashMap;
 import java.util.Map;
 import java.util.zip.Deflater;
@@ -25,10 +26,12 @@ import java.util.zip.Inflater;
  * <li>JDK 24+: {@code activeList}, a {@code CleanerImpl$CleanableList} of array nodes
  *     ({@code head}, {@code Node.arr}/{@code size}/{@code next}), guarded by the list's monitor.</li>
  * </ul>
- * Reading them needs {@code java.base} to open {@code jdk.internal.ref} and {@code java.util.zip}
- * (before JDK 16 also {@code java.lang.ref}, for {@code Reference.referent}) to the agent, which it
- * does with {@code Instrumentation.redefineModule}. The agent jar is on the system class path, so
- * the application's classpath code (the same unnamed module) gains that access too.
+ * They are read through the native core (JNI, which checks no access: nothing is opened; see
+ * {@link Internals}). Without the native core they are read by reflection, which needs
+ * {@code java.base} to open {@code jdk.internal.ref} and {@code java.util.zip} (before JDK 16 also
+ * {@code java.lang.ref}, for {@code Reference.referent}) to the agent, done with
+ * {@code Instrumentation.redefineModule}. The agent jar is on the system class path, so the
+ * application's classpath code (the same unnamed module) then gains that access too.
  *
  * <p>Where that is impossible (no Instrumentation and no {@code --add-opens}, an unknown layout,
  * or JDK 8, where the streams are finalized instead of cleaned) the census falls back to
@@ -79,7 +82,10 @@ final class ZipCensus {
     private static final String DEFLATER_REF = "java.util.zip.Deflater$DeflaterZStreamRef";
 
     static final String TEST_HISTOGRAM_PROPERTY = "offheap.doctor.test.zipHistogram";
-    /** Tests: ask redefineModule to open a package java.base lacks, so it refuses as on a JDK that would. */
+    /**
+     * Tests: take the reflection route and ask redefineModule to open a package java.base lacks,
+     * so it refuses as on a JDK that would (the native route opens nothing).
+     */
     static final String TEST_OPEN_FAILS_PROPERTY = "offheap.doctor.test.zipCensusOpenFails";
     /** Tests: the same for the Finalizer part only (java.lang.ref), the Cleaner part unaffected. */
     static final String TEST_FINALIZER_OPEN_FAILS_PROPERTY = "offheap.doctor.test.zipFinalizerOpenFails";
@@ -314,27 +320,31 @@ final class ZipCensus {
         private final Object lock;
         /** JDK 9 to 23: the list head and PhantomCleanable.next. */
         private final Object linkedHead;
-        private final Field next;
+        private final FieldRef next;
         /** JDK 24+: CleanableList.head and Node's fields. */
-        private final Field nodeHead;
-        private final Field nodeArr;
-        private final Field nodeSize;
-        private final Field nodeNext;
+        private final FieldRef nodeHead;
+        private final FieldRef nodeArr;
+        private final FieldRef nodeSize;
+        private final FieldRef nodeNext;
         private final Class<?> cleanableRef;
-        private final Field action;
+        private final FieldRef action;
         private final Class<?> inflaterRef;
         private final Class<?> deflaterRef;
-        private final Field inflaterAddress;
-        private final Field deflaterAddress;
+        private final FieldRef inflaterAddress;
+        private final FieldRef deflaterAddress;
         /** Reference.refersTo (JDK 16+), else the Reference.referent field. */
-        private final Method refersTo;
-        private final Field referent;
+        private final MethodRef refersTo;
+        private final FieldRef referent;
         /** The longest a walk (the start-up check included) held the list's lock, ns. */
         private volatile long lockHeldMaxNs;
+        /** Whether the fields are read through the native core ({@link Internals}). */
+        private final boolean viaNative;
 
-        private CleanerWalk(Object lock, Object linkedHead, Field next, Field nodeHead, Field nodeArr, Field nodeSize,
-                Field nodeNext, Class<?> cleanableRef, Field action, Class<?> inflaterRef, Class<?> deflaterRef,
-                Field inflaterAddress, Field deflaterAddress, Method refersTo, Field referent) {
+        private CleanerWalk(Object lock, Object linkedHead, FieldRef next, FieldRef nodeHead, FieldRef nodeArr, FieldRef nodeSize,
+                FieldRef nodeNext, Class<?> cleanableRef, FieldRef action, Class<?> inflaterRef, Class<?> deflaterRef,
+                FieldRef inflaterAddress, FieldRef deflaterAddress, MethodRef refersTo, FieldRef referent,
+                boolean viaNative) {
+            this.viaNative = viaNative;
             this.lock = lock;
             this.linkedHead = linkedHead;
             this.next = next;
@@ -359,13 +369,17 @@ final class ZipCensus {
                 throw new UnsupportedOperationException(
                         "JDK 8 has no Cleaner: Inflater/Deflater are released by finalization");
             }
-            openJavaBase(inst);
+            // The test of unreachable internals takes the reflection route, whose opening it fails.
+            boolean nat = Internals.nativeRoute() && !Boolean.getBoolean(TEST_OPEN_FAILS_PROPERTY);
+            if (!nat) {
+                openJavaBase(inst);
+            }
 
             Class<?> factory = Class.forName("jdk.internal.ref.CleanerFactory");
-            Object cleaner = factory.getMethod("cleaner").invoke(null);
+            Object cleaner = MethodRef.of(factory.getMethod("cleaner"), nat).invoke(null);
             Class<?> implClass = Class.forName("jdk.internal.ref.CleanerImpl");
-            Method getImpl = implClass.getDeclaredMethod("getCleanerImpl", Class.forName("java.lang.ref.Cleaner"));
-            getImpl.setAccessible(true);
+            MethodRef getImpl = MethodRef.of(
+                    implClass.getDeclaredMethod("getCleanerImpl", Class.forName("java.lang.ref.Cleaner")), nat);
             Object impl = getImpl.invoke(null, cleaner);
             if (impl == null) {
                 throw new IllegalStateException("the common Cleaner has no CleanerImpl");
@@ -374,44 +388,44 @@ final class ZipCensus {
 
             Object lock;
             Object linkedHead = null;
-            Field next = null;
-            Field nodeHead = null;
-            Field nodeArr = null;
-            Field nodeSize = null;
-            Field nodeNext = null;
-            Field list = optionalField(implClass, "activeList");
+            FieldRef next = null;
+            FieldRef nodeHead = null;
+            FieldRef nodeArr = null;
+            FieldRef nodeSize = null;
+            FieldRef nodeNext = null;
+            FieldRef list = FieldRef.optional(implClass, "activeList", nat);
             if (list != null) {
                 lock = list.get(impl);
                 Class<?> listClass = Class.forName("jdk.internal.ref.CleanerImpl$CleanableList");
                 Class<?> nodeClass = Class.forName("jdk.internal.ref.CleanerImpl$CleanableList$Node");
-                nodeHead = field(listClass, "head");
-                nodeArr = field(nodeClass, "arr");
-                nodeSize = field(nodeClass, "size");
-                nodeNext = field(nodeClass, "next");
+                nodeHead = FieldRef.of(listClass, "head", nat);
+                nodeArr = FieldRef.of(nodeClass, "arr", nat);
+                nodeSize = FieldRef.of(nodeClass, "size", nat);
+                nodeNext = FieldRef.of(nodeClass, "next", nat);
             } else {
-                list = field(implClass, "phantomCleanableList");
+                list = FieldRef.of(implClass, "phantomCleanableList", nat);
                 linkedHead = list.get(impl);
                 lock = linkedHead;
-                next = field(phantomCleanable, "next");
+                next = FieldRef.of(phantomCleanable, "next", nat);
             }
             if (lock == null) {
                 throw new IllegalStateException("the common Cleaner's list is null");
             }
 
-            Method refersTo = null;
-            Field referent = null;
+            MethodRef refersTo = null;
+            FieldRef referent = null;
             try {
-                refersTo = java.lang.ref.Reference.class.getMethod("refersTo", Object.class);
+                refersTo = MethodRef.of(java.lang.ref.Reference.class.getMethod("refersTo", Object.class), nat);
             } catch (NoSuchMethodException e) {
-                referent = field(java.lang.ref.Reference.class, "referent");
+                referent = FieldRef.of(java.lang.ref.Reference.class, "referent", nat);
             }
             Class<?> inflaterRef = Class.forName(INFLATER_REF);
             Class<?> deflaterRef = Class.forName(DEFLATER_REF);
             CleanerWalk w = new CleanerWalk(lock, linkedHead, next, nodeHead, nodeArr, nodeSize, nodeNext,
                     Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"),
-                    field(Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"), "action"),
-                    inflaterRef, deflaterRef, field(inflaterRef, "address"), field(deflaterRef, "address"),
-                    refersTo, referent);
+                    FieldRef.of(Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"), "action", nat),
+                    inflaterRef, deflaterRef, FieldRef.of(inflaterRef, "address", nat),
+                    FieldRef.of(deflaterRef, "address", nat), refersTo, referent, nat);
             w.selfCheck();
             return w;
         }
@@ -425,15 +439,15 @@ final class ZipCensus {
             Inflater probe = new Inflater();
             Deflater probeD = new Deflater();
             try {
-                Object zsRef = field(Inflater.class, "zsRef").get(probe);
-                Object cleanable = field(inflaterRef, "cleanable").get(zsRef);
+                Object zsRef = FieldRef.of(Inflater.class, "zsRef", viaNative).get(probe);
+                Object cleanable = FieldRef.of(inflaterRef, "cleanable", viaNative).get(zsRef);
                 if (cleanable == null || cleanable.getClass() != cleanableRef || action.get(cleanable) != zsRef) {
                     throw new IllegalStateException("an Inflater's cleanable is not the expected PhantomCleanableRef");
                 }
                 if (inflaterAddress.getLong(zsRef) == 0) {
                     throw new IllegalStateException("a new Inflater has no zlib address");
                 }
-                Object zsRefD = field(Deflater.class, "zsRef").get(probeD);
+                Object zsRefD = FieldRef.of(Deflater.class, "zsRef", viaNative).get(probeD);
                 if (deflaterAddress.getLong(zsRefD) == 0) {
                     throw new IllegalStateException("a new Deflater has no zlib address");
                 }
@@ -611,20 +625,6 @@ final class ZipCensus {
                 return false;
             }
         }
-
-        static Field field(Class<?> c, String name) throws NoSuchFieldException {
-            Field f = c.getDeclaredField(name);
-            f.setAccessible(true);
-            return f;
-        }
-
-        static Field optionalField(Class<?> c, String name) {
-            try {
-                return field(c, name);
-            } catch (NoSuchFieldException e) {
-                return null;
-            }
-        }
     }
 
     /** What one walk (the Cleaner's list or the Finalizer's) counted. */
@@ -684,22 +684,23 @@ final class ZipCensus {
     /** The reflective handles on java.lang.ref.Finalizer's list, resolved and checked once. */
     private static final class FinalizerWalk {
         private final Object lock;
-        private final Field unfinalized;
-        private final Field next;
+        private final FieldRef unfinalized;
+        private final FieldRef next;
         /** Finalizer.queue (static): a Finalizer whose Reference.queue is no longer it is enqueued. */
-        private final Field finalizerQueue;
-        private final Field referenceQueue;
-        private final Field referent;
-        private final Field inflaterZsRef;
-        private final Field deflaterZsRef;
+        private final FieldRef finalizerQueue;
+        private final FieldRef referenceQueue;
+        private final FieldRef referent;
+        private final FieldRef inflaterZsRef;
+        private final FieldRef deflaterZsRef;
         private final Class<?> inflaterRefType;
-        private final Field inflaterAddress;
-        private final Field deflaterAddress;
+        private final FieldRef inflaterAddress;
+        private final FieldRef deflaterAddress;
         /** Finalizer.ENABLED (JDK 18+: false with --finalization=disabled). */
         final boolean enabled;
 
-        private FinalizerWalk(Object lock, Field unfinalized, Field next, Field finalizerQueue, Field referenceQueue,
-                Field referent, Field inflaterZsRef, Field deflaterZsRef, boolean enabled) throws Exception {
+        private FinalizerWalk(Object lock, FieldRef unfinalized, FieldRef next, FieldRef finalizerQueue, FieldRef referenceQueue,
+                FieldRef referent, FieldRef inflaterZsRef, FieldRef deflaterZsRef, boolean enabled, boolean nat)
+                throws Exception {
             this.lock = lock;
             this.unfinalized = unfinalized;
             this.next = next;
@@ -709,25 +710,29 @@ final class ZipCensus {
             this.inflaterZsRef = inflaterZsRef;
             this.deflaterZsRef = deflaterZsRef;
             this.inflaterRefType = inflaterZsRef.getType();
-            this.inflaterAddress = CleanerWalk.field(inflaterZsRef.getType(), "address");
-            this.deflaterAddress = CleanerWalk.field(deflaterZsRef.getType(), "address");
+            this.inflaterAddress = FieldRef.of(inflaterZsRef.getType(), "address", nat);
+            this.deflaterAddress = FieldRef.of(deflaterZsRef.getType(), "address", nat);
             this.enabled = enabled;
         }
 
         static FinalizerWalk resolve(Instrumentation inst) throws Exception {
-            open(inst);
+            // The test of unreachable internals takes the reflection route, whose opening it fails.
+            boolean nat = Internals.nativeRoute() && !Boolean.getBoolean(TEST_FINALIZER_OPEN_FAILS_PROPERTY);
+            if (!nat) {
+                open(inst);
+            }
             Class<?> fin = Class.forName("java.lang.ref.Finalizer");
             Class<?> ref = java.lang.ref.Reference.class;
-            Object lock = CleanerWalk.field(fin, "lock").get(null);
+            Object lock = FieldRef.of(fin, "lock", nat).get(null);
             if (lock == null) {
                 throw new IllegalStateException("Finalizer.lock is null");
             }
-            Field enabledField = CleanerWalk.optionalField(fin, "ENABLED");
+            FieldRef enabledField = FieldRef.optional(fin, "ENABLED", nat);
             boolean enabled = enabledField == null || enabledField.getBoolean(null);
-            FinalizerWalk w = new FinalizerWalk(lock, CleanerWalk.field(fin, "unfinalized"),
-                    CleanerWalk.field(fin, "next"), CleanerWalk.field(fin, "queue"), CleanerWalk.field(ref, "queue"),
-                    CleanerWalk.field(ref, "referent"), CleanerWalk.field(Inflater.class, "zsRef"),
-                    CleanerWalk.field(Deflater.class, "zsRef"), enabled);
+            FinalizerWalk w = new FinalizerWalk(lock, FieldRef.of(fin, "unfinalized", nat),
+                    FieldRef.of(fin, "next", nat), FieldRef.of(fin, "queue", nat), FieldRef.of(ref, "queue", nat),
+                    FieldRef.of(ref, "referent", nat), FieldRef.of(Inflater.class, "zsRef", nat),
+                    FieldRef.of(Deflater.class, "zsRef", nat), enabled, nat);
             if (enabled) {
                 w.selfCheck();
             }
