@@ -27,7 +27,7 @@ public final class Agent {
 
     /** Whether the JVM's shutdown has begun: it then refuses new shutdown hooks. */
     static boolean shuttingDown() {
-        Thread probe = new Thread(() -> { }, "offheap-doctor-probe");
+        Thread probe = new Thread("offheap-doctor-probe");
         try {
             Runtime.getRuntime().addShutdownHook(probe);
             Runtime.getRuntime().removeShutdownHook(probe);

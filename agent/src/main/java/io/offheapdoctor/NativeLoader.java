@@ -255,7 +255,8 @@ final class NativeLoader {
         // young-generation pages made resident for good.
         byte[] buf = new byte[64 * 1024];
         long[] source = checksum(open(resource), null, buf);
-        String sum = String.format("%08x", source[1]);
+        String hex = Long.toHexString(source[1]); // a CRC-32: at most 8 digits
+        String sum = "00000000".substring(hex.length()) + hex;
         String name = "liboffheap_doctor-" + source[0] + "-" + sum + ".so";
         Path dir = privateDirectory(extractDir);
         Path target = dir.resolve(name);
@@ -349,8 +350,22 @@ final class NativeLoader {
         }
     }
 
-    /** {@code Module.isNativeAccessEnabled()} of this class's module, or true before JDK 22. */
+    /**
+     * {@code Module.isNativeAccessEnabled()} of this class's module, or true before JDK 22. An
+     * {@code --enable-native-access} that names ALL-UNNAMED answers it without reflection (which
+     * generates classes on JDK 18+; see {@link Internals}).
+     */
     private static boolean nativeAccessEnabled() {
+        try {
+            for (String a : inputArguments()) {
+                if (a.startsWith("--enable-native-access=")
+                        && Arrays.asList(a.substring("--enable-native-access=".length()).split(",")).contains("ALL-UNNAMED")) {
+                    return true;
+                }
+            }
+        } catch (RuntimeException e) {
+            // asked by reflection below
+        }
         try {
             Method getModule = Class.class.getMethod("getModule");
             Object module = getModule.invoke(NativeLoader.class);
@@ -364,7 +379,7 @@ final class NativeLoader {
     /** The last {@code --illegal-native-access=} on the command line, or null. */
     private static String illegalNativeAccessMode() {
         try {
-            List<String> args = ManagementFactory.getRuntimeMXBean().getInputArguments();
+            List<String> args = inputArguments();
             String mode = null;
             for (String a : args) {
                 if (a.startsWith("--illegal-native-access=")) {
@@ -375,6 +390,50 @@ final class NativeLoader {
         } catch (RuntimeException e) {
             return null;
         }
+    }
+
+    /** Launcher options that take their value as the next argument when not given with '='. */
+    private static final List<String> VALUE_OPTIONS = Arrays.asList("-cp", "-classpath", "--class-path", "-p",
+            "--module-path", "--upgrade-module-path", "--add-modules", "--limit-modules", "--add-reads",
+            "--add-exports", "--add-opens", "--patch-module", "--enable-native-access", "--illegal-native-access",
+            "--source");
+
+    /**
+     * The JVM's options, {@code --name value} joined as {@code --name=value}: read from
+     * {@code JDK_JAVA_OPTIONS} and {@code /proc/self/cmdline} up to the main class, or, where that
+     * cannot be told (an {@code @argfile}, no {@code /proc}), the runtime bean's input arguments.
+     * ManagementFactory builds its platform registry with lambdas, which the agent's start-up
+     * should not pay for (see {@link PlatformBeans}).
+     */
+    static List<String> inputArguments() {
+        List<String> out = new java.util.ArrayList<String>();
+        String env = System.getenv("JDK_JAVA_OPTIONS");
+        List<String> args = new java.util.ArrayList<String>();
+        if (env != null && !env.trim().isEmpty()) {
+            args.addAll(Arrays.asList(env.trim().split("\\s+")));
+        }
+        try {
+            byte[] raw = Files.readAllBytes(Paths.get("/proc/self/cmdline"));
+            String[] cmd = new String(raw, java.nio.charset.StandardCharsets.UTF_8).split("\u0000");
+            args.addAll(Arrays.asList(cmd).subList(Math.min(1, cmd.length), cmd.length));
+        } catch (IOException | RuntimeException e) {
+            return ManagementFactory.getRuntimeMXBean().getInputArguments();
+        }
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (a.startsWith("@")) {
+                return ManagementFactory.getRuntimeMXBean().getInputArguments();
+            }
+            if (!a.startsWith("-") || a.equals("-jar") || a.equals("-m") || a.equals("--module")) {
+                break; // the main class, jar or module: what follows is the application's
+            }
+            if (VALUE_OPTIONS.contains(a) && i + 1 < args.size()) {
+                out.add(a + "=" + args.get(++i));
+            } else {
+                out.add(a);
+            }
+        }
+        return out;
     }
 
     private static boolean nativeAccessDenied() {

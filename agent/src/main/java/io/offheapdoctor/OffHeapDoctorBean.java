@@ -5,7 +5,6 @@ import java.util.List;
 import java.util.Map;
 import javax.management.InstanceAlreadyExistsException;
 import javax.management.MBeanServer;
-import javax.management.MBeanServerFactory;
 import javax.management.ObjectName;
 
 /**
@@ -20,30 +19,6 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
 
     OffHeapDoctorBean(Doctor doctor) {
         this.doctor = doctor;
-    }
-
-    /**
-     * Whether the JVM's platform MBeanServer exists, found without creating it: it is made through
-     * {@code MBeanServerFactory.createMBeanServer()}, which lists it, and it holds the platform
-     * MXBeans ({@code java.lang:type=Runtime}) once {@code getPlatformMBeanServer()} has filled it.
-     * Creating it costs 10 MiB of resident memory on JDK 17 and 22 MiB on JDK 25, which the
-     * agent does not spend for a bean nobody may read.
-     */
-    static boolean platformServerExists() {
-        try {
-            ObjectName runtime = new ObjectName(ManagementFactory.RUNTIME_MXBEAN_NAME);
-            for (MBeanServer server : MBeanServerFactory.findMBeanServer(null)) {
-                if (server.isRegistered(runtime)) {
-                    return true;
-                }
-            }
-            return false;
-        } catch (SecurityException e) {
-            // Not allowed to look: register as the agent did before (creating the server).
-            return true;
-        } catch (Exception e) {
-            return false;
-        }
     }
 
     /**
