@@ -113,12 +113,8 @@ final class NativeLoader {
             }
         } else {
             String resource = "/io/offheapdoctor/native/" + platform() + "/" + LIBRARY_NAME;
-            try (InputStream probe = NativeLoader.class.getResourceAsStream(resource)) {
-                if (probe == null) {
-                    return "this jar has no native library for " + platform() + " (it carries linux-x86_64)";
-                }
-            } catch (IOException e) {
-                return "cannot read the bundled native library: " + e;
+            if (NativeLoader.class.getResource(resource) == null) {
+                return "this jar has no native library for " + platform() + " (it carries linux-x86_64)";
             }
             try {
                 path = extract(resource, options.extractDir).toString();
@@ -157,10 +153,13 @@ final class NativeLoader {
      * {@code -agentpath:<library>=...}), from {@code /proc/self/maps}; null when there is none.
      */
     static String earlyLibrary() {
+        if (!agentpathGiven()) {
+            return null;
+        }
         try (java.io.BufferedReader r = Files.newBufferedReader(Paths.get("/proc/self/maps"))) {
             for (String line; (line = r.readLine()) != null; ) {
                 int slash = line.indexOf('/');
-                if (slash < 0) {
+                if (slash < 0 || line.indexOf("liboffheap_doctor", slash) < 0) {
                     continue;
                 }
                 String path = line.substring(slash);
@@ -173,6 +172,28 @@ final class NativeLoader {
             Log.debug("cannot read /proc/self/maps: " + e);
         }
         return null;
+    }
+
+    /**
+     * Whether an {@code -agentpath} naming the agent's library is among the JVM's options or in
+     * {@code JAVA_TOOL_OPTIONS}: only then is {@code /proc/self/maps} (about 60 KiB of text in a
+     * JVM) worth reading.
+     */
+    private static boolean agentpathGiven() {
+        String tool = System.getenv("JAVA_TOOL_OPTIONS");
+        if (tool != null && tool.contains("offheap_doctor")) {
+            return true;
+        }
+        try {
+            for (String a : inputArguments()) {
+                if (a.startsWith("-agentpath:") && a.contains("offheap_doctor")) {
+                    return true;
+                }
+            }
+            return false;
+        } catch (RuntimeException e) {
+            return true;
+        }
     }
 
     /**
@@ -254,7 +275,10 @@ final class NativeLoader {
         // read into growing arrays left about 7 MiB of garbage, which in a small idle JVM is
         // young-generation pages made resident for good.
         byte[] buf = new byte[64 * 1024];
-        long[] source = checksum(open(resource), null, buf);
+        long[] source = entryChecksum(resource);
+        if (source == null) {
+            source = checksum(open(resource), null, buf);
+        }
         String hex = Long.toHexString(source[1]); // a CRC-32: at most 8 digits
         String sum = "00000000".substring(hex.length()) + hex;
         String name = "liboffheap_doctor-" + source[0] + "-" + sum + ".so";
@@ -283,6 +307,25 @@ final class NativeLoader {
             Files.deleteIfExists(tmp);
         }
         return target;
+    }
+
+    /**
+     * Size and CRC-32 of {@code resource} as the jar's central directory records them, so an
+     * earlier copy is checked without inflating the library; null where the resource is not in a
+     * jar or the directory does not say.
+     */
+    private static long[] entryChecksum(String resource) {
+        try {
+            java.net.URL url = NativeLoader.class.getResource(resource);
+            java.net.URLConnection c = url == null ? null : url.openConnection();
+            if (!(c instanceof java.net.JarURLConnection)) {
+                return null;
+            }
+            java.util.jar.JarEntry e = ((java.net.JarURLConnection) c).getJarEntry();
+            return e == null || e.getSize() < 0 || e.getCrc() < 0 ? null : new long[] {e.getSize(), e.getCrc()};
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
     }
 
     private static InputStream open(String resource) throws IOException {
