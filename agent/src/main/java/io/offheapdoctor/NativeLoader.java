@@ -456,8 +456,14 @@ final class NativeLoader {
             args.addAll(Arrays.asList(env.trim().split("\\s+")));
         }
         try {
-            byte[] raw = Files.readAllBytes(Paths.get("/proc/self/cmdline"));
-            String[] cmd = new String(raw, java.nio.charset.StandardCharsets.UTF_8).split("\u0000");
+            java.io.ByteArrayOutputStream raw = new java.io.ByteArrayOutputStream(4096);
+            try (InputStream in = new java.io.FileInputStream("/proc/self/cmdline")) {
+                byte[] buf = new byte[4096];
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    raw.write(buf, 0, n);
+                }
+            }
+            String[] cmd = new String(raw.toByteArray(), java.nio.charset.StandardCharsets.UTF_8).split("\u0000");
             args.addAll(Arrays.asList(cmd).subList(Math.min(1, cmd.length), cmd.length));
         } catch (IOException | RuntimeException e) {
             return ManagementFactory.getRuntimeMXBean().getInputArguments();
