@@ -12,7 +12,8 @@ Then (skip with --only cpu):
 - memory: an idle JVM (-Xmx64m, NMT summary) without and with the agent (interval=10s; and with mbean=on) at steady
   state, after its first sample and the MXBean's registration: RSS and PSS from smaps_rollup, the
   difference split by where it lives (Java heap pages, the agent's library, other file mappings,
-  anonymous memory, from smaps and the heap's range) and by NMT category, loaded classes, threads.
+  anonymous memory, from smaps and the heap's range) and by NMT category, loaded classes, threads;
+  and the RSS with an agent jar whose premain does nothing (what being a -javaagent costs by itself).
 - throughput: the fragmentation workload (bench/workloads/Fragmenter.java, continuous work on 2
   threads) without the agent and with interval=10s and interval=1s, interleaved repetitions; ops/s
   as ratios to the runs without the agent, and the noise: the spread of the runs without it.
@@ -119,8 +120,24 @@ AGENT_MEMORY_OPTS = "interval=10s,log=quiet"
 EAGER_MBEAN_OPTS = AGENT_MEMORY_OPTS + ",mbean=on"
 
 
-def memory_state(jdk, classpath, agent_opts, settle):
+def empty_agent_jar(workdir):
+    """An agent jar whose premain does nothing: what being a -javaagent at all costs."""
+    src = Path(workdir) / "empty" / "EmptyAgent.java"
+    src.parent.mkdir(exist_ok=True)
+    src.write_text("public class EmptyAgent { public static void premain(String a,"
+                   " java.lang.instrument.Instrumentation i) {} }\n")
+    subprocess.run(["javac", "--release", "8", "-nowarn", "-d", str(src.parent), str(src)], check=True)
+    (src.parent / "manifest.txt").write_text("Premain-Class: EmptyAgent\n")
+    jar = Path(workdir) / "empty-agent.jar"
+    subprocess.run(["jar", "cfm", str(jar), str(src.parent / "manifest.txt"), "-C", str(src.parent),
+                    "EmptyAgent.class"], check=True)
+    return jar
+
+
+def memory_state(jdk, classpath, agent_opts, settle, empty_jar=None):
     flags = ["-XX:NativeMemoryTracking=summary"] + (["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else [])
+    if empty_jar:
+        flags.append(f"-javaagent:{empty_jar}")
     cmd = command(jdk, "Idle", [str(settle + 60)], agent_opts, flags, classpath=classpath, xcheck=False)
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -147,9 +164,12 @@ def memory_state(jdk, classpath, agent_opts, settle):
 def memory_section(a, classpath):
     configs = (None, AGENT_MEMORY_OPTS, EAGER_MBEAN_OPTS)
     runs = {c: [] for c in configs}
+    empty_jar = empty_agent_jar(classpath)
+    empty = []
     for _ in range(a.mem_reps):
         for c in configs:
             runs[c].append(memory_state(a.jdk, classpath, c, a.settle))
+        empty.append(memory_state(a.jdk, classpath, None, a.settle, empty_jar))
 
     def med(c, f):
         return statistics.median(f(r) for r in runs[c])
@@ -172,6 +192,9 @@ def memory_section(a, classpath):
                                   - med(None, lambda r: r["nmt"].get(k, 0))))
     for k in cats:
         row(f"  NMT committed {k}", lambda r, k=k: r["nmt"].get(k, 0), always=False)
+    e = statistics.median(r["roll"]["Rss"] for r in empty) / 1024
+    print(f"{'Rss with an agent whose premain does nothing':<46}{med(None, lambda r: r['roll']['Rss']) / 1024:>9.1f}"
+          f"{e:>9.1f}{e - med(None, lambda r: r['roll']['Rss']) / 1024:>+9.1f}")
     counts = [med(c, lambda r: r["classes"]) for c in configs]
     print(f"{'classes loaded':<46}{counts[0]:>9.0f}{counts[1]:>9.0f}{'':>9}{counts[2]:>11.0f}")
     counts = [med(c, lambda r: r["threads"]) for c in configs]

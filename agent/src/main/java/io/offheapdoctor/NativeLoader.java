@@ -180,11 +180,11 @@ final class NativeLoader {
      * JVM) worth reading.
      */
     private static boolean agentpathGiven() {
-        String tool = System.getenv("JAVA_TOOL_OPTIONS");
-        if (tool != null && tool.contains("offheap_doctor")) {
-            return true;
-        }
         try {
+            String tool = System.getenv("JAVA_TOOL_OPTIONS");
+            if (tool != null && tool.contains("offheap_doctor")) {
+                return true;
+            }
             for (String a : inputArguments()) {
                 if (a.startsWith("-agentpath:") && a.contains("offheap_doctor")) {
                     return true;
@@ -192,7 +192,7 @@ final class NativeLoader {
             }
             return false;
         } catch (RuntimeException e) {
-            return true;
+            return true; // not allowed to look (a SecurityManager): look at the maps, which may tell
         }
     }
 
@@ -450,7 +450,12 @@ final class NativeLoader {
      */
     static List<String> inputArguments() {
         List<String> out = new java.util.ArrayList<String>();
-        String env = System.getenv("JDK_JAVA_OPTIONS");
+        String env;
+        try {
+            env = System.getenv("JDK_JAVA_OPTIONS");
+        } catch (SecurityException e) {
+            env = null;
+        }
         List<String> args = new java.util.ArrayList<String>();
         if (env != null && !env.trim().isEmpty()) {
             args.addAll(Arrays.asList(env.trim().split("\\s+")));
