@@ -98,6 +98,10 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
                     let i = rng.below(mine.len());
                     let times = if rng.chance(8) { 2000 } else { 1 + rng.below(4) };
                     let l = mine[i].clone();
+                    // At most 1 MiB more per repeat: a last line without '\n' joins its copies into
+                    // one line, which a later repeat would copy 2000 times again (2000^2 copies of
+                    // a 6 KB line took 24 GB).
+                    let times = times.min(((1 << 20) / l.len().max(1)).max(1));
                     for _ in 0..times {
                         mine.insert(i, l.clone());
                     }
