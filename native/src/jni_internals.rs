@@ -173,6 +173,24 @@ fn primitive(v: Value) -> Result<jlong> {
     }
 }
 
+/// The JNI id of a reflected field or method: `from` is `FromReflectedField` or
+/// `FromReflectedMethod`, `what` its name for the error.
+fn reflected_id(
+    env: &Env<'_>,
+    member: &JObject<'_>,
+    what: &str,
+    from: impl FnOnce(*mut jni::sys::JNIEnv, jobject) -> *mut std::ffi::c_void,
+) -> Result<jlong> {
+    no_pending(env)?;
+    let m = non_null(member, "member")?;
+    let id = from(raw(env), m);
+    no_pending(env)?;
+    if id.is_null() {
+        return Err(Error::invalid(format!("{what} gave no id")));
+    }
+    Ok(id as usize as jlong)
+}
+
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_offheapdoctor_NativeCore_fieldId0<'l>(
     mut env: EnvUnowned<'l>,
@@ -181,16 +199,8 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_fieldId0<'l>(
 ) -> jlong {
     install_panic_hook();
     env.with_env(|env| -> Result<_> {
-        no_pending(env)?;
-        let f = non_null(&field, "field")?;
-        let e = raw(env);
         // SAFETY: `f` is a live local reference, which the Java side got as a java.lang.reflect.Field.
-        let id = unsafe { ((**e).v1_2.FromReflectedField)(e, f) };
-        no_pending(env)?;
-        if id.is_null() {
-            return Err(Error::invalid("FromReflectedField gave no id"));
-        }
-        Ok(id as usize as jlong)
+        reflected_id(env, &field, "FromReflectedField", |e, f| unsafe { ((**e).v1_2.FromReflectedField)(e, f) }.cast())
     })
     .resolve::<ThrowMapped>()
 }
@@ -203,16 +213,8 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_methodId0<'l>(
 ) -> jlong {
     install_panic_hook();
     env.with_env(|env| -> Result<_> {
-        no_pending(env)?;
-        let m = non_null(&method, "method")?;
-        let e = raw(env);
         // SAFETY: `m` is a live local reference, which the Java side got as a java.lang.reflect.Method.
-        let id = unsafe { ((**e).v1_2.FromReflectedMethod)(e, m) };
-        no_pending(env)?;
-        if id.is_null() {
-            return Err(Error::invalid("FromReflectedMethod gave no id"));
-        }
-        Ok(id as usize as jlong)
+        reflected_id(env, &method, "FromReflectedMethod", |e, m| unsafe { ((**e).v1_2.FromReflectedMethod)(e, m) }.cast())
     })
     .resolve::<ThrowMapped>()
 }

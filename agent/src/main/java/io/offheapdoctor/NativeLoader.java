@@ -435,6 +435,9 @@ final class NativeLoader {
         }
     }
 
+    /** The JVM's options once read ({@link #inputArguments()}). */
+    private static List<String> inputArguments;
+
     /** Launcher options that take their value as the next argument when not given with '='. */
     private static final List<String> VALUE_OPTIONS = Arrays.asList("-cp", "-classpath", "--class-path", "-p",
             "--module-path", "--upgrade-module-path", "--add-modules", "--limit-modules", "--add-reads",
@@ -446,9 +449,17 @@ final class NativeLoader {
      * {@code JDK_JAVA_OPTIONS} and {@code /proc/self/cmdline} up to the main class, or, where that
      * cannot be told (an {@code @argfile}, no {@code /proc}), the runtime bean's input arguments.
      * ManagementFactory builds its platform registry with lambdas, which the agent's start-up
-     * should not pay for (see {@link PlatformBeans}).
+     * should not pay for (see {@link PlatformBeans}). Read once: a JVM's options do not change, and
+     * the start-up asks up to three times.
      */
-    static List<String> inputArguments() {
+    static synchronized List<String> inputArguments() {
+        if (inputArguments == null) {
+            inputArguments = java.util.Collections.unmodifiableList(readInputArguments());
+        }
+        return inputArguments;
+    }
+
+    private static List<String> readInputArguments() {
         List<String> out = new java.util.ArrayList<String>();
         String env;
         try {
