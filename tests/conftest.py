@@ -6,6 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import harness  # noqa: E402
 from harness import AGENT_JAR  # noqa: E402
 
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
@@ -26,3 +27,29 @@ def workloads(tmp_path_factory, agent_jar):
     subprocess.run(["javac", "--release", "8", "-nowarn", "-cp", str(agent_jar), "-d", str(out), *sources],
                    check=True, capture_output=True, text=True)
     return out
+
+
+def _jni_failure(found):
+    return "-Xcheck:jni complained about a JVM this test started:\n" + "\n".join(
+        f"  {cmd}\n    " + "\n    ".join(lines[:5]) for cmd, lines in found)
+
+
+@pytest.fixture(autouse=True)
+def no_jni_complaints():
+    """Fails the test when a JVM it started through the harness printed a -Xcheck:jni warning;
+    JVMs still running when the test body ends (fixtures') are checked at teardown."""
+    harness.take_jni_complaints()
+    yield
+    found = harness.take_jni_complaints()
+    if found:
+        pytest.fail(_jni_failure(found), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    # Checked here too so the complaint fails the test itself, not only its teardown.
+    result = yield
+    found = harness.take_jni_complaints()
+    if found:
+        pytest.fail(_jni_failure(found), pytrace=False)
+    return result

@@ -9,10 +9,35 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from jdks import ROOT, java
 
 AGENT_JAR = Path(os.environ.get("OFFHEAP_DOCTOR_JAR", ROOT / "agent" / "target" / "offheap-doctor.jar"))
 PREFIX = "[offheap-doctor]"
+JNI_COMPLAINTS = ("WARNING in native method", "FATAL ERROR in native method")
+
+# What every JVM started through this module printed during the current test; conftest.py fails
+# the test when any of it is a -Xcheck:jni complaint. Tests that start a JVM themselves hand its
+# output to observe().
+_observed = []
+
+
+def observe(cmd, stdout, stderr):
+    """Records a finished JVM's output for the -Xcheck:jni check of the current test."""
+    _observed.append((" ".join(str(c) for c in cmd), stdout or "", stderr or ""))
+
+
+def take_jni_complaints():
+    """The -Xcheck:jni complaints seen since the last call, each with the command that printed it,
+    and forgets what was observed."""
+    found = []
+    for cmd, out, err in _observed:
+        lines = [l for l in (out + "\n" + err).splitlines() if any(c in l for c in JNI_COMPLAINTS)]
+        if lines:
+            found.append((cmd, lines))
+    _observed.clear()
+    return found
 
 
 @dataclass
@@ -30,7 +55,15 @@ class Run:
     def jni_warnings(self):
         """What -Xcheck:jni complains about, on either stream."""
         text = self.stdout + "\n" + self.stderr
-        return [l for l in text.splitlines() if "WARNING in native method" in l or "FATAL ERROR in native method" in l]
+        return [l for l in text.splitlines() if any(c in l for c in JNI_COMPLAINTS)]
+
+
+def prerequisite_missing(what, module=False):
+    """Something a test needs is absent: under CI=true an error naming it, elsewhere a skip naming
+    it (scripts/install-deps.sh installs what can be installed)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"missing prerequisite (CI=true makes this an error): {what}", pytrace=False)
+    pytest.skip(f"missing prerequisite: {what}", allow_module_level=module)
 
 
 def read_report(path):
@@ -75,6 +108,7 @@ def run_jvm(jdk, main, args=(), agent_opts=None, jvm_args=(), classpath=None, en
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"JVM did not finish within {timeout}s: {' '.join(cmd)}\n"
                              f"stdout: {e.stdout}\nstderr: {e.stderr}") from e
+    observe(cmd, p.stdout, p.stderr)
     r = Run(p.returncode, p.stdout, p.stderr, Path(report) if report else None, time.monotonic() - start)
     r.samples = read_report(report)
     return r
@@ -84,6 +118,10 @@ class Background:
     """A JVM left running while the test does something to it; always killed at the end."""
 
     def __init__(self, cmd, env=None):
+        self.cmd = cmd
+        # Lines wait_for_stdout consumed: -Xcheck:jni writes its complaints to stdout.
+        self._stdout_seen = []
+        self._observed = False
         full_env = dict(os.environ)
         full_env.pop("JAVA_TOOL_OPTIONS", None)
         if env:
@@ -99,6 +137,7 @@ class Background:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            self._stdout_seen.append(line)
             if marker in line:
                 return line
             if not line and self.proc.poll() is not None:
@@ -111,8 +150,15 @@ class Background:
         except subprocess.TimeoutExpired:
             self.kill()
             out, err = self.proc.communicate()
+            self._observe(out, err)
             raise AssertionError(f"background JVM did not finish within {timeout}s; stderr: {err}")
+        self._observe(out, err)
         return self.proc.returncode, out, err
+
+    def _observe(self, out, err):
+        if not self._observed:
+            self._observed = True
+            observe(self.cmd, "".join(self._stdout_seen) + (out or ""), err)
 
     def kill(self):
         if self.proc.poll() is None:
@@ -123,6 +169,16 @@ class Background:
 
     def __exit__(self, *exc):
         self.kill()
+        if not self._observed:
+            # Dead after the kill, so reading each stream to its end cannot block; read() also
+            # returns what readline() buffered and communicate() would not see.
+            try:
+                self.proc.wait(timeout=10)
+                out = self.proc.stdout.read() if self.proc.stdout else ""
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+            except (subprocess.TimeoutExpired, ValueError, OSError):
+                out, err = "", ""
+            self._observe(out, err)
         if self.proc.stdout:
             self.proc.stdout.close()
         if self.proc.stderr:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import AGENT_JAR, Background, command, run_jvm, wait_for_samples
+from harness import AGENT_JAR, Background, command, observe, run_jvm, wait_for_samples
 from jdks import ALL, MAIN, java
 
 
@@ -26,7 +26,12 @@ def test_samples_arrive_at_the_interval_and_rss_matches_vmrss(jdk, workloads, tm
     assert 5 <= len(samples) <= 16, [s["seq"] for s in samples]
     assert [s["seq"] for s in samples] == list(range(1, len(samples) + 1))
     gaps = [b["epoch_ms"] - a["epoch_ms"] for a, b in zip(samples, samples[1:])]
-    assert all(150 <= g <= 450 for g in gaps), gaps
+    # On two busy cores a gap stretches whenever the sampler thread waits for a CPU, so the interval
+    # is proven by the median gap (200 ms within 25%) and by three gaps in four within 150-450 ms;
+    # an interval of 100 ms or 400 ms fails both.
+    median = sorted(gaps)[len(gaps) // 2]
+    assert 150 <= median <= 250, gaps
+    assert sum(150 <= g <= 450 for g in gaps) >= 0.75 * len(gaps), gaps
     for s in samples:
         assert s["schema"] == 1 and s["kind"] == "sample"
         assert s["totals_source"] == "smaps"
@@ -158,18 +163,19 @@ def test_jdk_internals_through_jni_read_and_call_and_refuse_misuse_as_exceptions
     flags = ["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else []
     p = subprocess.run([java(jdk), "-Xcheck:jni", *flags, "-cp", f"{workloads}:{AGENT_JAR}",
                         "io.offheapdoctor.InternalsCheck"], capture_output=True, text=True, timeout=60)
+    observe(p.args, p.stdout, p.stderr)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[-9:] == [
         "address true", "static true", "wrong target: IllegalArgumentException",
         "null target: NullPointerException", "wrong kind: IllegalArgumentException", "call 42",
         "thrown: NumberFormatException", "boolean true false", "shape: IllegalArgumentException"], p.stdout
-    assert "WARNING in native method" not in p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("jdk", MAIN)
 def test_agent_attaches_to_a_running_jvm(jdk, workloads, tmp_path):
     report = tmp_path / "attached.jsonl"
-    cmd = command(jdk, "Idle", ["20"], classpath=workloads, xcheck=False)
+    # -Xcheck:jni on the target: the attached agent's JNI calls are checked like a premain's.
+    cmd = command(jdk, "Idle", ["20"], classpath=workloads)
     with Background(cmd) as app:
         app.wait_for_stdout("ready")
         a = subprocess.run([java(jdk), "-jar", str(AGENT_JAR), str(app.pid), f"interval=200ms,report={report}"],

@@ -152,8 +152,16 @@ def test_glibc_arenas_spread_and_merge_under_arena_max(jdk, workloads, tmp_path)
     assert s1["malloc"]["arena_count"] >= 4, s1["malloc"]["arena_count"]
     assert s2["malloc"]["arena_count"] == 1
     assert s2["allocator"]["settings"]["malloc_arena_max"] == "1"
+    # The workload's own count as the second source: 16 threads keep 30 used Deflaters each, and
+    # zlib's deflate state at level 9 (window, prev, head and pending buffers) is 256 KiB of malloc
+    # inside the arenas (each block under the mmap threshold). in_use must hold them all whatever
+    # the arena layout; 192 KiB each leaves a quarter for a zlib that sizes its buffers smaller.
+    held = 16 * 30 * 192 * 1024
+    for s in (s1, s2):
+        m = s["malloc"]
+        assert m["in_use"] >= held, (m["in_use"], held)
+        assert m["in_use"] <= m["system_current"] and m["retained"] <= m["system_current"], m
     m = s1["malloc"]
-    assert m["retained"] + m["in_use"] == m["system_current"]
     assert sum(x["system_current"] for x in m["arenas"]) == m["system_current"]
 
 

@@ -430,7 +430,8 @@ def test_a_jvm_with_attach_disabled_is_one_line(jdk, workloads):
 @pytest.mark.parametrize("jdk", MAIN)
 def test_a_jvm_of_another_user_is_named_with_the_user_to_run_as(jdk, workloads):
     if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to run the command as another user")
+        from harness import prerequisite_missing
+        prerequisite_missing("root and setpriv, to run the command as another user")
     # The command runs as nobody against this (root's) JVM, with a copy of the jar nobody can read.
     shared = Path(tempfile.mkdtemp(prefix="offheap-doctor-jar-"))
     try:

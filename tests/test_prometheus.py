@@ -23,9 +23,10 @@ from test_operator import FULL_SAMPLE
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None or PROMTOOL is None,
-    reason="prometheus/promtool not installed (scripts/install-deps.sh installs Debian's prometheus package)")
+if PROMETHEUS is None or PROMTOOL is None:
+    from harness import prerequisite_missing
+    prerequisite_missing("prometheus and promtool (scripts/install-deps.sh installs Debian's prometheus package)",
+                         module=True)
 
 JOB = "offheap-doctor"
 
