@@ -14,10 +14,15 @@ import javax.management.ObjectName;
  * The soak's application: {@code Soak <seconds>} churns zlib on two threads (Deflaters and
  * Inflaters, about 300 a second, ended or 1 in 32 dropped unended for the Cleaner, so the census always has work) while a
  * third calls the agent's MBean in-process every 50 ms (attributes, trimNow; reportJson and
- * sampleNow now and then). Prints "ready", then once a second "beat <n> <heap used after the last
+ * sampleNow now and then). trimNow pauses in every third 10 s window of the wall clock
+ * ({@link #trimQuiet}; SoakJmxClient pauses with it), so trim=&lt;interval&gt; has windows to itself. Prints "ready", then once a second "beat <n> <heap used after the last
  * System.gc()>" (a GC every 5 s; the heap pools' usage as the collector measured it at the end of
  * that GC, since the heap's usage read after it already holds what the churn threads allocated), and at the end "done churn=<n> jmx=<n> errors=<n>" and the first
  * JMX error if any; then returns from main (exit code 0).
+ *
+ * <p>{@code Soak <seconds> <leak bytes>}: a fourth thread also leaks that many bytes of touched
+ * malloc (direct buffers, kept) every 100 ms, the rate of a leak of that size per sample at the
+ * soak's interval, so the soak's memory checks can be shown to catch one.
  */
 public final class Soak {
     private static final AtomicLong CHURN = new AtomicLong();
@@ -28,7 +33,11 @@ public final class Soak {
 
     public static void main(String[] args) throws Exception {
         long seconds = Long.parseLong(args[0]);
+        final int leakBytes = args.length > 1 ? Integer.parseInt(args[1]) : 0;
         List<Thread> threads = new ArrayList<Thread>();
+        if (leakBytes > 0) {
+            threads.add(new Thread(() -> leak(leakBytes), "soak-leak"));
+        }
         for (int i = 0; i < 2; i++) {
             final int seed = i;
             threads.add(new Thread(() -> churn(seed), "soak-zlib-" + i));
@@ -113,7 +122,9 @@ public final class Soak {
             for (long n = 0; running; n++) {
                 try {
                     server.getAttributes(name, attrs);
-                    server.invoke(name, "trimNow", null, null);
+                    if (!trimQuiet(System.currentTimeMillis())) {
+                        server.invoke(name, "trimNow", null, null);
+                    }
                     if (n % 20 == 0) {
                         server.invoke(name, "reportJson", null, null);
                     }
@@ -125,6 +136,28 @@ public final class Soak {
                     error(e);
                 }
                 Thread.sleep(50);
+            }
+        } catch (Exception e) {
+            error(e);
+        }
+    }
+
+    /**
+     * Whether trimNow callers keep still at this wall-clock time: every third 10 s window, the
+     * same in every process, so the agent's own trim interval is then the only caller.
+     */
+    static boolean trimQuiet(long epochMs) {
+        return (epochMs / 10_000) % 3 == 2;
+    }
+
+    private static final List<java.nio.ByteBuffer> LEAKED = new ArrayList<java.nio.ByteBuffer>();
+
+    private static void leak(int bytes) {
+        try {
+            while (running) {
+                // allocateDirect mallocs and zeroes: every page of it is resident and in use.
+                LEAKED.add(java.nio.ByteBuffer.allocateDirect(bytes));
+                Thread.sleep(100);
             }
         } catch (Exception e) {
             error(e);

@@ -6,8 +6,8 @@ import javax.management.remote.JMXServiceURL;
 
 /**
  * The soak's other process: {@code SoakJmxClient <port> <seconds>} reads the agent's MBean over
- * remote JMX (loopback) every 100 ms for that long: attributes each time, trimNow, reportText and
- * sampleNow now and then. Prints "remote calls=<n> errors=<n> slowest_ms=<n>" and the first error;
+ * remote JMX (loopback) every 100 ms for that long: attributes each time, trimNow (not while
+ * {@code Soak.trimQuiet}), reportText and sampleNow now and then. Prints "remote calls=<n> errors=<n> slowest_ms=<n>" and the first error;
  * exit code 0 when it connected.
  */
 public final class SoakJmxClient {
@@ -28,7 +28,7 @@ public final class SoakJmxClient {
                 try {
                     if (server.isRegistered(name)) {
                         server.getAttributes(name, attrs);
-                        if (n % 5 == 0) {
+                        if (n % 5 == 0 && !Soak.trimQuiet(System.currentTimeMillis())) {
                             server.invoke(name, "trimNow", null, null);
                         }
                         if (n % 10 == 0) {
