@@ -348,7 +348,7 @@ def soak(jdk, seconds, workdir, classpath, say=print, leak_bytes=0):
             failures.append(f"{name} grew {g / MiB:.1f} MiB over {end - start:.0f} s (allowed {allowed / MiB:.1f})")
     figures["nmt_categories_delta_mib"] = nmt_category_deltas(samples, series, start, end)
     if any(f.startswith(("nmt", "malloc")) for f in failures):
-        failures.append(f"NMT categories, change between the thirds (MiB): {figures['nmt_categories_delta_mib']}")
+        failures.append(f"NMT categories, growth over the window (MiB): {figures['nmt_categories_delta_mib']}")
     figures["agent_threads_cpu_s"] = round(agent_cpu, 2)
     return figures, failures
 
