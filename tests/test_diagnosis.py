@@ -275,7 +275,7 @@ def readme_thresholds():
 
 def test_every_documented_threshold_is_accepted_and_bad_ones_say_so(workloads, tmp_path):
     table = readme_thresholds()
-    assert len(table) == 28 and table["threadGrowthMin"] == "100"
+    assert len(table) == 30 and table["threadGrowthMin"] == "100"
     report = tmp_path / "r.jsonl"
     opts = ",".join(f"threshold.{k}={v}" for k, v in table.items())
     r = run_jvm(17, "NativeGrowth", ["await=2"], agent_opts=f"interval=200ms,report={report},{opts}",
