@@ -4,8 +4,8 @@
 //!
 //! Every threshold is a named constant below. The rules only read an [`Observation`] and a
 //! [`Growth`], so each is tested with hand-built numbers. [`FindingTracker`] keeps the time a
-//! finding was first raised across samples and says which are new, so the agent logs one line
-//! per new finding rather than one per sample.
+//! finding was first raised across samples and says which are new and whose severity changed, so
+//! the agent logs one line per new finding and per change rather than one per sample.
 
 use std::collections::BTreeMap;
 

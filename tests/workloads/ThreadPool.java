@@ -12,8 +12,8 @@ import java.util.concurrent.TimeUnit;
  * long-running task every rampMs/threads ms (each task a thread that works and sleeps), then
  * holds them all for holdSeconds. {@code leak <everyMs> <seconds>}: a new thread every everyMs
  * that waits for the end of the run, for that many seconds (the leak: a thread per request that
- * nobody ends). Prints "full <epoch_ms> <threads>" when the pool is full, "started <n>" at the
- * end, then ends every thread it made.
+ * nobody ends). Prints "full <epoch_ms> <threads>" when the pool is full and "started <n>
+ * <epoch_ms>" at the end, then ends every thread it made.
  */
 public final class ThreadPool {
     private static void awaitFirstSample() throws Exception {
@@ -59,7 +59,7 @@ public final class ThreadPool {
             }
             System.out.println("full " + System.currentTimeMillis() + " " + threads);
             Thread.sleep(TimeUnit.SECONDS.toMillis(holdSeconds));
-            System.out.println("started " + threads);
+            System.out.println("started " + threads + " " + System.currentTimeMillis());
             stop.countDown();
             pool.shutdown();
             pool.awaitTermination(10, TimeUnit.SECONDS);
@@ -73,7 +73,7 @@ public final class ThreadPool {
                 started.add(t);
                 Thread.sleep(everyMs);
             }
-            System.out.println("started " + started.size());
+            System.out.println("started " + started.size() + " " + System.currentTimeMillis());
             stop.countDown();
             for (Thread t : started) {
                 t.join(10_000);

@@ -46,11 +46,12 @@ import java.util.zip.InflaterInputStream;
  * <p>pool [seconds] [size]: a pool of size (default 800) Deflaters made at once and each used
  * (64 KiB compressed), then used by 4 threads for the given seconds (default 40): each use
  * compresses 8 KiB with one of them, and every 20th use replaces it with a new Deflater and ends
- * the old one. Prints "pool <size>" when made, then "pool_uses <n> replaced <n>" and "ended" at the
- * end. Without the agent's scan: the agent's census (zipInterval) is what is under test.
+ * the old one. Prints "pool <size>" when made, then "pool_uses <n> replaced <n> at <epoch_ms>" and
+ * "ended" at the end. Without the agent's scan: the agent's census (zipInterval) is what is under test.
  *
  * <p>gzip-leak [seconds] [per-second]: a GZIPOutputStream opened per request (default 10 a
- * second, for 40 s), 16 KiB written, never closed and kept reachable. Prints "leaked <n>".
+ * second, for 40 s), 16 KiB written, never closed and kept reachable. Prints "leaked <n> at
+ * <epoch_ms>".
  *
  * <p>estimate [n]: n (default 2000) Inflaters and Deflaters made fresh, then n of each used
  * (an Inflater inflates 64 KiB of output, a Deflater compresses 128 KiB), each set kept; after each
@@ -445,7 +446,7 @@ public final class ZipWorkload {
         for (Thread t : users) {
             t.join();
         }
-        System.out.println("pool_uses " + uses.get() + " replaced " + replaced.get());
+        System.out.println("pool_uses " + uses.get() + " replaced " + replaced.get() + " at " + System.currentTimeMillis());
         for (int i = 0; i < size; i++) {
             slots.get(i).end();
         }
@@ -463,7 +464,7 @@ public final class ZipWorkload {
             KEEP.add(out); // the bug: never closed
             Thread.sleep(pause);
         }
-        System.out.println("leaked " + KEEP.size());
+        System.out.println("leaked " + KEEP.size() + " at " + System.currentTimeMillis());
     }
 
     /** RssAnon of this process, in bytes, from /proc/self/status. */
