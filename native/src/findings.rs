@@ -683,14 +683,19 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
         (false, _) => Severity::Info,
     };
     let held = fmt_bytes(z.estimated_native_bytes);
-    let title = if count_grows || bytes_grow {
+    let title = if count_grows {
         let r = g.rate(series::ZIP_UNENDED).unwrap_or(0.0);
         format!("{unended} Inflaters/Deflaters are not ended and hold about {held} of native zlib memory, {r:+.0}/h")
+    } else if bytes_grow {
+        let r = fmt_rate_bytes(g.rate(series::ZIP_NATIVE).unwrap_or(0.0));
+        format!("{unended} Inflaters/Deflaters are not ended and hold about {held} of native zlib memory, {r}")
     } else if left_to_gc {
         format!(
             "{awaiting} Inflaters/Deflaters were dropped without end() and wait for the GC to free their zlib \
              memory ({unended} unended hold about {held})"
         )
+    } else if g.rate(series::ZIP_UNENDED).is_none() {
+        format!("{unended} live Inflaters/Deflaters hold about {held} of native zlib memory; too soon to say whether the count still grows")
     } else {
         format!("{unended} live Inflaters/Deflaters hold about {held} of native zlib memory; the count holds steady")
     };
@@ -1372,7 +1377,10 @@ mod tests {
         let fs = evaluate_with(&o, &g);
         let f = find(&fs, ids::ZIP_UNCLOSED).expect("raised");
         assert_eq!(f.severity, Severity::Info);
-        assert_eq!(f.title, "1000 live Inflaters/Deflaters hold about 39.1 MiB of native zlib memory; the count holds steady");
+        assert_eq!(
+            f.title,
+            "1000 live Inflaters/Deflaters hold about 39.1 MiB of native zlib memory; too soon to say whether the count still grows"
+        );
         assert_eq!(ev(f, "inflaters_alive").value, "1000");
         assert_eq!(ev(f, "estimated_native").value, "39.1 MiB");
         // A pool of 30000 made at once and kept for 10 min, streams replaced (the count moves by a
@@ -1410,7 +1418,8 @@ mod tests {
 
     #[test]
     fn zip_unclosed_estimated_bytes_that_grow_are_the_warning() {
-        // The count holds while Deflaters replace Inflaters: 40 KiB each become 262 KiB each.
+        // The count holds while Deflaters replace Inflaters: 40 KiB each become 262 KiB each, +10
+        // per 10 s is 780.5 MiB/h.
         let (o, g) = run(60, |i| {
             let mut o = zip(1000 - 10 * i, 0);
             o.epoch_ms = i * STEP_MS;
@@ -1424,6 +1433,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Warning, "{f:?}");
         assert_eq!(ev(&f, "unended_rate").raw, Some(0.0));
         assert!(ev(&f, "estimated_native_rate").raw.is_some_and(|r| r > 16.0 * MIB as f64));
+        assert!(f.title.ends_with("of native zlib memory, +780.5 MiB/h"), "{}", f.title);
     }
 
     #[test]
