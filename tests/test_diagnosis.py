@@ -21,7 +21,9 @@ def finding(sample, fid):
 
 
 @pytest.mark.parametrize("jdk", MAIN)
-def test_unclosed_deflaters_raise_zip_unclosed_once_with_evidence(jdk, workloads, tmp_path):
+def test_unended_deflaters_raise_zip_unclosed_once_with_evidence(jdk, workloads, tmp_path):
+    # 400 Deflaters made in a burst and kept: a population that holds steady afterwards, info
+    # (tests/test_pool_vs_leak.py has the leak that keeps growing, the warning).
     report = tmp_path / "r.jsonl"
     r = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=400", "await=+3"],
                 agent_opts=f"interval=200ms,zipInterval=100ms,report={report}", classpath=workloads, report=report,
@@ -31,15 +33,17 @@ def test_unclosed_deflaters_raise_zip_unclosed_once_with_evidence(jdk, workloads
     assert finding(first, "zip-unclosed") is None
     last = r.samples[-1]
     f = finding(last, "zip-unclosed")
-    assert f and f["severity"] in ("warning", "critical")
+    assert f and f["severity"] == "info", f
     ev = {e["key"]: e for e in f["evidence"]}
     assert ev["deflaters_alive"]["raw"] >= 400
     assert ev["estimated_native"]["raw"] >= 400 * 262 * 1024
-    assert "try-with-resources" in f["remedy"] and "end()" in f["remedy"]
+    assert f["title"].startswith(f"{ev['deflaters_alive']['raw'] + ev['inflaters_alive']['raw']:.0f} live Inflaters/Deflaters")
+    assert "end()" in f["remedy"]
     raised = [s for s in r.samples if "zip-unclosed" in s["findings_new"]]
     assert len(raised) == 1 and raised[0]["epoch_ms"] == f["since_ms"]
+    assert not any(s["findings_changed"] for s in r.samples)
     logged = [l for l in r.agent_lines() if "zip-unclosed" in l]
-    assert len(logged) == 1 and "[warning]" in logged[0] or "[critical]" in logged[0], logged
+    assert len(logged) == 1 and logged[0].startswith("[offheap-doctor] [info] zip-unclosed: "), logged
 
 
 @pytest.mark.parametrize("jdk", MAIN)
@@ -275,7 +279,7 @@ def readme_thresholds():
 
 def test_every_documented_threshold_is_accepted_and_bad_ones_say_so(workloads, tmp_path):
     table = readme_thresholds()
-    assert len(table) == 28 and table["threadGrowthMin"] == "100"
+    assert len(table) == 30 and table["threadGrowthMin"] == "100"
     report = tmp_path / "r.jsonl"
     opts = ",".join(f"threshold.{k}={v}" for k, v in table.items())
     r = run_jvm(17, "NativeGrowth", ["await=2"], agent_opts=f"interval=200ms,report={report},{opts}",

@@ -4,8 +4,8 @@
 //!
 //! Every threshold is a named constant below. The rules only read an [`Observation`] and a
 //! [`Growth`], so each is tested with hand-built numbers. [`FindingTracker`] keeps the time a
-//! finding was first raised across samples and says which are new, so the agent logs one line
-//! per new finding rather than one per sample.
+//! finding was first raised across samples and says which are new and whose severity changed, so
+//! the agent logs one line per new finding and per change rather than one per sample.
 
 use std::collections::BTreeMap;
 
@@ -69,8 +69,14 @@ pub const ZIP_UNENDED_MIN: u64 = 64;
 pub const ZIP_NATIVE_MIN_BYTES: u64 = 64 * MIB;
 /// Critical at this much estimated native zlib memory.
 pub const ZIP_NATIVE_CRITICAL_BYTES: u64 = GIB;
-/// Streams waiting for the Cleaner at or above this mean it is falling behind.
+/// Streams waiting for the Cleaner or the finalizer thread at or above this: streams left to the
+/// GC instead of ended, a warning whether or not the count grows.
 pub const ZIP_PENDING_MIN: u64 = 32;
+/// Otherwise a warning only while the unended count grows at least this fast (per hour) over the
+/// rate window and its later half; a large population that holds steady is a pool, `info`.
+pub const ZIP_GROWTH_MIN_PER_HOUR: f64 = 60.0;
+/// ... or while their estimated native memory grows at least this fast.
+pub const ZIP_NATIVE_RATE_MIN_PER_HOUR: f64 = 16.0 * MIB as f64;
 
 // direct-buffers.
 /// Direct buffer memory below this is not a finding.
@@ -81,9 +87,10 @@ pub const DIRECT_MIN_SHARE_OF_RSS: f64 = 0.25;
 pub const DIRECT_GROWTH_MIN_PER_HOUR: f64 = 64.0 * MIB as f64;
 
 // thread-growth.
-/// Threads added since the baseline for a finding ...
+/// Threads added since the baseline for a finding (`info` when the count has stopped growing) ...
 pub const THREAD_GROWTH_MIN: i64 = 100;
-/// ... while still growing at least this fast (threads per hour).
+/// ... a warning while still growing at least this fast (threads per hour) over the rate window
+/// and its later half.
 pub const THREAD_RATE_MIN_PER_HOUR: f64 = 20.0;
 
 // metaspace-growth.
@@ -142,6 +149,10 @@ pub struct Thresholds {
     pub zip_native_critical: u64,
     /// [`ZIP_PENDING_MIN`]
     pub zip_pending_min: u64,
+    /// [`ZIP_GROWTH_MIN_PER_HOUR`]
+    pub zip_growth_min: f64,
+    /// [`ZIP_NATIVE_RATE_MIN_PER_HOUR`]
+    pub zip_native_rate_min: f64,
     /// [`DIRECT_MIN_BYTES`]
     pub direct_min: u64,
     /// [`DIRECT_MIN_SHARE_OF_RSS`]
@@ -191,6 +202,8 @@ impl Default for Thresholds {
             zip_native_min: ZIP_NATIVE_MIN_BYTES,
             zip_native_critical: ZIP_NATIVE_CRITICAL_BYTES,
             zip_pending_min: ZIP_PENDING_MIN,
+            zip_growth_min: ZIP_GROWTH_MIN_PER_HOUR,
+            zip_native_rate_min: ZIP_NATIVE_RATE_MIN_PER_HOUR,
             direct_min: DIRECT_MIN_BYTES,
             direct_min_rss: DIRECT_MIN_SHARE_OF_RSS,
             direct_rate_min: DIRECT_GROWTH_MIN_PER_HOUR,
@@ -238,6 +251,8 @@ impl Thresholds {
             }
         }
         for (name, v) in [
+            ("zipGrowthMin", self.zip_growth_min),
+            ("zipNativeRateMin", self.zip_native_rate_min),
             ("directRateMin", self.direct_rate_min),
             ("threadRateMin", self.thread_rate_min),
             ("metaspaceRateMin", self.metaspace_rate_min),
@@ -352,8 +367,25 @@ impl Finding {
 
     /// One line for the agent's log: severity, id, title and the evidence.
     pub fn log_line(&self) -> String {
+        format!("[{}] {}: {} ({})", self.severity.name(), self.id, self.title, self.evidence_text())
+    }
+
+    /// The log line of a severity change: `[critical] zip-unclosed: warning -> critical: <title> (..)`.
+    pub fn change_line(&self, from: Severity) -> String {
+        format!(
+            "[{}] {}: {} -> {}: {} ({})",
+            self.severity.name(),
+            self.id,
+            from.name(),
+            self.severity.name(),
+            self.title,
+            self.evidence_text()
+        )
+    }
+
+    fn evidence_text(&self) -> String {
         let ev: Vec<String> = self.evidence.iter().map(|e| format!("{}={}", e.key, e.value)).collect();
-        format!("[{}] {}: {} ({})", self.severity.name(), self.id, self.title, ev.join(", "))
+        ev.join(", ")
     }
 }
 
@@ -629,35 +661,69 @@ fn nmt_off(o: &Observation, _g: &Growth, _t: &Thresholds) -> Option<Finding> {
     ))
 }
 
+/// Unended Inflaters and Deflaters. A population that holds steady is a pool (one stream per
+/// connection, ended when replaced): `info`, with what it holds. A warning when the count or its
+/// estimated memory keeps growing over the rate window, or when many wait for the Cleaner or the
+/// finalizer (dropped without `end()`); critical when such a warning holds `zipNativeCritical`.
 fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let z = o.zip.as_ref()?;
-    let unended = z.inflaters().saturating_add(z.deflaters()).saturating_add(z.finalizable);
+    let unended = z.unended();
     let beyond_jdk = unended.saturating_sub(JDK_CACHED_INFLATERS);
-    if beyond_jdk == 0 || (beyond_jdk < t.zip_unended_min && z.estimated_native_bytes < t.zip_native_min) {
+    let awaiting = z.awaiting_release();
+    let large = beyond_jdk > 0 && (beyond_jdk >= t.zip_unended_min || z.estimated_native_bytes >= t.zip_native_min);
+    if !large && awaiting < t.zip_pending_min {
         return None;
     }
-    let severity = if z.estimated_native_bytes >= t.zip_native_critical { Severity::Critical } else { Severity::Warning };
-    let pending = z.pending();
-    let mut f = Finding::new(
-        ids::ZIP_UNCLOSED,
-        severity,
+    let count_grows = g.grows_at_least(series::ZIP_UNENDED, t.zip_growth_min);
+    let bytes_grow = g.grows_at_least(series::ZIP_NATIVE, t.zip_native_rate_min);
+    let left_to_gc = awaiting >= t.zip_pending_min;
+    let severity = match (count_grows || bytes_grow || left_to_gc, z.estimated_native_bytes >= t.zip_native_critical) {
+        (true, true) => Severity::Critical,
+        (true, false) => Severity::Warning,
+        (false, _) => Severity::Info,
+    };
+    let held = fmt_bytes(z.estimated_native_bytes);
+    let title = if count_grows {
+        let r = g.rate(series::ZIP_UNENDED).unwrap_or(0.0);
+        format!("{unended} Inflaters/Deflaters are not ended and hold about {held} of native zlib memory, {r:+.0}/h")
+    } else if bytes_grow {
+        let r = fmt_rate_bytes(g.rate(series::ZIP_NATIVE).unwrap_or(0.0));
+        format!("{unended} Inflaters/Deflaters are not ended and hold about {held} of native zlib memory, {r}")
+    } else if left_to_gc {
         format!(
-            "{unended} Inflaters/Deflaters are not ended and hold about {} of native zlib memory",
-            fmt_bytes(z.estimated_native_bytes)
-        ),
-        o.epoch_ms,
-    )
-    .count("inflaters_alive", z.inflaters_alive)
-    .count("inflaters_pending_cleanup", z.inflaters_pending)
-    .count("deflaters_alive", z.deflaters_alive)
-    .count("deflaters_pending_cleanup", z.deflaters_pending)
-    .bytes("estimated_native", z.estimated_native_bytes)
-    .rate("estimated_native_rate", g.rate(series::ZIP_NATIVE));
-    if let Some(r) = g.rate(series::ZIP_INFLATERS_ALIVE) {
-        f = f.text("inflaters_alive_rate", format!("{r:+.0}/h"), Some(r));
+            "{awaiting} Inflaters/Deflaters were dropped without end() and wait for the GC to free their zlib \
+             memory ({unended} unended hold about {held})"
+        )
+    } else if g.rate(series::ZIP_UNENDED).is_none() {
+        format!("{unended} live Inflaters/Deflaters hold about {held} of native zlib memory; too soon to say whether the count still grows")
+    } else {
+        format!("{unended} live Inflaters/Deflaters hold about {held} of native zlib memory; the count holds steady")
+    };
+    let mut f = Finding::new(ids::ZIP_UNCLOSED, severity, title, o.epoch_ms)
+        .count("inflaters_alive", z.inflaters_alive)
+        .count("inflaters_pending_cleanup", z.inflaters_pending)
+        .count("deflaters_alive", z.deflaters_alive)
+        .count("deflaters_pending_cleanup", z.deflaters_pending)
+        .bytes("estimated_native", z.estimated_native_bytes)
+        .rate("estimated_native_rate", g.rate(series::ZIP_NATIVE));
+    if let Some(s) = g.get(series::ZIP_UNENDED) {
+        if let Some(r) = s.rate_per_hour {
+            f = f.text("unended_rate", format!("{r:+.0}/h"), Some(r));
+        }
+        if let Some(r) = s.recent_rate_per_hour {
+            f = f.text("unended_recent_rate", format!("{r:+.0}/h"), Some(r));
+        }
     }
     if z.finalizable > 0 {
         f = f.count("finalizable", z.finalizable).count("finalizable_pending", z.finalizable_pending);
+    }
+    if severity == Severity::Info {
+        return Some(f.remedy(
+            "Nothing to fix while the count holds steady: each of these streams is alive and keeps its zlib \
+             memory until end() is called (a pool of streams per connection or thread does so by design). If \
+             it is not a pool, end them when done: close the streams that own them in try-with-resources, \
+             and call end() on Inflaters and Deflaters created directly.",
+        ));
     }
     let mut remedy = String::from(
         "Close every stream that owns an Inflater or Deflater (GZIPInputStream, GZIPOutputStream, \
@@ -665,6 +731,7 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
          try-with-resources, and call end() in a finally block on every Inflater and Deflater created \
          directly.",
     );
+    let pending = z.pending();
     if pending >= t.zip_pending_min {
         remedy.push_str(&format!(
             " {pending} of them are already unreachable and wait for the Cleaner: their native memory is \
@@ -719,6 +786,9 @@ fn direct_buffers(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding
     )))
 }
 
+/// Threads added since the baseline. A warning while their number keeps growing over the rate
+/// window and its later half; a count that rose and stopped (an executor filled to its size) is
+/// `info`, as is one whose rate is not known yet.
 fn thread_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let (name, key) = if g.delta(series::JAVA_THREADS).is_some() {
         (series::JAVA_THREADS, "java_threads")
@@ -727,18 +797,23 @@ fn thread_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding>
     };
     let s = g.get(name)?;
     let delta = s.delta?;
-    let rate = s.rate_per_hour?;
-    if delta < i64::try_from(t.thread_growth_min).unwrap_or(i64::MAX) || rate < t.thread_rate_min {
+    if delta < i64::try_from(t.thread_growth_min).unwrap_or(i64::MAX) {
         return None;
     }
-    let mut f = Finding::new(
-        ids::THREAD_GROWTH,
-        Severity::Warning,
-        format!("{delta} more threads than at the baseline, still {rate:+.0}/h"),
-        o.epoch_ms,
-    )
-    .text(key, format!("{} -> {}", s.baseline.unwrap_or(0), s.latest.unwrap_or(0)), s.latest.map(|v| v as f64))
-    .text("thread_rate", format!("{rate:+.1}/h"), Some(rate));
+    let growing = s.grows_at_least(t.thread_rate_min);
+    let title = match (growing, s.rate_per_hour) {
+        (true, Some(rate)) => format!("{delta} more threads than at the baseline, still {rate:+.0}/h"),
+        (_, Some(_)) => format!("{delta} more threads than at the baseline; the count has stopped growing"),
+        (_, None) => format!("{delta} more threads than at the baseline; too soon to say whether it still grows"),
+    };
+    let mut f = Finding::new(ids::THREAD_GROWTH, if growing { Severity::Warning } else { Severity::Info }, title, o.epoch_ms)
+        .text(key, format!("{} -> {}", s.baseline.unwrap_or(0), s.latest.unwrap_or(0)), s.latest.map(|v| v as f64));
+    if let Some(rate) = s.rate_per_hour {
+        f = f.text("thread_rate", format!("{rate:+.1}/h"), Some(rate));
+    }
+    if let Some(rate) = s.recent_rate_per_hour {
+        f = f.text("thread_recent_rate", format!("{rate:+.1}/h"), Some(rate));
+    }
     if name == series::JAVA_THREADS {
         if let Some(os) = g.get(series::OS_THREADS).and_then(|s| s.latest) {
             f = f.count("os_threads", os);
@@ -749,6 +824,13 @@ fn thread_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding>
     }
     if let Some(d) = g.delta(&series::part("thread_stack")) {
         f = f.delta("thread_stack_growth", d);
+    }
+    if !growing {
+        return Some(f.remedy(
+            "Nothing to fix while the count holds: an executor that grew to its maximum under load keeps its \
+             threads (jcmd <pid> Thread.print names them). Each costs its touched stack (-Xss) and often a \
+             malloc arena; lower the pool's maximum or its keep-alive time if that is too much.",
+        ));
     }
     Some(f.remedy(
         "Threads are created and not ended: bound the executors that grow (jcmd <pid> Thread.print names \
@@ -893,8 +975,21 @@ fn heap_not_the_problem(o: &Observation, g: &Growth, t: &Thresholds) -> Option<F
 #[derive(Debug, Clone, Copy)]
 struct Tracked {
     since_ms: u64,
+    /// The severity last announced (when raised, or by the last change).
     severity: Severity,
     absent: u32,
+    /// Samples in a row the finding came back less severe than announced.
+    lower: u32,
+}
+
+/// A finding whose severity changed: a rise at once, a fall once it has held for
+/// [`CLEAR_AFTER_ABSENT_SAMPLES`] samples (so a rule flapping around a threshold is not announced
+/// at each sample).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SeverityChange {
+    pub id: &'static str,
+    pub from: Severity,
+    pub to: Severity,
 }
 
 /// What changed in one sample.
@@ -904,16 +999,29 @@ pub struct FindingsUpdate {
     pub findings: Vec<Finding>,
     /// Ids raised for the first time (or again after being cleared).
     pub new: Vec<&'static str>,
-    /// Ids whose severity rose since the last sample they were raised in.
-    pub escalated: Vec<&'static str>,
+    /// Findings whose severity changed at this sample, with the old and the new one.
+    pub changed: Vec<SeverityChange>,
     /// Ids absent for [`CLEAR_AFTER_ABSENT_SAMPLES`] samples in a row, now forgotten.
     pub cleared: Vec<&'static str>,
 }
 
 impl FindingsUpdate {
-    /// The findings to log this sample: the new and the escalated ones.
+    /// The findings to log this sample: the new ones and those whose severity changed.
     pub fn to_log(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| self.new.contains(&f.id) || self.escalated.contains(&f.id))
+        self.findings.iter().filter(|f| self.new.contains(&f.id) || self.changed.iter().any(|c| c.id == f.id))
+    }
+
+    /// One line per new finding and per severity change, for the agent's log.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.findings
+            .iter()
+            .filter_map(|f| {
+                if self.new.contains(&f.id) {
+                    return Some(f.log_line());
+                }
+                self.changed.iter().find(|c| c.id == f.id).map(|c| f.change_line(c.from))
+            })
+            .collect()
     }
 }
 
@@ -943,20 +1051,22 @@ impl FindingTracker {
     /// Takes this sample's findings; sets each one's `since_ms` to when it was first raised.
     pub fn update(&mut self, now_ms: u64, mut findings: Vec<Finding>) -> FindingsUpdate {
         let mut new = Vec::new();
-        let mut escalated = Vec::new();
+        let mut changed = Vec::new();
         for f in &mut findings {
             match self.active.get_mut(f.id) {
                 Some(t) => {
-                    if f.severity > t.severity {
-                        escalated.push(f.id);
+                    t.lower = if f.severity < t.severity { t.lower + 1 } else { 0 };
+                    if f.severity > t.severity || t.lower >= self.clear_after {
+                        changed.push(SeverityChange { id: f.id, from: t.severity, to: f.severity });
+                        t.severity = f.severity;
+                        t.lower = 0;
                     }
-                    t.severity = f.severity;
                     t.absent = 0;
                     f.since_ms = t.since_ms;
                 }
                 None => {
                     f.since_ms = now_ms;
-                    self.active.insert(f.id, Tracked { since_ms: now_ms, severity: f.severity, absent: 0 });
+                    self.active.insert(f.id, Tracked { since_ms: now_ms, severity: f.severity, absent: 0, lower: 0 });
                     new.push(f.id);
                 }
             }
@@ -974,7 +1084,7 @@ impl FindingTracker {
         for id in &cleared {
             self.active.remove(id);
         }
-        FindingsUpdate { findings, new, escalated, cleared }
+        FindingsUpdate { findings, new, changed, cleared }
     }
 
     /// Forgets every finding (after a new baseline, for instance).
@@ -1251,25 +1361,93 @@ mod tests {
         o
     }
 
+    /// `n` samples 10 s apart of `alive(i)` live Inflaters (none pending).
+    fn zip_run(n: u64, alive: impl Fn(u64) -> u64) -> (Observation, Growth) {
+        run(n, |i| {
+            let mut o = zip(alive(i), 0);
+            o.epoch_ms = i * STEP_MS;
+            o
+        })
+    }
+
     #[test]
-    fn zip_unclosed_raised_beyond_the_jdks_own() {
+    fn zip_unclosed_a_steady_population_is_info() {
+        // One sample: no rate, nothing says it grows.
         let (o, g) = run(1, |_| zip(1000, 0));
         let fs = evaluate_with(&o, &g);
         let f = find(&fs, ids::ZIP_UNCLOSED).expect("raised");
-        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(
+            f.title,
+            "1000 live Inflaters/Deflaters hold about 39.1 MiB of native zlib memory; too soon to say whether the count still grows"
+        );
         assert_eq!(ev(f, "inflaters_alive").value, "1000");
         assert_eq!(ev(f, "estimated_native").value, "39.1 MiB");
+        // A pool of 30000 made at once and kept for 10 min, streams replaced (the count moves by a
+        // few): info, however much it holds.
+        let (o, g) = zip_run(60, |i| if i < 2 { 3 } else { 30_000 + (i * 7) % 5 });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Info, "{f:?}");
+        assert!(f.title.contains("holds steady"), "{}", f.title);
+        assert!(f.remedy.starts_with("Nothing to fix while the count holds steady"), "{}", f.remedy);
+        assert_eq!(ev(&f, "unended_rate").raw, Some(0.0));
+    }
+
+    #[test]
+    fn zip_unclosed_growth_over_the_window_is_the_warning() {
+        // +10 unended per 10 s (3600/h) for 10 min.
+        let (o, g) = zip_run(60, |i| 200 + 10 * i);
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.title, "790 Inflaters/Deflaters are not ended and hold about 30.9 MiB of native zlib memory, +3600/h");
+        assert_eq!(ev(&f, "unended_rate").value, "+3600/h");
+        assert_eq!(ev(&f, "unended_recent_rate").value, "+3600/h");
         assert!(f.remedy.contains("try-with-resources"));
         assert!(!f.remedy.contains("Cleaner"), "no pending: no Cleaner advice");
+        // Growing and past zipNativeCritical: critical.
+        let (o, g) = zip_run(60, |i| 30_000 + 100 * i);
+        assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Critical));
+        // Growth that stopped: the later half of the window is flat, info again.
+        let (o, g) = zip_run(180, |i| 200 + 10 * i.min(60));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Info, "{f:?}");
+        // Slower than zipGrowthMin (60/h): +1 per 2 min is 30/h.
+        let (o, g) = zip_run(180, |i| 200 + i / 12);
+        assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Info));
+    }
 
+    #[test]
+    fn zip_unclosed_estimated_bytes_that_grow_are_the_warning() {
+        // The count holds while Deflaters replace Inflaters: 40 KiB each become 262 KiB each, +10
+        // per 10 s is 780.5 MiB/h.
+        let (o, g) = run(60, |i| {
+            let mut o = zip(1000 - 10 * i, 0);
+            o.epoch_ms = i * STEP_MS;
+            if let Some(z) = o.zip.as_mut() {
+                z.deflaters_alive = 10 * i;
+                z.estimated_native_bytes = (1000 - 10 * i) * 40 * KIB + 10 * i * 262 * KIB;
+            }
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Warning, "{f:?}");
+        assert_eq!(ev(&f, "unended_rate").raw, Some(0.0));
+        assert!(ev(&f, "estimated_native_rate").raw.is_some_and(|r| r > 16.0 * MIB as f64));
+        assert!(f.title.ends_with("of native zlib memory, +780.5 MiB/h"), "{}", f.title);
+    }
+
+    #[test]
+    fn zip_unclosed_streams_left_to_the_gc_are_the_warning_at_once() {
         let (o, g) = run(1, |_| zip(10, 500));
         let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.title.starts_with("500 Inflaters/Deflaters were dropped without end()"), "{}", f.title);
         assert!(f.remedy.contains("500 of them are already unreachable and wait for the Cleaner"));
+        // Few in number but many waiting: still raised.
+        let (o, g) = run(1, |_| zip(3, 40));
+        assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Warning));
 
-        let (o, g) = run(1, |_| zip(30_000, 0));
-        assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Critical));
-
-        // Streams only a finalizer releases count among the unended ones.
+        // Streams only a finalizer releases count among the unended ones; queued ones are waiting.
         let (o, g) = run(1, |_| {
             let mut o = zip(2, 0);
             if let Some(z) = o.zip.as_mut() {
@@ -1281,14 +1459,26 @@ mod tests {
         });
         let fs = evaluate_with(&o, &g);
         let f = find(&fs, ids::ZIP_UNCLOSED).expect("raised for finalizable streams");
-        assert!(f.title.starts_with("502 Inflaters/Deflaters"), "{}", f.title);
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.title.starts_with("200 Inflaters/Deflaters were dropped without end()"), "{}", f.title);
+        assert!(f.title.contains("(502 unended hold about 19.6 MiB)"), "{}", f.title);
         assert_eq!(ev(f, "finalizable").value, "500");
         assert!(f.remedy.contains("500 of them are released by a finalizer"), "{}", f.remedy);
+        // Finalizable but none queued: a population like any other.
+        let (o, g) = run(1, |_| {
+            let mut o = zip(2, 0);
+            if let Some(z) = o.zip.as_mut() {
+                z.finalizable = 500;
+                z.estimated_native_bytes = 502 * 40 * KIB;
+            }
+            o
+        });
+        assert_eq!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).map(|f| f.severity), Some(Severity::Info));
     }
 
     #[test]
     fn zip_unclosed_not_raised_for_the_jdks_cached_inflaters() {
-        for (alive, pending) in [(3, 0), (2, 1), (40, 10)] {
+        for (alive, pending) in [(3, 0), (2, 1), (40, 10), (3, 31)] {
             let (o, g) = run(1, |_| zip(alive, pending));
             assert!(find(&evaluate_with(&o, &g), ids::ZIP_UNCLOSED).is_none(), "{alive}+{pending}");
         }
@@ -1331,20 +1521,44 @@ mod tests {
             o
         });
         let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
         assert_eq!(ev(&f, "java_threads").value, "50 -> 227");
         assert_eq!(ev(&f, "thread_rate").value, "+1080.0/h");
         assert!(f.remedy.contains("Thread.print"));
     }
 
     #[test]
-    fn thread_growth_not_raised_after_a_warm_up() {
+    fn thread_growth_that_stops_at_a_plateau_is_info() {
         // 150 threads started at once, then flat: the delta is there, the rate is not.
         let (o, g) = run(60, |i| {
             let mut o = base(i * STEP_MS, GIB);
             o.java_threads = Some(if i < 3 { 20 } else { 170 });
             o
         });
-        assert!(find(&evaluate_with(&o, &g), ids::THREAD_GROWTH).is_none());
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("info");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(f.title, "150 more threads than at the baseline; the count has stopped growing");
+        assert!(f.remedy.starts_with("Nothing to fix while the count holds"), "{}", f.remedy);
+        // An executor that fills up over 12 min (+2 per 10 s) and then holds for 18 min: over the
+        // 30 min window the median slope still says growth, its later half does not.
+        let (o, g) = run(181, |i| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.java_threads = Some(20 + 2 * i.min(72));
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("info");
+        assert!(ev(&f, "thread_rate").raw.is_some_and(|r| r >= THREAD_RATE_MIN_PER_HOUR), "{f:?}");
+        assert_eq!(ev(&f, "thread_recent_rate").raw, Some(0.0));
+        assert_eq!(f.severity, Severity::Info);
+        // Before any rate: info, and it says why.
+        let (o, g) = run(2, |i| {
+            let mut o = base(i * STEP_MS, GIB);
+            o.java_threads = Some(20 + 200 * i);
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("info");
+        assert_eq!(f.severity, Severity::Info);
+        assert!(f.title.ends_with("too soon to say whether it still grows"), "{}", f.title);
     }
 
     #[test]
@@ -1469,9 +1683,37 @@ mod tests {
         assert_eq!(u.findings[0].since_ms, 1000);
         assert_eq!(u.to_log().count(), 0);
         let u = t.update(3000, vec![finding(ids::ZIP_UNCLOSED, Severity::Critical, 3000)]);
-        assert_eq!(u.escalated, vec![ids::ZIP_UNCLOSED]);
+        assert_eq!(u.changed, vec![SeverityChange { id: ids::ZIP_UNCLOSED, from: Severity::Warning, to: Severity::Critical }]);
+        assert!(u.new.is_empty());
         assert_eq!(u.findings[0].since_ms, 1000);
         assert_eq!(u.to_log().count(), 1);
+        let lines = u.log_lines();
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].starts_with("[critical] zip-unclosed: warning -> critical: "), "{lines:?}");
+    }
+
+    #[test]
+    fn a_severity_change_is_an_event_once_and_a_fall_only_when_it_holds() {
+        let mut t = FindingTracker::new();
+        let zip = |s| vec![finding(ids::ZIP_UNCLOSED, s, 0)];
+        let u = t.update(1000, zip(Severity::Info));
+        assert_eq!((u.new.len(), u.changed.len()), (1, 0));
+        let u = t.update(2000, zip(Severity::Warning));
+        assert_eq!(u.changed, vec![SeverityChange { id: ids::ZIP_UNCLOSED, from: Severity::Info, to: Severity::Warning }]);
+        assert!(t.update(3000, zip(Severity::Warning)).changed.is_empty(), "announced once");
+        // Flapping down and back up within fewer samples than clearAfter: nothing to announce.
+        assert!(t.update(4000, zip(Severity::Info)).changed.is_empty());
+        assert!(t.update(5000, zip(Severity::Info)).changed.is_empty());
+        assert!(t.update(6000, zip(Severity::Warning)).changed.is_empty(), "back to what was announced");
+        // A fall that holds for clearAfter (3) samples is announced, once.
+        assert!(t.update(7000, zip(Severity::Info)).changed.is_empty());
+        assert!(t.update(8000, zip(Severity::Info)).changed.is_empty());
+        let u = t.update(9000, zip(Severity::Info));
+        assert_eq!(u.changed, vec![SeverityChange { id: ids::ZIP_UNCLOSED, from: Severity::Warning, to: Severity::Info }]);
+        assert_eq!(u.log_lines(), vec![format!("[info] zip-unclosed: warning -> info:  ()")]);
+        assert!(t.update(10_000, zip(Severity::Info)).changed.is_empty());
+        let v = serde_json::to_value(u.changed[0]).expect("json");
+        assert_eq!(v, serde_json::json!({"id": "zip-unclosed", "from": "warning", "to": "info"}));
     }
 
     #[test]
@@ -1511,7 +1753,7 @@ mod tests {
         let readme = include_str!("../../README.md");
         let v = serde_json::to_value(Thresholds::default()).expect("json");
         let names: Vec<&String> = v.as_object().expect("object").keys().collect();
-        assert_eq!(names.len(), 28);
+        assert_eq!(names.len(), 30);
         for name in names {
             assert!(readme.contains(&format!("| `{name}` |")), "README has no row for threshold {name}");
         }

@@ -20,6 +20,13 @@
 //! the default 64) per series per sample. No rate is given with fewer than
 //! [`HistoryConfig::rate_min_points`] points or a window shorter than
 //! [`HistoryConfig::rate_min_span_ms`].
+//!
+//! # Recent rate
+//! Beside it, the same estimate over the later half (by time) of the points the rate came from.
+//! A number that grew and then stopped (a pool filling to its size) keeps a positive rate over the
+//! whole window until its plateau fills most of it; the later half goes flat as soon as the
+//! plateau covers it. The rules call growth that goes on only what both rates show. It needs
+//! [`HistoryConfig::rate_min_points`] points of its own and is absent without a rate.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -57,6 +64,8 @@ pub mod series {
     pub const ZIP_DEFLATERS_ALIVE: &str = "zip.deflaters_alive";
     pub const ZIP_DEFLATERS_PENDING: &str = "zip.deflaters_pending";
     pub const ZIP_NATIVE: &str = "zip.estimated_native_bytes";
+    /// Every unended stream the census found: both kinds, alive, pending, finalizable.
+    pub const ZIP_UNENDED: &str = "zip.unended";
     pub const DIRECT_USED: &str = "direct.used";
     pub const DIRECT_COUNT: &str = "direct.count";
     pub const JAVA_THREADS: &str = "threads.java";
@@ -122,6 +131,19 @@ pub struct SeriesGrowth {
     pub rate_per_hour: Option<f64>,
     /// Points of the window the rate was estimated from (after subsampling).
     pub rate_points: usize,
+    /// Theil–Sen slope over the later half of those points, per hour; absent without a rate or
+    /// with too few points in that half.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_rate_per_hour: Option<f64>,
+}
+
+impl SeriesGrowth {
+    /// True when both the window's rate and its later half's reach `min` per hour: the growth
+    /// goes on rather than having stopped at a plateau. Without a recent rate, the window's rate
+    /// alone decides.
+    pub fn grows_at_least(&self, min: f64) -> bool {
+        self.rate_per_hour.is_some_and(|r| r >= min) && self.recent_rate_per_hour.is_none_or(|r| r >= min)
+    }
 }
 
 /// Growth of every tracked series. Serialises as one object.
@@ -145,6 +167,15 @@ impl Growth {
 
     pub fn rate(&self, name: &str) -> Option<f64> {
         self.get(name)?.rate_per_hour
+    }
+
+    pub fn recent_rate(&self, name: &str) -> Option<f64> {
+        self.get(name)?.recent_rate_per_hour
+    }
+
+    /// [`SeriesGrowth::grows_at_least`] of series `name`; false when it is not tracked.
+    pub fn grows_at_least(&self, name: &str, min: f64) -> bool {
+        self.get(name).is_some_and(|s| s.grows_at_least(min))
     }
 
     /// Time covered since the baseline.
@@ -274,6 +305,7 @@ impl History {
             put(self, series::ZIP_DEFLATERS_ALIVE, Some(z.deflaters_alive));
             put(self, series::ZIP_DEFLATERS_PENDING, Some(z.deflaters_pending));
             put(self, series::ZIP_NATIVE, Some(z.estimated_native_bytes));
+            put(self, series::ZIP_UNENDED, Some(z.unended()));
         }
         if let Some(d) = &o.direct_buffers {
             put(self, series::DIRECT_USED, Some(d.used));
@@ -333,6 +365,19 @@ impl History {
                 p.get(id).map(|v| (p.epoch_ms, v))
             }));
             let rate = self.rate_of(&xs, &mut slopes);
+            let recent = match (rate, xs.first(), xs.last()) {
+                (Some(_), Some(a), Some(b)) => {
+                    let mid = a.0 + (b.0 - a.0.min(b.0)) / 2;
+                    let from = xs.iter().position(|p| p.0 >= mid).unwrap_or(xs.len());
+                    let half = &xs[from..];
+                    if half.len() >= self.config.rate_min_points.max(2) {
+                        theil_sen_into(half, &mut slopes)
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
             series.insert(
                 name.clone(),
                 SeriesGrowth {
@@ -344,6 +389,7 @@ impl History {
                     },
                     rate_per_hour: rate,
                     rate_points: xs.len(),
+                    recent_rate_per_hour: recent,
                 },
             );
         }
@@ -420,6 +466,7 @@ mod tests {
     use crate::observation::{MallocObs, ZipObs};
 
     const MIB: u64 = 1 << 20;
+    const GIB_1: u64 = 1 << 30;
     const STEP_MS: u64 = 10_000;
 
     fn obs(t_ms: u64, rss: u64) -> Observation {
@@ -498,6 +545,54 @@ mod tests {
             .collect();
         let ts = theil_sen_per_hour(&pts).expect("slope");
         assert!((ts - truth).abs() / truth < 0.05, "last point outlier moved the slope: {ts}");
+    }
+
+    #[test]
+    fn a_plateau_flattens_the_recent_rate_before_the_windows() {
+        // 12 min of +5 threads per 10 s, then 18 min flat, in a 30 min window: the window's
+        // median slope still says growth, its later half (the last 15 min) says none.
+        let mut h = History::default();
+        for i in 0..=180u64 {
+            let mut o = obs(i * STEP_MS, GIB_1);
+            o.java_threads = Some(50 + 5 * i.min(72));
+            h.push(o);
+        }
+        let g = h.growth();
+        let s = g.get(series::JAVA_THREADS).expect("threads");
+        assert!(s.rate_per_hour.expect("rate") > 100.0, "{s:?}");
+        assert_eq!(s.recent_rate_per_hour, Some(0.0), "{s:?}");
+        assert!(!g.grows_at_least(series::JAVA_THREADS, 20.0));
+        // Growth that goes on: both rates agree.
+        let mut h = History::default();
+        for i in 0..=180u64 {
+            let mut o = obs(i * STEP_MS, GIB_1);
+            o.java_threads = Some(50 + 5 * i);
+            h.push(o);
+        }
+        let g = h.growth();
+        let s = g.get(series::JAVA_THREADS).expect("threads");
+        assert_eq!(s.recent_rate_per_hour.map(f64::round), Some(1800.0));
+        assert!(g.grows_at_least(series::JAVA_THREADS, 20.0));
+        assert!(!g.grows_at_least("no.such.series", 0.0));
+    }
+
+    #[test]
+    fn the_recent_rate_needs_a_rate_and_points_of_its_own() {
+        // Too short for a rate: no recent rate either.
+        let mut h = History::default();
+        for i in 0..5u64 {
+            h.push(obs(i * 1000, i * MIB));
+        }
+        let s = h.growth().get(series::RSS).cloned().expect("rss");
+        assert_eq!((s.rate_per_hour, s.recent_rate_per_hour), (None, None));
+        // Six points make a rate but leave three for the later half: the window's rate decides.
+        let mut h = History::default();
+        for i in 0..6u64 {
+            h.push(obs(i * 20_000, i * MIB));
+        }
+        let s = h.growth().get(series::RSS).cloned().expect("rss");
+        assert!(s.rate_per_hour.is_some() && s.recent_rate_per_hour.is_none(), "{s:?}");
+        assert!(s.grows_at_least(1.0));
     }
 
     #[test]

@@ -142,6 +142,17 @@ impl ZipObs {
     pub fn pending(&self) -> u64 {
         self.inflaters_pending.saturating_add(self.deflaters_pending)
     }
+
+    /// Every unended stream: both kinds, alive or pending, and the finalizable ones.
+    pub fn unended(&self) -> u64 {
+        self.inflaters().saturating_add(self.deflaters()).saturating_add(self.finalizable)
+    }
+
+    /// Streams already unreachable whose zlib memory waits for the Cleaner or the finalizer
+    /// thread: left to the GC instead of ended.
+    pub fn awaiting_release(&self) -> u64 {
+        self.pending().saturating_add(self.finalizable_pending)
+    }
 }
 
 impl BufferObs {

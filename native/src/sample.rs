@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::allocator::{self, AllocatorInfo, AllocatorKind};
 use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range, RegionClass};
 use crate::cgroup::{CgroupFs, CgroupState};
-use crate::findings::{Diagnosis, Finding, Thresholds};
+use crate::findings::{Diagnosis, Finding, SeverityChange, Thresholds};
 use crate::history::Growth;
 use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, ZipObs};
 use crate::smaps::{self, Backing, Mapping};
@@ -75,6 +75,9 @@ pub struct Sample {
     pub findings: Vec<Finding>,
     /// Ids of findings raised at this sample for the first time (logged once).
     pub findings_new: Vec<&'static str>,
+    /// Findings whose severity changed at this sample (`id`, `from`, `to`; logged once): a rise
+    /// at once, a fall once it has held for the samples a finding takes to clear.
+    pub findings_changed: Vec<SeverityChange>,
     /// Ids of findings no longer raised.
     pub findings_cleared: Vec<&'static str>,
     /// The trim policy, what it decided, and the trims since the previous sample.
@@ -566,10 +569,8 @@ impl Core {
             jvm_trim_interval_ms,
         };
         let report = self.diagnosis.observe(obs);
-        for id in &report.update.new {
-            if let Some(f) = report.update.findings.iter().find(|f| f.id == *id) {
-                crate::notices::push(f.log_line());
-            }
+        for line in report.update.log_lines() {
+            crate::notices::push(line);
         }
 
         Ok(Sample {
@@ -592,6 +593,7 @@ impl Core {
             growth: report.growth,
             findings: report.update.findings,
             findings_new: report.update.new,
+            findings_changed: report.update.changed,
             findings_cleared: report.update.cleared,
             trim,
             zip,

@@ -42,6 +42,21 @@ import java.util.zip.InflaterInputStream;
  * the Cleaner) kept ("live"); then 60, 20 and 10 of them dropped while the finalizer thread is
  * held in a blocking finalize() ("blocked"); released ("drained"); the rest ended ("ended").
  * finalizable-live: only up to "live" (for --finalization=disabled, where nothing finalizes).
+ *
+ * <p>pool [seconds] [size]: a pool of size (default 800) Deflaters made at once and each used
+ * (64 KiB compressed), then used by 4 threads for the given seconds (default 40): each use
+ * compresses 8 KiB with one of them, and every 20th use replaces it with a new Deflater and ends
+ * the old one. Prints "pool <size>" when made, then "pool_uses <n> replaced <n> at <epoch_ms>" and
+ * "ended" at the end. Without the agent's scan: the agent's census (zipInterval) is what is under test.
+ *
+ * <p>gzip-leak [seconds] [per-second]: a GZIPOutputStream opened per request (default 10 a
+ * second, for 40 s), 16 KiB written, never closed and kept reachable. Prints "leaked <n> at
+ * <epoch_ms>".
+ *
+ * <p>estimate [n]: n (default 2000) Inflaters and Deflaters made fresh, then n of each used
+ * (an Inflater inflates 64 KiB of output, a Deflater compresses 128 KiB), each set kept; after each
+ * step one line "<step> <n> rss_anon_delta=<bytes> census_delta=<bytes>" with the growth of
+ * RssAnon (/proc/self/status) and of the census's estimated_native_bytes over the step.
  */
 public final class ZipWorkload {
     private static final List<Object> KEEP = new ArrayList<Object>();
@@ -65,6 +80,16 @@ public final class ZipWorkload {
 
     public static void main(String[] args) throws Exception {
         String mode = args.length > 0 ? args[0] : "counts";
+        if (mode.equals("pool")) {
+            awaitFirstSample();
+            pool(args.length > 1 ? Integer.parseInt(args[1]) : 40, args.length > 2 ? Integer.parseInt(args[2]) : 800);
+            return;
+        }
+        if (mode.equals("gzip-leak")) {
+            awaitFirstSample();
+            gzipLeak(args.length > 1 ? Integer.parseInt(args[1]) : 40, args.length > 2 ? Integer.parseInt(args[2]) : 10);
+            return;
+        }
         Method scan = Class.forName("io.offheapdoctor.ZipCensus").getMethod("scanForTest");
         scan.setAccessible(true);
         // Made before the baseline and kept, so the histogram (which sees garbage too) is exact.
@@ -89,6 +114,10 @@ public final class ZipWorkload {
 
         if (mode.equals("gzip")) {
             gzip(scan, compressed);
+            return;
+        }
+        if (mode.equals("estimate")) {
+            estimate(scan, args.length > 1 ? Integer.parseInt(args[1]) : 2000);
             return;
         }
         if (mode.startsWith("finalizable")) {
@@ -339,6 +368,193 @@ public final class ZipWorkload {
         System.out.println("drained " + drained);
         end(kept);
         report("ended", scan);
+    }
+
+    /** Text that compresses about as well as a JSON response: words from a small vocabulary. */
+    private static byte[] text(int size, long seed) {
+        String[] words = {"\"id\":", "\"name\":", "\"value\":", "true", "false", "null", "{", "}", ",",
+            "offheap", "doctor", "memory", "deflater", "pool", "request", "response", "0", "1", "2", "42"};
+        java.util.Random r = new java.util.Random(seed);
+        StringBuilder b = new StringBuilder(size + 16);
+        while (b.length() < size) {
+            b.append(words[r.nextInt(words.length)]);
+            if (r.nextInt(4) == 0) {
+                b.append(r.nextInt(100000));
+            }
+        }
+        return b.substring(0, size).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    }
+
+    /** Compresses data with d (a sync flush: the stream stays open, the Deflater unfinished). */
+    private static void use(Deflater d, byte[] data, byte[] out) {
+        d.setInput(data);
+        while (!d.needsInput()) {
+            d.deflate(out, 0, out.length, Deflater.SYNC_FLUSH);
+        }
+    }
+
+    private static void pool(int seconds, int size) throws Exception {
+        final byte[] first = text(64 * 1024, 1);
+        final java.util.concurrent.atomic.AtomicReferenceArray<Deflater> slots =
+                new java.util.concurrent.atomic.AtomicReferenceArray<Deflater>(size);
+        byte[] out = new byte[64 * 1024];
+        for (int i = 0; i < size; i++) {
+            Deflater d = new Deflater();
+            use(d, first, out);
+            slots.set(i, d);
+        }
+        System.out.println("pool " + size);
+        final long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        final java.util.concurrent.atomic.AtomicLong uses = new java.util.concurrent.atomic.AtomicLong();
+        final java.util.concurrent.atomic.AtomicLong replaced = new java.util.concurrent.atomic.AtomicLong();
+        Thread[] users = new Thread[4];
+        for (int t = 0; t < users.length; t++) {
+            final int seed = t;
+            users[t] = new Thread(new Runnable() {
+                @Override
+                public void run() {
+                    java.util.Random r = new java.util.Random(seed);
+                    byte[] data = text(8 * 1024, 100 + seed);
+                    byte[] buf = new byte[16 * 1024];
+                    try {
+                        while (System.nanoTime() < end) {
+                            int i = r.nextInt(slots.length());
+                            if (uses.incrementAndGet() % 20 == 0) {
+                                Deflater fresh = new Deflater();
+                                use(fresh, data, buf);
+                                slots.getAndSet(i, fresh).end();
+                                replaced.incrementAndGet();
+                            } else {
+                                Deflater d = slots.get(i);
+                                synchronized (d) {
+                                    try {
+                                        use(d, data, buf);
+                                    } catch (NullPointerException e) {
+                                        // replaced and ended by another user meanwhile: next one
+                                    }
+                                }
+                            }
+                            Thread.sleep(2);
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            }, "pool-user-" + t);
+            users[t].start();
+        }
+        for (Thread t : users) {
+            t.join();
+        }
+        System.out.println("pool_uses " + uses.get() + " replaced " + replaced.get() + " at " + System.currentTimeMillis());
+        for (int i = 0; i < size; i++) {
+            slots.get(i).end();
+        }
+        System.out.println("ended");
+    }
+
+    private static void gzipLeak(int seconds, int perSecond) throws Exception {
+        byte[] data = text(16 * 1024, 7);
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        long pause = Math.max(1, 1000 / perSecond);
+        while (System.nanoTime() < end) {
+            GZIPOutputStream out = new GZIPOutputStream(new ByteArrayOutputStream());
+            out.write(data);
+            out.flush();
+            KEEP.add(out); // the bug: never closed
+            Thread.sleep(pause);
+        }
+        System.out.println("leaked " + KEEP.size() + " at " + System.currentTimeMillis());
+    }
+
+    /** RssAnon of this process, in bytes, from /proc/self/status. */
+    private static long rssAnon() throws IOException {
+        java.io.BufferedReader r = new java.io.BufferedReader(new java.io.FileReader("/proc/self/status"));
+        try {
+            for (String line = r.readLine(); line != null; line = r.readLine()) {
+                if (line.startsWith("RssAnon:")) {
+                    return Long.parseLong(line.substring(8).trim().split("\\s+")[0]) * 1024;
+                }
+            }
+        } finally {
+            r.close();
+        }
+        throw new IOException("no RssAnon in /proc/self/status");
+    }
+
+    private static long censusBytes(Method scan) throws Exception {
+        String json = (String) scan.invoke(null);
+        int p = json.indexOf("\"estimated_native_bytes\":") + "\"estimated_native_bytes\":".length();
+        int e = p;
+        while (e < json.length() && Character.isDigit(json.charAt(e))) {
+            e++;
+        }
+        return Long.parseLong(json.substring(p, e));
+    }
+
+    /**
+     * One step of the estimate check: runs make, then prints how much RssAnon and the census's
+     * estimate grew. The census is taken on both sides so its own garbage is in the heap already.
+     */
+    private static void step(String name, int n, Method scan, Runnable make) throws Exception {
+        censusBytes(scan);
+        long est0 = censusBytes(scan);
+        long rss0 = rssAnon();
+        make.run();
+        long rss1 = rssAnon();
+        long est1 = censusBytes(scan);
+        System.out.println(name + " " + n + " rss_anon_delta=" + (rss1 - rss0) + " census_delta=" + (est1 - est0));
+    }
+
+    private static void estimate(Method scan, final int n) throws Exception {
+        final byte[] deflated = compress(128 * 1024);
+        final byte[] plain = text(128 * 1024, 3);
+        final List<Object> kept = new ArrayList<Object>();
+        step("inflater_fresh", n, scan, new Runnable() {
+            @Override
+            public void run() {
+                for (int i = 0; i < n; i++) {
+                    kept.add(new Inflater());
+                }
+            }
+        });
+        step("deflater_fresh", n, scan, new Runnable() {
+            @Override
+            public void run() {
+                for (int i = 0; i < n; i++) {
+                    kept.add(new Deflater());
+                }
+            }
+        });
+        step("inflater_used", n, scan, new Runnable() {
+            @Override
+            public void run() {
+                byte[] buf = new byte[64 * 1024];
+                try {
+                    for (int i = 0; i < n; i++) {
+                        Inflater f = new Inflater();
+                        f.setInput(deflated);
+                        f.inflate(buf); // 64 KiB out, more to come: mid-stream
+                        kept.add(f);
+                    }
+                } catch (java.util.zip.DataFormatException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        });
+        step("deflater_used", n, scan, new Runnable() {
+            @Override
+            public void run() {
+                byte[] buf = new byte[64 * 1024];
+                for (int i = 0; i < n; i++) {
+                    Deflater d = new Deflater();
+                    use(d, plain, buf);
+                    kept.add(d);
+                }
+            }
+        });
+        end(kept);
+        System.out.println("ended " + kept.size());
     }
 
     private static void end(List<Object> zips) {

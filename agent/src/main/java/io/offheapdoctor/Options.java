@@ -87,6 +87,8 @@ final class Options {
         t.put("zipNativeMin", Kind.SIZE);
         t.put("zipNativeCritical", Kind.SIZE);
         t.put("zipPendingMin", Kind.COUNT);
+        t.put("zipGrowthMin", Kind.COUNT_RATE);
+        t.put("zipNativeRateMin", Kind.SIZE_RATE);
         t.put("directMin", Kind.SIZE);
         t.put("directMinRss", Kind.SHARE);
         t.put("directRateMin", Kind.SIZE_RATE);
