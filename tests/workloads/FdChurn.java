@@ -6,8 +6,8 @@ import java.util.List;
 
 /**
  * Opens files on request, as an application under load would: each line "open N" on stdin opens
- * N files at once (each a fresh descriptor for /proc/self/status), prints "opened N" or
- * "failed after K: <error>", and closes them again; end of input ends it.
+ * N files at once (each a fresh descriptor for /proc/self/status), closes them again and then
+ * prints "opened N" or "failed after K: <error>"; end of input ends it.
  */
 public class FdChurn {
     public static void main(String[] args) throws Exception {
@@ -21,18 +21,21 @@ public class FdChurn {
             }
             int n = Integer.parseInt(line.substring(5).trim());
             List<FileInputStream> open = new ArrayList<>();
+            String result;
             try {
                 for (int i = 0; i < n; i++) {
                     open.add(new FileInputStream("/proc/self/status"));
                 }
-                System.out.println("opened " + open.size());
+                result = "opened " + open.size();
             } catch (Exception e) {
-                System.out.println("failed after " + open.size() + ": " + e);
+                result = "failed after " + open.size() + ": " + e;
             } finally {
                 for (FileInputStream f : open) {
                     f.close();
                 }
             }
+            // Said once they are closed again, so the test counts descriptors after the answer.
+            System.out.println(result);
             System.out.flush();
         }
     }
