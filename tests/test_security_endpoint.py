@@ -269,7 +269,7 @@ def test_the_cli_prints_no_control_characters_and_deserializes_no_stray_class_fr
         # Its JSON answer is an object no JMX client needs: the filter refuses it unread.
         j = cli(jdk, app.pid, "json")
         assert j.returncode == 1 and j.stdout == b"", (j.stdout, j.stderr)
-        assert b"REJECTED" in j.stderr, j.stderr
+        assert b"REJECTED" in j.stderr and b"deserialization filter refused it unread" in j.stderr, j.stderr
         assert b"service:jmx" not in j.stderr and b"/stub/" not in j.stderr, j.stderr
         app.kill()
         app.finish()

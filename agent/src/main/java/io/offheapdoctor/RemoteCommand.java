@@ -129,6 +129,10 @@ final class RemoteCommand {
             } catch (MBeanException | RuntimeMBeanException | RuntimeOperationsException e) {
                 return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
             } catch (IOException e) {
+                if (refusedByFilter(e)) {
+                    return fail(pid + " answered " + command + " with an object of a class no JMX client needs;"
+                            + " the deserialization filter refused it unread (" + describe(e.getCause()) + ")");
+                }
                 // Not the address: its stub part is the key to the connector, which stays up.
                 return fail("cannot talk to the JMX connector of " + pid + ": " + withoutAddress(describe(e), address));
             } catch (JMException | RuntimeException e) {
@@ -425,6 +429,16 @@ final class RemoteCommand {
     private static int fail(String message) {
         System.err.println("offheap-doctor: " + printable(message));
         return 1;
+    }
+
+    /** Whether {@code e} comes from {@link SerialFilter} refusing a class. */
+    private static boolean refusedByFilter(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.io.InvalidClassException && String.valueOf(t.getMessage()).contains("REJECTED")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
