@@ -5,7 +5,7 @@ out of bounds is one line on stderr and its option's default, and the native cor
 import subprocess
 
 from harness import AGENT_JAR, PREFIX, Background, command, run_jvm, wait_for_samples
-from jdks import java
+from jdks import ROOT, java
 
 MIB = 1 << 20
 PIB = 1 << 50
@@ -110,3 +110,22 @@ def test_five_min_means_five_minutes_on_both_sides(workloads, tmp_path):
     bad = run_jvm(17, "Idle", ["0.5"], agent_opts="zipInterval=5mins,trim=auto,trimMinInterval=5mn",
                   classpath=workloads)
     assert len([l for l in bad.agent_lines() if "is not" in l]) == 2, bad.stderr
+
+
+def test_the_java_side_gives_the_shared_table_what_the_native_side_gives_it(workloads):
+    # The same rows run through units.rs in `cargo test` (the_shared_table_of_option_values).
+    table = ROOT / "native" / "tests" / "fixtures" / "units" / "option_values.tsv"
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "OptionValuesCheck", str(table)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [l.split("\t") for l in table.read_text(encoding="utf-8").splitlines()
+            if l.strip() and not l.startswith("#")]
+    got = [l.split("\t") for l in p.stdout.splitlines()]
+    assert len(got) == len(rows) > 40
+    for (kind, text, want), (gkind, gtext, value) in zip(rows, got):
+        assert (gkind, gtext) == (kind, text)
+        if want == "error":
+            assert value == "error", (kind, text, value)
+        else:
+            assert value != "error" and abs(float(value) - float(want)) <= abs(float(want)) * 1e-12, \
+                (kind, text, value, want)

@@ -168,4 +168,31 @@ mod tests {
         assert_eq!(human_bytes(64 << 20), "64.0 MiB");
         assert_eq!(human_bytes(3 << 29), "1.5 GiB");
     }
+
+    /// The table `tests/test_options_bounds.py` runs through the Java side too.
+    #[test]
+    fn the_shared_table_of_option_values() {
+        let table = include_str!("../tests/fixtures/units/option_values.tsv");
+        let mut rows = 0;
+        for line in table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let [kind, text, expected] = cols[..] else { panic!("bad row {line:?}") };
+            let got: Option<f64> = match kind {
+                "size" => parse_bytes(text).ok().map(|v| v as f64),
+                "duration" => parse_duration_ms(text).ok().map(|v| v as f64),
+                "percent" => parse_percent(text).ok(),
+                other => panic!("unknown kind {other}"),
+            };
+            match expected {
+                "error" => assert!(got.is_none(), "{kind} {text:?} should be refused, got {got:?}"),
+                n => {
+                    let want: f64 = n.parse().expect("expected number");
+                    let v = got.unwrap_or_else(|| panic!("{kind} {text:?} refused, want {n}"));
+                    assert!((v - want).abs() <= want.abs() * 1e-12, "{kind} {text:?}: {v} != {want}");
+                }
+            }
+            rows += 1;
+        }
+        assert!(rows > 40, "{rows}");
+    }
 }
