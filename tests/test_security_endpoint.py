@@ -97,6 +97,7 @@ def test_a_half_sent_request_does_not_delay_another_scrape(jdk, workloads, tmp_p
         took, answer = scrape(port)
         assert status_of(answer) == 200 and b"offheap_doctor_rss_bytes" in answer, answer[:300]
         assert took < 2, f"a scrape took {took:.2f}s while {len(stalled)} half-sent requests were open"
+        print(f"scrape with {len(stalled)} half-sent requests open: {took * 1000:.0f} ms")
         # The server gives up on each after its head timeout: it closes them, nothing answers.
         for s in stalled:
             s.settimeout(HEAD_TIMEOUT_S + 5)
