@@ -128,11 +128,10 @@ fn with_core<R>(f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
 }
 
 fn intern_init(config_json: &str) -> Result<()> {
-    let config: CoreConfig = if config_json.trim().is_empty() {
-        CoreConfig::default()
-    } else {
-        serde_json::from_str(config_json)?
-    };
+    let (config, problems) = CoreConfig::from_json(config_json);
+    for p in problems {
+        crate::notices::push(p);
+    }
     let mut guard = CORE.lock().unwrap_or_else(|p| p.into_inner());
     *guard = Some(Core::new(&config)?);
     Ok(())

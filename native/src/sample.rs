@@ -36,6 +36,95 @@ pub struct CoreConfig {
     pub thresholds: Thresholds,
 }
 
+impl CoreConfig {
+    /// The configuration the Java side passes, taken part by part: a part the core cannot use
+    /// is one line in the returned list and keeps its default, so one bad value never costs the
+    /// others, nor the core itself. The Java side checks the same grammar and bounds first
+    /// (`units`); this is the backstop for a value that slips past it.
+    pub fn from_json(text: &str) -> (CoreConfig, Vec<String>) {
+        let mut config = CoreConfig::default();
+        let mut problems = Vec::new();
+        if text.trim().is_empty() {
+            return (config, problems);
+        }
+        let object = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => {
+                problems.push("the configuration is not a JSON object; using the defaults".to_string());
+                return (config, problems);
+            }
+            Err(e) => {
+                problems.push(format!("the configuration is not JSON ({e}); using the defaults"));
+                return (config, problems);
+            }
+        };
+        for (key, value) in object {
+            match (key.as_str(), value) {
+                (_, Value::Null) => {}
+                ("proc_root", Value::String(p)) => config.proc_root = Some(p),
+                ("trim", Value::String(t)) => {
+                    let (spec, lines) = usable_trim_spec(&t);
+                    config.trim = Some(spec);
+                    problems.extend(lines);
+                }
+                ("thresholds", Value::Object(t)) => {
+                    let (thresholds, lines) = usable_thresholds(t);
+                    config.thresholds = thresholds;
+                    problems.extend(lines);
+                }
+                (other, v) => problems.push(format!("configuration key {other:?} = {v} is not used; ignored")),
+            }
+        }
+        (config, problems)
+    }
+}
+
+/// The trim policy text with each option the policy refuses left out: `auto` keeps the options
+/// that parse, an interval that does not parse leaves the policy off.
+fn usable_trim_spec(text: &str) -> (String, Vec<String>) {
+    if TrimPolicy::parse(text).is_ok() {
+        return (text.to_string(), Vec::new());
+    }
+    let mut parts = text.split(',').map(str::trim).filter(|p| !p.is_empty());
+    let mode = parts.next().unwrap_or("");
+    let mut problems = Vec::new();
+    let mut kept = match TrimPolicy::parse(mode) {
+        Ok(_) => mode.to_string(),
+        Err(e) => return ("off".to_string(), vec![format!("trim={mode}: {e}; the trim policy stays off")]),
+    };
+    for option in parts {
+        let candidate = format!("{kept},{option}");
+        match TrimPolicy::parse(&candidate) {
+            Ok(_) => kept = candidate,
+            Err(e) => problems.push(format!("trim option {option}: {e}; keeping its default")),
+        }
+    }
+    (kept, problems)
+}
+
+/// The threshold overrides the rules can use, one at a time: a value of the wrong type, an
+/// unknown name or one [`Thresholds::check`] refuses is left at its default.
+fn usable_thresholds(given: serde_json::Map<String, Value>) -> (Thresholds, Vec<String>) {
+    let mut kept = serde_json::Map::new();
+    let mut thresholds = Thresholds::default();
+    let mut problems = Vec::new();
+    for (name, value) in given {
+        let mut candidate = kept.clone();
+        candidate.insert(name.clone(), value.clone());
+        let parsed = serde_json::from_value::<Thresholds>(Value::Object(candidate.clone()))
+            .map_err(Error::from)
+            .and_then(|t| t.check().map(|()| t));
+        match parsed {
+            Ok(t) => {
+                thresholds = t;
+                kept = candidate;
+            }
+            Err(e) => problems.push(format!("threshold.{name}={value}: {e}; keeping the default")),
+        }
+    }
+    (thresholds, problems)
+}
+
 /// A problem met while sampling; the sample still goes out with what could be read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -662,5 +751,43 @@ mod tests {
         assert!(s.totals.is_none());
         let sources: Vec<_> = s.problems.iter().map(|p| p.source).collect();
         assert_eq!(sources, ["status", "smaps", "smaps_rollup"]);
+    }
+
+    #[test]
+    fn one_bad_value_keeps_its_default_and_the_rest_applies() {
+        let (config, problems) = CoreConfig::from_json(
+            r#"{"proc_root":null,"trim":"auto,trimRetained=999999999999999t,trimRetainedRss=20%,minInterval=5min",
+                "thresholds":{"retentionMin":1048576,"clearAfter":99999999999,"nmtCoverageMin":2.5,"bogus":1,"rateWindow":600000}}"#,
+        );
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        for bad in ["trimRetained=999999999999999t", "threshold.bogus", "threshold.clearAfter", "threshold.nmtCoverageMin"] {
+            assert_eq!(problems.iter().filter(|p| p.contains(bad)).count(), 1, "{bad}: {problems:?}");
+        }
+        let policy = TrimPolicy::parse(config.trim.as_deref().expect("trim")).expect("usable policy");
+        match policy.mode() {
+            crate::trim_policy::TrimMode::Auto(a) => {
+                assert_eq!(a.retained_bytes, crate::trim_policy::AutoSettings::default().retained_bytes);
+                assert_eq!(a.retained_rss_fraction, 0.2);
+                assert_eq!(a.min_interval_ms, 300_000);
+            }
+            other => panic!("not auto: {other:?}"),
+        }
+        let t = &config.thresholds;
+        assert_eq!(t.retention_min, 1_048_576);
+        assert_eq!(t.rate_window, 600_000);
+        let d = Thresholds::default();
+        assert_eq!((t.clear_after, t.nmt_coverage_min), (d.clear_after, d.nmt_coverage_min));
+        assert!(Core::new(&config).is_ok());
+    }
+
+    #[test]
+    fn an_unusable_interval_leaves_trimming_off_and_the_core_on() {
+        let (config, problems) = CoreConfig::from_json(r#"{"trim":"99999999999999h"}"#);
+        assert_eq!(config.trim.as_deref(), Some("off"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(Core::new(&config).is_ok());
+        let (config, problems) = CoreConfig::from_json("[1]");
+        assert_eq!(problems.len(), 1);
+        assert!(Core::new(&config).is_ok());
     }
 }

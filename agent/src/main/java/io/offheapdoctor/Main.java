@@ -220,6 +220,7 @@ public final class Main {
             System.err.println("offheap-doctor: cannot attach to " + pid + ": " + notAttachable);
             return 1;
         }
+        RemoteCommand.warnIfRootAgainstOtherUser(pid);
         try {
             Object vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
             try {
@@ -228,10 +229,11 @@ public final class Main {
                 vmClass.getMethod("detach").invoke(vm);
             }
         } catch (InvocationTargetException e) {
-            System.err.println("offheap-doctor: cannot attach to " + pid + ": " + RemoteCommand.attachFailure(e.getCause()));
+            System.err.println("offheap-doctor: cannot attach to " + pid + ": "
+                    + RemoteCommand.printable(RemoteCommand.attachFailure(e.getCause())));
             return 1;
         } catch (ReflectiveOperationException e) {
-            System.err.println("offheap-doctor: cannot attach to " + pid + ": " + e);
+            System.err.println("offheap-doctor: cannot attach to " + pid + ": " + RemoteCommand.printable(e.toString()));
             return 1;
         }
         System.out.println("offheap-doctor loaded into " + pid + (options.isEmpty() ? "" : " with " + options));

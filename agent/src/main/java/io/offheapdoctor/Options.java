@@ -19,12 +19,28 @@ final class Options {
     static final long DEFAULT_INTERVAL_MS = 10_000;
     static final long MIN_INTERVAL_MS = 100;
 
+    // The bounds and grammar of sizes, durations and percentages are the native core's
+    // (native/src/units.rs, which names these constants): a value one side takes and the other
+    // refuses would reach the core and cost the option its default there, not here.
+    /** The largest size any option takes: 1 PiB ({@code MAX_SIZE_BYTES} in units.rs). */
+    static final long MAX_SIZE_BYTES = 1L << 50;
+    /** The longest duration any option takes: 365 days ({@code MAX_DURATION_MS} in units.rs). */
+    static final long MAX_DURATION_MS = 365L * 24 * 3_600_000;
+    /** mallopt takes an int ({@code i32::MAX} in tuning.rs). */
+    static final long MALLOPT_MAX = Integer.MAX_VALUE;
+    /** glibc's ceiling for M_MMAP_THRESHOLD on 64-bit ({@code MMAP_THRESHOLD_MAX} in tuning.rs). */
+    static final long MMAP_THRESHOLD_MAX = 32L << 20;
+    /** {@code maxBackoff} in trim_policy.rs. */
+    static final int MAX_BACKOFF_MAX = 1024;
+    private static final String SIZE_FORM = "a size of at most 1024t (bytes or <n>k, <n>m, <n>g, <n>t)";
+    private static final String DURATION_FORM = "a duration of at most 8760h (<n>ms, <n>s, <n>m or <n>min, <n>h)";
+
     /** Every key the agent knows, with a one-line description used in messages and the README. */
     static final Map<String, String> KEYS;
 
     static {
         Map<String, String> k = new LinkedHashMap<>();
-        k.put("interval", "time between samples: <n>ms, <n>s, <n>m or <n>h (default 10s, at least 100ms)");
+        k.put("interval", "time between samples: <n>ms, <n>s, <n>m or <n>h (default 10s, at least 100ms, at most 8760h)");
         k.put("report", "file that receives one JSON object per sample (JSON lines); default none");
         k.put("log", "quiet|info|debug (default info)");
         k.put("extractDir", "directory for the extracted native library (default <java.io.tmpdir>/offheap-doctor-<user>)");
@@ -56,11 +72,11 @@ final class Options {
 
     /** How a threshold's value is written: the unit it converts to for the native core. */
     enum Kind {
-        SIZE("a size such as 128m (bytes or <n>k, <n>m, <n>g)"),
+        SIZE("a size such as 128m (bytes or <n>k, <n>m, <n>g, <n>t; at most 1024t)"),
         SHARE("a percentage such as 10%"),
         COUNT("a whole number"),
-        DURATION("a duration such as 30s, 10m or 2h"),
-        SIZE_RATE("a size per hour such as 64m/h"),
+        DURATION("a duration such as 30s, 10m or 2h (at most 8760h)"),
+        SIZE_RATE("a size per hour such as 64m/h (at most 1024t/h)"),
         COUNT_RATE("a number per hour such as 20/h");
 
         final String form;
@@ -172,7 +188,7 @@ final class Options {
             case "interval":
                 long ms = parseDuration(value);
                 if (ms < 0) {
-                    problems.add("interval='" + value + "' is not a duration; use <n>ms, <n>s, <n>m or <n>h; keeping "
+                    problems.add("interval='" + value + "' is not " + DURATION_FORM + "; keeping "
                             + formatDuration(intervalMs));
                 } else if (ms < MIN_INTERVAL_MS) {
                     problems.add("interval='" + value + "' is below the minimum of 100ms; using 100ms");
@@ -200,7 +216,7 @@ final class Options {
             case "zipInterval":
                 long zms = parseDuration(value);
                 if (zms < MIN_INTERVAL_MS) {
-                    problems.add("zipInterval='" + value + "' is not a duration of at least 100ms; keeping "
+                    problems.add("zipInterval='" + value + "' is not " + DURATION_FORM + " and at least 100ms; keeping "
                             + formatDuration(zipIntervalMs));
                 } else {
                     zipIntervalMs = zms;
@@ -228,41 +244,54 @@ final class Options {
                     trim = t;
                 } else {
                     problems.add("trim='" + value + "' is not valid; choose off, auto or an interval such as 30s"
-                            + " (at least 100ms); keeping " + trim);
+                            + " (at least 100ms, at most 8760h); keeping " + trim);
                 }
                 break;
             case "trimRetained":
+                if (parseSize(value) != null) {
+                    trimAuto.put(key, value);
+                } else {
+                    problems.add(key + "='" + value + "' is not " + SIZE_FORM + "; keeping the default");
+                }
+                break;
             case "mmapThreshold":
             case "trimThreshold":
             case "topPad":
-                if (value.toLowerCase(Locale.ROOT).matches("\\d{1,15}[kmgt]?")) {
-                    (key.equals("trimRetained") ? trimAuto : malloc).put(key, value);
+                long limit = key.equals("mmapThreshold") ? MMAP_THRESHOLD_MAX : MALLOPT_MAX;
+                Long size = parseSize(value);
+                if (size != null && size <= limit) {
+                    malloc.put(key, value);
                 } else {
-                    problems.add(key + "='" + value + "' is not a size; use bytes or <n>k, <n>m, <n>g; ignored");
+                    problems.add(key + "='" + value + "' is not a size of at most "
+                            + (limit == MMAP_THRESHOLD_MAX ? "32m" : limit + " bytes (2g - 1)")
+                            + " (bytes or <n>k, <n>m, <n>g); ignored");
                 }
                 break;
             case "trimRetainedRss":
-                if (value.matches("\\d{1,3}(\\.\\d+)?%") && Double.parseDouble(value.substring(0, value.length() - 1)) > 0
-                        && Double.parseDouble(value.substring(0, value.length() - 1)) <= 100) {
+                if (parsePercent(value) > 0) {
                     trimAuto.put(key, value);
                 } else {
-                    problems.add(key + "='" + value + "' is not a percentage such as 10%; ignored");
+                    problems.add(key + "='" + value + "' is not a percentage above 0 and at most 100, such as 10%;"
+                            + " keeping the default");
                 }
                 break;
             case "trimMinInterval":
                 if (parseDuration(value) >= MIN_INTERVAL_MS) {
                     trimAuto.put(key, value);
                 } else {
-                    problems.add(key + "='" + value + "' is not a duration of at least 100ms; ignored");
+                    problems.add(key + "='" + value + "' is not " + DURATION_FORM + " and at least 100ms;"
+                            + " keeping the default");
                 }
                 break;
             case "trimMaxBackoff":
             case "arenaMax":
-                int max = key.equals("arenaMax") ? 1 << 20 : 1024;
-                if (value.matches("\\d{1,7}") && Integer.parseInt(value) >= 1 && Integer.parseInt(value) <= max) {
+                long max = key.equals("arenaMax") ? MALLOPT_MAX : MAX_BACKOFF_MAX;
+                long count = parseCount(value);
+                if (count >= 1 && count <= max) {
                     (key.equals("arenaMax") ? malloc : trimAuto).put(key, value);
                 } else {
-                    problems.add(key + "='" + value + "' is not a whole number from 1 to " + max + "; ignored");
+                    problems.add(key + "='" + value + "' is not a whole number from 1 to " + max
+                            + (key.equals("arenaMax") ? "; ignored" : "; keeping the default"));
                 }
                 break;
             case "procRoot":
@@ -301,11 +330,8 @@ final class Options {
                 Long perHour = parseSize(v.endsWith("/h") ? v.substring(0, v.length() - 2) : v);
                 return perHour == null ? null : (Number) perHour.doubleValue();
             case SHARE:
-                if (!v.matches("\\d{1,3}(\\.\\d{1,6})?%")) {
-                    return null;
-                }
-                double pct = Double.parseDouble(v.substring(0, v.length() - 1));
-                return pct <= 100 ? (Number) (pct / 100) : null;
+                double pct = parsePercent(v);
+                return pct >= 0 ? (Number) (pct / 100) : null;
             case COUNT:
                 return v.matches("\\d{1,9}") ? (Number) Long.parseLong(v) : null;
             case COUNT_RATE:
@@ -319,15 +345,57 @@ final class Options {
         }
     }
 
-    /** Bytes of {@code 4096}, {@code 64k}, {@code 128m}, {@code 1g}, {@code 1t}; null if malformed or too big. */
-    static Long parseSize(String v) {
-        if (!v.matches("\\d{1,13}[kmgt]?")) {
+    /**
+     * Bytes of {@code 4096}, {@code 64k}, {@code 128M}, {@code 1g}, {@code 1t}, with an optional
+     * trailing {@code b} ({@code 16MB}); null if malformed or above {@link #MAX_SIZE_BYTES}.
+     * The grammar of {@code parse_bytes} in units.rs.
+     */
+    static Long parseSize(String value) {
+        String v = value.trim().toLowerCase(Locale.ROOT);
+        if (v.endsWith("b")) {
+            v = v.substring(0, v.length() - 1);
+        }
+        if (v.isEmpty()) {
             return null;
         }
         char last = v.charAt(v.length() - 1);
         int shift = last == 'k' ? 10 : last == 'm' ? 20 : last == 'g' ? 30 : last == 't' ? 40 : 0;
-        long n = Long.parseLong(shift == 0 ? v : v.substring(0, v.length() - 1));
-        return n > (Long.MAX_VALUE >> shift) ? null : n << shift;
+        long n = parseCount(shift == 0 ? v : v.substring(0, v.length() - 1));
+        return n < 0 || n > (MAX_SIZE_BYTES >> shift) ? null : n << shift;
+    }
+
+    /**
+     * A run of ASCII digits as a number; -1 when it is anything else or has more than 18 digits
+     * (no sign, no spaces: {@code Long.parseLong} alone would take "+5" and non-ASCII digits).
+     */
+    static long parseCount(String v) {
+        if (v.isEmpty() || v.length() > 18) {
+            return -1;
+        }
+        for (int i = 0; i < v.length(); i++) {
+            char c = v.charAt(i);
+            if (c < '0' || c > '9') {
+                return -1;
+            }
+        }
+        return Long.parseLong(v);
+    }
+
+    /**
+     * A percentage from 0 to 100 of {@code 10%}, {@code 2.5%} or {@code 10} (up to three digits,
+     * up to six decimals, the sign optional); -1 if malformed or above 100. The grammar of
+     * {@code parse_percent} in units.rs, which refuses 0 where a share must be above it.
+     */
+    static double parsePercent(String value) {
+        String v = value.trim();
+        if (v.endsWith("%")) {
+            v = v.substring(0, v.length() - 1).trim();
+        }
+        if (!v.matches("[0-9]{1,3}(\\.[0-9]{1,6})?")) {
+            return -1;
+        }
+        double pct = Double.parseDouble(v);
+        return pct <= 100 ? pct : -1;
     }
 
     /** A rate window shorter than the span a rate needs gives no rate at all: refuse both overrides. */
@@ -392,38 +460,40 @@ final class Options {
         return null;
     }
 
-    /** Milliseconds of a duration like {@code 500ms}, {@code 10s}, {@code 1m}, {@code 2h}; -1 if malformed. */
+    /**
+     * Milliseconds of a duration like {@code 500ms}, {@code 10s}, {@code 1m} or {@code 1min},
+     * {@code 2h}; -1 if malformed or above {@link #MAX_DURATION_MS}. The grammar of
+     * {@code parse_duration_ms} in units.rs: a unit is required.
+     */
     static long parseDuration(String s) {
         if (s == null) {
             return -1;
         }
         String t = s.trim().toLowerCase(Locale.ROOT);
+        int split = 0;
+        while (split < t.length() && t.charAt(split) >= '0' && t.charAt(split) <= '9') {
+            split++;
+        }
         long unit;
-        String num;
-        if (t.endsWith("ms")) {
-            unit = 1;
-            num = t.substring(0, t.length() - 2);
-        } else if (t.endsWith("s")) {
-            unit = 1000;
-            num = t.substring(0, t.length() - 1);
-        } else if (t.endsWith("m")) {
-            unit = 60_000;
-            num = t.substring(0, t.length() - 1);
-        } else if (t.endsWith("h")) {
-            unit = 3_600_000;
-            num = t.substring(0, t.length() - 1);
-        } else {
-            return -1;
-        }
-        if (num.isEmpty() || num.length() > 12) {
-            return -1;
-        }
-        for (int i = 0; i < num.length(); i++) {
-            if (!Character.isDigit(num.charAt(i))) {
+        switch (t.substring(split)) {
+            case "ms":
+                unit = 1;
+                break;
+            case "s":
+                unit = 1000;
+                break;
+            case "m":
+            case "min":
+                unit = 60_000;
+                break;
+            case "h":
+                unit = 3_600_000;
+                break;
+            default:
                 return -1;
-            }
         }
-        return Long.parseLong(num) * unit;
+        long n = parseCount(t.substring(0, split));
+        return n < 0 || n > MAX_DURATION_MS / unit ? -1 : n * unit;
     }
 
     static String formatDuration(long ms) {

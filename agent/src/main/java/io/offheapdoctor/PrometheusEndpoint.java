@@ -1,21 +1,22 @@
 package io.offheapdoctor;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 
 /**
  * {@code /metrics} in the Prometheus text format 0.0.4, served only when the {@code prometheus}
  * option asks for it. Values come from the latest sample, so a scrape costs a parse, never a
- * sample; a value the sample does not hold is left out rather than written as -1. The server uses
- * the JDK's {@code com.sun.net.httpserver}; where a runtime lacks it (a jlinked image without
- * {@code jdk.httpserver}) the endpoint is off with one warning.
+ * sample; a value the sample does not hold is left out rather than written as -1. The server is
+ * {@link Server}: a few threads on plain sockets, bounded in connections, time and request size.
  */
 final class PrometheusEndpoint {
     static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -32,20 +33,19 @@ final class PrometheusEndpoint {
         }
         String where = hostForUrl(options.prometheusHost) + ":" + options.prometheusPort;
         try {
-            Class.forName("com.sun.net.httpserver.HttpServer", false, PrometheusEndpoint.class.getClassLoader());
-        } catch (ClassNotFoundException | LinkageError e) {
-            Log.warn("cannot serve Prometheus metrics on " + where + ": this Java runtime has no com.sun.net.httpserver"
-                    + " (module jdk.httpserver); the endpoint stays off");
-            return;
-        }
-        try {
-            int port = Server.start(doctor, options.prometheusHost, options.prometheusPort);
-            Log.info("Prometheus metrics at http://" + hostForUrl(options.prometheusHost) + ":" + port + "/metrics");
-        } catch (IOException | RuntimeException | LinkageError e) {
+            InetSocketAddress bound = Server.start(doctor, options.prometheusHost, options.prometheusPort);
+            String url = "http://" + hostForUrl(options.prometheusHost) + ":" + bound.getPort() + "/metrics";
+            if (bound.getAddress() != null && !bound.getAddress().isLoopbackAddress()) {
+                // Said even when quiet: the metrics are readable by whoever reaches this address.
+                Log.warn("Prometheus metrics at " + url + " listen beyond loopback (prometheus="
+                        + hostForUrl(bound.getAddress().getHostAddress()) + ":" + bound.getPort()
+                        + "): anyone who reaches this address can read them");
+            } else {
+                Log.info("Prometheus metrics at " + url);
+            }
+        } catch (IOException | RuntimeException | OutOfMemoryError e) {
+            // OutOfMemoryError: no native thread for a worker.
             Log.warn("cannot serve Prometheus metrics on " + where + " (" + e + "); the endpoint stays off");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            Log.warn("cannot serve Prometheus metrics on " + where + ": interrupted while starting");
         }
     }
 
@@ -210,60 +210,103 @@ final class PrometheusEndpoint {
     }
 
     /**
-     * The HTTP side, in its own class so that a runtime without {@code com.sun.net.httpserver}
-     * fails only here, where {@link #start} expects it.
+     * The HTTP side, in its own class so that its threads and socket exist only when the option
+     * asks for them. A few workers each accept and answer one connection at a time, so the
+     * process never holds more than {@link #WORKERS} connections: the rest wait in the kernel's
+     * listen queue and cost the application no file descriptor. A connection has
+     * {@link #HEAD_TIMEOUT_MS} in all to send its request head of at most
+     * {@link #MAX_HEAD_BYTES}, and every answer closes it, so a silent or slow client holds one
+     * worker for that long at most while the others keep answering. Hand-written rather than the
+     * JDK's {@code com.sun.net.httpserver}: that server reads a request on its executor's threads
+     * with no time limit and caps neither connections nor time but through system properties
+     * ({@code sun.net.httpserver.*}) that would reconfigure the application's own servers too.
      */
     private static final class Server {
+        static final int WORKERS = 4;
+        static final int HEAD_TIMEOUT_MS = 3000;
+        static final int MAX_HEAD_BYTES = 8192;
+        /** Enough for a scraper that opens its next connection while one is being answered. */
+        private static final int BACKLOG = 16;
+        /** Workers only read a request head and write a few KiB: a small stack is plenty. */
+        private static final long STACK_BYTES = 256 * 1024;
+
         private static volatile SampleView cached = SampleView.NONE;
 
-        /** Binds and starts; returns the port (the chosen one when asked for 0). */
-        static int start(Doctor doctor, String host, int port) throws IOException, InterruptedException {
-            ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
-                Thread t = new Thread(r, "offheap-doctor-prometheus");
-                t.setDaemon(true);
-                return t;
-            });
-            com.sun.net.httpserver.HttpServer server =
-                    com.sun.net.httpserver.HttpServer.create(new InetSocketAddress(host, port), 0);
-            server.createContext("/", exchange -> {
-                try {
-                    handle(doctor, exchange);
-                } finally {
-                    exchange.close();
-                }
-            });
-            server.setExecutor(executor);
-            // The server's dispatcher thread inherits daemon status from the thread that starts it:
-            // start it from a daemon thread so the endpoint never keeps the JVM alive.
-            Throwable[] failure = new Throwable[1];
-            Thread starter = new Thread(() -> {
-                try {
-                    server.start();
-                } catch (Throwable t) {
-                    failure[0] = t;
-                }
-            }, "offheap-doctor-prometheus-start");
-            starter.setDaemon(true);
-            starter.start();
-            starter.join();
-            if (failure[0] != null) {
-                executor.shutdownNow();
-                server.stop(0);
-                throw new IOException("the HTTP server did not start: " + failure[0], failure[0]);
-            }
-            return server.getAddress().getPort();
+        private final Doctor doctor;
+        private final ServerSocket socket;
+
+        private Server(Doctor doctor, ServerSocket socket) {
+            this.doctor = doctor;
+            this.socket = socket;
         }
 
-        private static void handle(Doctor doctor, com.sun.net.httpserver.HttpExchange exchange) throws IOException {
-            String method = exchange.getRequestMethod();
-            String path = exchange.getRequestURI().getPath();
+        /** Binds and starts the workers; returns the bound address (the chosen port when asked for 0). */
+        static InetSocketAddress start(Doctor doctor, String host, int port) throws IOException {
+            ServerSocket socket = new ServerSocket();
+            try {
+                socket.setReuseAddress(true);
+                socket.bind(new InetSocketAddress(host, port), BACKLOG);
+            } catch (IOException | RuntimeException e) {
+                socket.close();
+                throw e;
+            }
+            Server server = new Server(doctor, socket);
+            try {
+                for (int i = 0; i < WORKERS; i++) {
+                    Thread t = new Thread(null, server::serve, "offheap-doctor-prometheus-" + (i + 1), STACK_BYTES);
+                    t.setDaemon(true);
+                    t.start();
+                }
+            } catch (RuntimeException | OutOfMemoryError e) {
+                // Workers already started end at the closed socket: the endpoint is off, not half on.
+                socket.close();
+                throw e;
+            }
+            return (InetSocketAddress) socket.getLocalSocketAddress();
+        }
+
+        private void serve() {
+            while (!socket.isClosed()) {
+                try (Socket s = socket.accept()) {
+                    answer(s);
+                } catch (IOException e) {
+                    // A client that went away or sent garbage: its connection is closed, the next one waits.
+                    Log.debug("Prometheus endpoint: " + e);
+                } catch (RuntimeException e) {
+                    Log.debug("Prometheus endpoint: internal error: " + e);
+                }
+            }
+        }
+
+        private void answer(Socket s) throws IOException {
+            s.setTcpNoDelay(true);
+            String head = readHead(s);
+            OutputStream out = s.getOutputStream();
+            if (head == null) {
+                return;
+            }
+            if (head.length() > MAX_HEAD_BYTES) {
+                reply(out, 431, "Request Header Fields Too Large", "text/plain; charset=utf-8",
+                        "request head larger than " + MAX_HEAD_BYTES + " bytes\n", true, null);
+                return;
+            }
+            int eol = head.indexOf('\n');
+            String[] request = (eol < 0 ? head : head.substring(0, eol)).trim().split(" ");
+            if (request.length != 3 || !request[2].startsWith("HTTP/1.")) {
+                reply(out, 400, "Bad Request", "text/plain; charset=utf-8", "not an HTTP/1.x request\n", true, null);
+                return;
+            }
+            String method = request[0];
+            String target = request[1];
+            int query = target.indexOf('?');
+            String path = query < 0 ? target : target.substring(0, query);
             if (!path.equals("/metrics")) {
-                reply(exchange, 404, "text/plain; charset=utf-8", "offheap-doctor serves /metrics only\n", true);
+                reply(out, 404, "Not Found", "text/plain; charset=utf-8", "offheap-doctor serves /metrics only\n",
+                        !method.equals("HEAD"), null);
                 return;
             }
             if (!method.equals("GET") && !method.equals("HEAD")) {
-                exchange.getResponseHeaders().set("Allow", "GET, HEAD");
-                reply(exchange, 405, "text/plain; charset=utf-8", "use GET\n", true);
+                reply(out, 405, "Method Not Allowed", "text/plain; charset=utf-8", "use GET\n", true, "GET, HEAD");
                 return;
             }
             String line = doctor.lastSample();
@@ -272,19 +315,64 @@ final class PrometheusEndpoint {
                 v = SampleView.of(line);
                 cached = v;
             }
-            reply(exchange, 200, CONTENT_TYPE, render(v), !method.equals("HEAD"));
+            reply(out, 200, "OK", CONTENT_TYPE, render(v), method.equals("GET"), null);
         }
 
-        private static void reply(com.sun.net.httpserver.HttpExchange exchange, int status, String type, String body,
-                boolean withBody) throws IOException {
-            byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
-            exchange.getResponseHeaders().set("Content-Type", type);
-            exchange.sendResponseHeaders(status, withBody ? bytes.length : -1);
-            if (withBody) {
-                try (OutputStream os = exchange.getResponseBody()) {
-                    os.write(bytes);
+        /**
+         * The request line and headers up to the empty line; null when the client closed or let
+         * {@link #HEAD_TIMEOUT_MS} pass first; longer than {@link #MAX_HEAD_BYTES} when it sent
+         * more than that without ending its head. The deadline covers the whole head, not each
+         * read, so a client trickling a byte at a time holds the worker no longer than a silent one.
+         */
+        private static String readHead(Socket s) throws IOException {
+            InputStream in = s.getInputStream();
+            byte[] buf = new byte[MAX_HEAD_BYTES + 1];
+            int n = 0;
+            long deadline = System.nanoTime() + HEAD_TIMEOUT_MS * 1_000_000L;
+            while (n < buf.length) {
+                long left = (deadline - System.nanoTime()) / 1_000_000L;
+                if (left <= 0) {
+                    return null;
+                }
+                s.setSoTimeout((int) left);
+                int r;
+                try {
+                    r = in.read(buf, n, buf.length - n);
+                } catch (SocketTimeoutException e) {
+                    return null;
+                }
+                if (r < 0) {
+                    return null;
+                }
+                int from = Math.max(0, n - 3);
+                n += r;
+                for (int i = from; i < n; i++) {
+                    if (buf[i] == '\n' && ((i >= 1 && buf[i - 1] == '\n')
+                            || (i >= 3 && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r'))) {
+                        return new String(buf, 0, i, StandardCharsets.ISO_8859_1);
+                    }
                 }
             }
+            return new String(buf, 0, n, StandardCharsets.ISO_8859_1);
+        }
+
+        private static void reply(OutputStream out, int status, String reason, String type, String body,
+                boolean withBody, String allow) throws IOException {
+            byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+            StringBuilder h = new StringBuilder(160);
+            h.append("HTTP/1.1 ").append(status).append(' ').append(reason).append("\r\n")
+                    .append("Content-Type: ").append(type).append("\r\n")
+                    .append("Content-Length: ").append(bytes.length).append("\r\n")
+                    .append("Connection: close\r\n");
+            if (allow != null) {
+                h.append("Allow: ").append(allow).append("\r\n");
+            }
+            h.append("\r\n");
+            out.write(h.toString().getBytes(StandardCharsets.ISO_8859_1));
+            if (withBody) {
+                out.write(bytes);
+            }
+            out.flush();
         }
     }
 }

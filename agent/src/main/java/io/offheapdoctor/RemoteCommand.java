@@ -64,6 +64,8 @@ final class RemoteCommand {
         if (notAttachable != null) {
             return fail("cannot attach to " + pid + ": " + notAttachable);
         }
+        warnIfRootAgainstOtherUser(pid);
+        SerialFilter.install();
         Object vm;
         try {
             vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
@@ -120,14 +122,19 @@ final class RemoteCommand {
                             ? command.substring("watch=".length()) : "");
                 }
                 Object answer = invoke(server, name, command);
-                String text = String.valueOf(answer);
+                String text = printable(String.valueOf(answer));
                 System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
                 System.out.flush();
                 return 0;
             } catch (MBeanException | RuntimeMBeanException | RuntimeOperationsException e) {
                 return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
             } catch (IOException e) {
-                return fail("cannot talk to the JMX connector of " + pid + " at " + address + ": " + describe(e));
+                if (refusedByFilter(e)) {
+                    return fail(pid + " answered " + command + " with an object of a class no JMX client needs;"
+                            + " the deserialization filter refused it unread (" + describe(e.getCause()) + ")");
+                }
+                // Not the address: its stub part is the key to the connector, which stays up.
+                return fail("cannot talk to the JMX connector of " + pid + ": " + withoutAddress(describe(e), address));
             } catch (JMException | RuntimeException e) {
                 return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
             } catch (InterruptedException e) {
@@ -420,7 +427,171 @@ final class RemoteCommand {
     }
 
     private static int fail(String message) {
-        System.err.println("offheap-doctor: " + message);
+        System.err.println("offheap-doctor: " + printable(message));
         return 1;
+    }
+
+    /** Whether {@code e} comes from {@link SerialFilter} refusing a class. */
+    private static boolean refusedByFilter(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.io.InvalidClassException && String.valueOf(t.getMessage()).contains("REJECTED")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * {@code text} with the connector's address, and any RMI stub in the form a JMX service URL
+     * carries it, taken out: a message must not hand out what connects to the target.
+     */
+    static String withoutAddress(String text, String address) {
+        String t = address == null || address.isEmpty() ? text : text.replace(address, "<local connector>");
+        return t.replaceAll("/stub/[A-Za-z0-9+/=_-]+", "/stub/...");
+    }
+
+    /**
+     * {@code text} as it may reach a terminal: without C0 controls other than newline and tab,
+     * without DEL and C1 controls, without escape sequences (CSI, OSC, DCS and two-byte ones,
+     * each removed whole) and without the Unicode controls that reorder what is shown
+     * (bidirectional overrides and isolates). Every string the target JVM chooses goes through
+     * this before it is printed: a JVM of another user, or code in it, could otherwise move the
+     * cursor, rewrite earlier lines or set the terminal's title.
+     */
+    static String printable(String text) {
+        if (text == null) {
+            return "null";
+        }
+        StringBuilder b = null;
+        int n = text.length();
+        for (int i = 0; i < n; i++) {
+            char c = text.charAt(i);
+            boolean keep = c == '\n' || c == '\t'
+                    || (c >= 0x20 && c < 0x7f)
+                    || (c > 0x9f && !(c >= 0x202a && c <= 0x202e) && !(c >= 0x2066 && c <= 0x2069));
+            if (keep) {
+                if (b != null) {
+                    b.append(c);
+                }
+                continue;
+            }
+            if (b == null) {
+                b = new StringBuilder(n).append(text, 0, i);
+            }
+            i = escapeEnd(text, i);
+        }
+        return b == null ? text : b.toString();
+    }
+
+    /**
+     * The index of the last char of the control sequence that starts at {@code start}: with ESC,
+     * or with its one-char C1 form (CSI 0x9b, OSC 0x9d, DCS 0x90, SOS 0x98, PM 0x9e, APC 0x9f).
+     */
+    private static int escapeEnd(String text, int start) {
+        int n = text.length();
+        char first = text.charAt(start);
+        char kind;
+        int body;
+        if (first == 0x1b) {
+            if (start + 1 >= n) {
+                return start;
+            }
+            kind = text.charAt(start + 1);
+            body = start + 2;
+        } else {
+            kind = first == 0x9b ? '[' : first == 0x9d ? ']' : first == 0x90 ? 'P' : first == 0x98 ? 'X'
+                    : first == 0x9e ? '^' : first == 0x9f ? '_' : 0;
+            if (kind == 0) {
+                return start;
+            }
+            body = start + 1;
+        }
+        if (kind == '[') {
+            // CSI: parameter and intermediate bytes, then one final byte.
+            int i = body;
+            while (i < n && text.charAt(i) >= 0x20 && text.charAt(i) <= 0x3f) {
+                i++;
+            }
+            return i < n && text.charAt(i) >= 0x40 && text.charAt(i) <= 0x7e ? i : i - 1;
+        }
+        if (kind == ']' || kind == 'P' || kind == 'X' || kind == '^' || kind == '_') {
+            // OSC, DCS, SOS, PM, APC: a string up to BEL or ST (ESC \\ or 0x9c).
+            for (int i = body; i < n; i++) {
+                char c = text.charAt(i);
+                if (c == 0x07 || c == 0x9c) {
+                    return i;
+                }
+                if (c == 0x1b) {
+                    return i + 1 < n && text.charAt(i + 1) == '\\' ? i + 1 : i - 1;
+                }
+            }
+            return n - 1;
+        }
+        // A two-byte sequence (ESC c, ESC 7, ...), or ESC with intermediates then a final byte.
+        int i = start + 1;
+        while (i < n && text.charAt(i) >= 0x20 && text.charAt(i) <= 0x2f) {
+            i++;
+        }
+        return i < n && text.charAt(i) >= 0x30 && text.charAt(i) <= 0x7e ? i : i - 1;
+    }
+
+    /**
+     * Says so when root runs the command against a JVM of another user: what that JVM answers,
+     * and the attach socket it listens on, are that user's to shape. The answers are printed
+     * with control characters removed and deserialized through {@link SerialFilter}, but
+     * running as the JVM's own user ({@code sudo -u}) trusts that user with nothing of root's.
+     */
+    static void warnIfRootAgainstOtherUser(String pid) {
+        long mine = effectiveUid(new File("/proc/self/status"));
+        long theirs = effectiveUid(new File("/proc/" + pid + "/status"));
+        if (mine != 0 || theirs <= 0) {
+            return;
+        }
+        String user = userName(theirs);
+        System.err.println("offheap-doctor: warning: running as root against " + pid + ", a JVM of "
+                + printable(who(user, theirs)) + ": what it answers is that user's to choose; prefer sudo -u "
+                + (user == null ? "'#" + theirs + "'" : printable(user)) + " java -jar offheap-doctor.jar " + pid + " ...");
+    }
+
+    /**
+     * A process-wide deserialization filter for this command's JVM, which reads what the
+     * target's JMX connector sends. The JMX RMI client takes no filter of its own (its
+     * environment's filter keys are the server's), so the filter is the JVM's: this command's
+     * process is ours, and it deserializes nothing else. It admits the JMX, RMI and open-type
+     * classes and the JDK's plain value and exception classes, with bounds on depth, references,
+     * arrays and bytes; anything else fails the command with "REJECTED" instead of running that
+     * class's deserialization code. {@code java.io.ObjectInputFilter} on JDK 9 and later,
+     * {@code sun.misc.ObjectInputFilter} on 8u121 and later; older runtimes have none. A filter
+     * set with {@code -Djdk.serialFilter} stays in force.
+     */
+    static final class SerialFilter {
+        static final String PATTERN = "maxdepth=32;maxrefs=200000;maxarray=4000000;maxbytes=67108864;"
+                + "java.lang.*;java.util.*;java.util.concurrent.*;java.io.*;java.nio.file.*;java.net.*;java.math.*;"
+                + "java.rmi.**;sun.rmi.**;javax.management.**;com.sun.management.*;io.offheapdoctor.*;!*";
+
+        private SerialFilter() {}
+
+        /** Whether a filter is in force after the call. */
+        static boolean install() {
+            for (String api : new String[] {"java.io.ObjectInputFilter", "sun.misc.ObjectInputFilter"}) {
+                try {
+                    Class<?> filter = Class.forName(api);
+                    Class<?> config = Class.forName(api + "$Config");
+                    if (config.getMethod("getSerialFilter").invoke(null) != null) {
+                        return true;
+                    }
+                    Object f = config.getMethod("createFilter", String.class).invoke(null, PATTERN);
+                    config.getMethod("setSerialFilter", filter).invoke(null, f);
+                    return true;
+                } catch (ClassNotFoundException e) {
+                    // Not this runtime's API; try the next.
+                } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+                    System.err.println("offheap-doctor: note: no deserialization filter on the JMX connection ("
+                            + describe(unwrap(e)) + ")");
+                    return false;
+                }
+            }
+            return false;
+        }
     }
 }

@@ -80,10 +80,10 @@ final class Watch {
                     if (stop.getCount() == 0) {
                         break;
                     }
-                    System.err.println("offheap-doctor: lost " + pid + ": " + RemoteCommand.describe(e));
+                    System.err.println("offheap-doctor: lost " + pid + ": " + RemoteCommand.printable(RemoteCommand.describe(e)));
                     return 1;
                 }
-                out.print(block(SampleView.of(line)));
+                out.print(RemoteCommand.printable(block(SampleView.of(line))));
                 out.flush();
                 try {
                     stop.await(every, TimeUnit.MILLISECONDS);
