@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from harness import AGENT_JAR, PREFIX, Background, command, read_report, wait_for_samples
-from jdks import java
+from jdks import MAIN, java
 
 ATTACKER = 12345
 JDK = 17
@@ -164,16 +164,17 @@ def mkdir(path, mode, uid=0):
     return path
 
 
-def steady(workloads, opts, jvm_args=(), uid=None):
-    cmd = command(JDK, APP[0], APP[1], opts, ["-XX:-UsePerfData", *jvm_args], workloads)
+def steady(workloads, opts, jvm_args=(), uid=None, jdk=JDK):
+    cmd = command(jdk, APP[0], APP[1], opts, ["-XX:-UsePerfData", *jvm_args], workloads)
     return run(as_uid(uid, cmd) if uid is not None else cmd)
 
 
 # ---------------------------------------------------------------------------------------------
 # The native library.
 
+@pytest.mark.parametrize("jdk", MAIN)
 @pytest.mark.parametrize("where", ["sticky-shared", "another-uids", "ours-but-forged"])
-def test_a_planted_library_with_the_right_name_size_and_crc_is_never_loaded(where, world, planted,
+def test_a_planted_library_with_the_right_name_size_and_crc_is_never_loaded(jdk, where, world, planted,
                                                                             shared_workloads):
     so, marker = planted
     name = library_name()
@@ -193,7 +194,8 @@ def test_a_planted_library_with_the_right_name_size_and_crc_is_never_loaded(wher
     before = (ext / name).read_bytes()
     report = world / "r.jsonl"
     rc, out, err = steady(shared_workloads, f"interval=200ms,log=quiet,extractDir={ext},report={report}",
-                          [f"-Djava.io.tmpdir={jtmp}"])
+                          [f"-Djava.io.tmpdir={jtmp}"] + (["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else []),
+                          jdk=jdk)
     assert_app_unchanged(rc, out, err)
     assert not marker.exists(), "the planted library ran its constructor"
     samples = read_report(report)

@@ -117,7 +117,12 @@ final class SafeFiles {
         for (Path name : p) {
             Path entry = dir.resolve(name);
             Map<String, Object> d = Files.readAttributes(dir, "unix:uid,mode");
-            Map<String, Object> e = Files.readAttributes(entry, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+            Map<String, Object> e;
+            try {
+                e = Files.readAttributes(entry, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+            } catch (NoSuchFileException x) {
+                throw new NoSuchFileException(entry.toString(), null, "no such file or directory");
+            }
             int dirUid = (Integer) d.get("uid");
             int dirMode = (Integer) d.get("mode");
             int entryUid = (Integer) e.get("uid");
