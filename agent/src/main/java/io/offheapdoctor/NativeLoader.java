@@ -14,8 +14,6 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -289,7 +287,7 @@ final class NativeLoader {
         boolean fresh = place.fresh;
         Path target = dir.resolve(name);
         if (!fresh && Files.exists(target, LinkOption.NOFOLLOW_LINKS) && SafeFiles.isOwnSealedFile(target)
-                && MessageDigest.isEqual(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), sha)) {
+                && Arrays.equals(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), sha)) {
             return target;
         }
         Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp", SafeFiles.OWNER_ONLY_FILE);
@@ -298,7 +296,7 @@ final class NativeLoader {
             try (OutputStream out = Files.newOutputStream(tmp, LinkOption.NOFOLLOW_LINKS)) {
                 copied = digest(open(resource), out, buf);
             }
-            if (!MessageDigest.isEqual(copied, sha)) {
+            if (!Arrays.equals(copied, sha)) {
                 throw new IOException("the bundled library's SHA-256 is not the one its build recorded");
             }
             try {
@@ -312,8 +310,12 @@ final class NativeLoader {
         if (fresh && !keep) {
             // A directory made for this JVM alone: gone with it (the mapping outlives the file),
             // so fallbacks do not pile up a copy per start.
-            dir.toFile().deleteOnExit();
-            target.toFile().deleteOnExit();
+            try {
+                dir.toFile().deleteOnExit();
+                target.toFile().deleteOnExit();
+            } catch (SecurityException e) {
+                Log.debug("cannot remove " + dir + " at exit: " + e);
+            }
         }
         return target;
     }
@@ -364,12 +366,7 @@ final class NativeLoader {
 
     /** SHA-256 of what {@code in} holds (closed after), copied to {@code out} if given. */
     private static byte[] digest(InputStream in, OutputStream out, byte[] buf) throws IOException {
-        MessageDigest sha;
-        try {
-            sha = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IOException("this JDK has no SHA-256", e); // every Java SE platform has it
-        }
+        Sha256 sha = new Sha256();
         try (InputStream src = in) {
             for (int n; (n = src.read(buf)) > 0; ) {
                 sha.update(buf, 0, n);
