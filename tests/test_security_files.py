@@ -173,7 +173,7 @@ def steady(workloads, opts, jvm_args=(), uid=None, jdk=JDK):
 # The native library.
 
 @pytest.mark.parametrize("jdk", MAIN)
-@pytest.mark.parametrize("where", ["sticky-shared", "another-uids", "ours-but-forged"])
+@pytest.mark.parametrize("where", ["sticky-shared", "another-uids", "ours-but-forged", "ours-changed-in-place"])
 def test_a_planted_library_with_the_right_name_size_and_crc_is_never_loaded(jdk, where, world, planted,
                                                                             shared_workloads):
     so, marker = planted
@@ -186,11 +186,22 @@ def test_a_planted_library_with_the_right_name_size_and_crc_is_never_loaded(jdk,
     elif where == "another-uids":
         ext = mkdir(world / "ext", 0o755, ATTACKER)
         attacker("cp", so, ext / name)
-    else:
+    elif where == "ours-but-forged":
         # A directory of our own with a copy of our own whose bytes are not the build's.
         ext = mkdir(world / "ext", 0o700)
         shutil.copy(so, ext / name)
         (ext / name).chmod(0o600)
+    else:
+        # A copy the agent extracted and sealed as checked, then rewritten in place (same inode,
+        # same size): the seal must not vouch for it.
+        ext = mkdir(world / "ext", 0o700)
+        rc, out, err = steady(shared_workloads, f"interval=200ms,log=quiet,extractDir={ext}", jdk=jdk)
+        assert_app_unchanged(rc, out, err)
+        assert sorted(p.name for p in ext.iterdir()) == [name, name + ".sha256"], list(ext.iterdir())
+        ino = (ext / name).stat().st_ino
+        with open(ext / name, "r+b") as f:
+            f.write(so.read_bytes())
+        assert (ext / name).stat().st_ino == ino
     before = (ext / name).read_bytes()
     report = world / "r.jsonl"
     rc, out, err = steady(shared_workloads, f"interval=200ms,log=quiet,extractDir={ext},report={report}",
@@ -201,7 +212,7 @@ def test_a_planted_library_with_the_right_name_size_and_crc_is_never_loaded(jdk,
     samples = read_report(report)
     assert len(samples) >= 2 and samples[0]["totals"]["rss"] > 0, err  # the real core answered
     lines = problem_lines(err)
-    if where == "ours-but-forged":
+    if where.startswith("ours"):
         assert lines == []
         # Replaced by the real library (the name only says which build it should be).
         assert (ext / name).read_bytes() == bundled_library()[0]
@@ -256,9 +267,10 @@ def test_an_extract_dir_of_a_uid_without_a_passwd_entry_is_its_own(world, shared
         assert problem_lines(err) == [], err
         assert read_report(report)[0]["totals"]["rss"] > 0, err
         where = ext if given else jtmp / f"offheap-doctor-{ATTACKER}"
-        files = list(where.iterdir())
-        assert [f.name for f in files] == [library_name()], files
-        assert files[0].stat().st_uid == ATTACKER and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+        # The copy and its seal (the identity of the copy whose SHA-256 was checked), both 0600.
+        files = sorted(where.iterdir())
+        assert [f.name for f in files] == [library_name(), library_name() + ".sha256"], files
+        assert all(f.stat().st_uid == ATTACKER and stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
         inodes.setdefault(where, set()).add(files[0].stat().st_ino)
     # One copy each, reused at the second start; nothing else left in the temp directory.
     assert [len(v) for v in inodes.values()] == [1, 1], inodes

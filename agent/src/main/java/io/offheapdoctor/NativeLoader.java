@@ -119,7 +119,7 @@ final class NativeLoader {
                 return "this jar has no native library for " + platform() + " (it carries linux-x86_64)";
             }
             try {
-                path = extract(resource, options.extractDir, false).toString();
+                path = extract(resource, options.extractDir, false, false).toString();
             } catch (IOException | RuntimeException e) {
                 return "cannot extract the native library (" + e.getMessage() + "); set extractDir=<dir> to a writable directory";
             }
@@ -212,10 +212,7 @@ final class NativeLoader {
                 throw new IOException("this jar has no native library for " + platform() + " (it carries linux-x86_64)");
             }
         }
-        Path p = extract(resource, dir, true);
-        if (dir != null && p.getParent().equals(Paths.get(dir).toAbsolutePath().normalize())) {
-            Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
-        }
+        Path p = extract(resource, dir, true, dir != null);
         String corrupt = truncatedElf(p.toFile());
         if (corrupt != null) {
             throw new IOException(p + ": " + corrupt);
@@ -273,9 +270,11 @@ final class NativeLoader {
      * Extracts the bundled library under a name that carries its SHA-256, so copies of different
      * builds never collide. An earlier copy is reused only when it is a regular file of ours that
      * nobody else can write and its SHA-256 is the one the build recorded; anything else there is
-     * replaced. {@code keep}: the copy outlives this JVM even in a directory made for it.
+     * replaced. {@code keep}: the copy outlives this JVM even in a directory made for it;
+     * {@code readableByAll}: rw-r--r--, for JVMs of other users.
      */
-    private static Path extract(String resource, String extractDir, boolean keep) throws IOException {
+    private static Path extract(String resource, String extractDir, boolean keep, boolean readableByAll)
+            throws IOException {
         // Streamed with a 64 KiB buffer, never the whole library in one array: a 2 MiB library
         // read into growing arrays left about 7 MiB of garbage, which in a small idle JVM is
         // young-generation pages made resident for good.
@@ -284,11 +283,18 @@ final class NativeLoader {
         String name = "liboffheap_doctor-" + hex(sha).substring(0, 16) + ".so";
         Place place = extractionDirectory(extractDir);
         Path dir = place.dir;
-        boolean fresh = place.fresh;
         Path target = dir.resolve(name);
-        if (!fresh && Files.exists(target, LinkOption.NOFOLLOW_LINKS) && SafeFiles.isOwnSealedFile(target)
-                && Arrays.equals(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), sha)) {
-            return target;
+        Path seal = dir.resolve(name + ".sha256");
+        if (!place.fresh && Files.exists(target, LinkOption.NOFOLLOW_LINKS) && SafeFiles.isOwnSealedFile(target)) {
+            String identity = identity(target);
+            if (identity.equals(sealedIdentity(seal, sha))
+                    || Arrays.equals(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), sha)) {
+                if (readableByAll && !Files.getPosixFilePermissions(target, LinkOption.NOFOLLOW_LINKS).equals(READABLE_BY_ALL)) {
+                    Files.setPosixFilePermissions(target, READABLE_BY_ALL);
+                }
+                seal(seal, sha, target, identity);
+                return target;
+            }
         }
         Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp", SafeFiles.OWNER_ONLY_FILE);
         try {
@@ -299,6 +305,9 @@ final class NativeLoader {
             if (!Arrays.equals(copied, sha)) {
                 throw new IOException("the bundled library's SHA-256 is not the one its build recorded");
             }
+            if (readableByAll) {
+                Files.setPosixFilePermissions(tmp, READABLE_BY_ALL);
+            }
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
@@ -307,7 +316,9 @@ final class NativeLoader {
         } finally {
             Files.deleteIfExists(tmp);
         }
-        if (fresh && !keep) {
+        if (!place.fresh) {
+            seal(seal, sha, target, null);
+        } else if (!keep) {
             // A directory made for this JVM alone: gone with it (the mapping outlives the file),
             // so fallbacks do not pile up a copy per start.
             try {
@@ -318,6 +329,64 @@ final class NativeLoader {
             }
         }
         return target;
+    }
+
+    private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> READABLE_BY_ALL =
+            PosixFilePermissions.fromString("rw-r--r--");
+
+    /**
+     * What identifies one unchanged file: device, inode, size, and the modification and change
+     * times. Any write or rename moves the change time, which no call can set back.
+     */
+    private static String identity(Path p) throws IOException {
+        java.util.Map<String, Object> a = Files.readAttributes(p, "unix:dev,ino,size,lastModifiedTime,ctime",
+                LinkOption.NOFOLLOW_LINKS);
+        return a.get("dev") + ":" + a.get("ino") + ":" + a.get("size") + ":"
+                + ((java.nio.file.attribute.FileTime) a.get("lastModifiedTime")).to(java.util.concurrent.TimeUnit.NANOSECONDS)
+                + ":" + ((java.nio.file.attribute.FileTime) a.get("ctime")).to(java.util.concurrent.TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * The identity of the copy whose SHA-256 was found to be {@code sha}, as the seal next to it
+     * records it; null when there is no seal of ours for that digest. Hashing the copy at every
+     * start is what the seal saves: the JIT has not compiled a digest yet when the agent starts,
+     * so hashing the whole library then costs CPU and resident memory at every start.
+     * The seal is as safe as the copy: both live in a directory nobody else can change, both
+     * are ours, and neither is writable by anybody else.
+     */
+    private static String sealedIdentity(Path seal, byte[] sha) {
+        try {
+            if (!Files.exists(seal, LinkOption.NOFOLLOW_LINKS) || !SafeFiles.isOwnSealedFile(seal)
+                    || Files.size(seal) > 512) {
+                return null;
+            }
+            String[] words = new String(Files.readAllBytes(seal), java.nio.charset.StandardCharsets.US_ASCII).trim()
+                    .split(" ");
+            return words.length == 2 && words[0].equals(hex(sha)) ? words[1] : null;
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /** Records that {@code copy}, as it is now, has the digest {@code sha}; unless it says so already. */
+    private static void seal(Path seal, byte[] sha, Path copy, String sealed) {
+        try {
+            String identity = identity(copy);
+            if (identity.equals(sealed) && identity.equals(sealedIdentity(seal, sha))) {
+                return;
+            }
+            final byte[] text = (hex(sha) + " " + identity + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            SafeFiles.replace(seal, new SafeFiles.Content() {
+                @Override
+                public void writeTo(Path fresh) throws IOException {
+                    Files.write(fresh, text, LinkOption.NOFOLLOW_LINKS, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+                            java.nio.file.StandardOpenOption.WRITE);
+                }
+            });
+        } catch (IOException | RuntimeException e) {
+            // Only a saving lost: the next start hashes the copy again.
+            Log.debug("cannot seal " + copy + ": " + e);
+        }
     }
 
     /**
