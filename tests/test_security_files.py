@@ -274,6 +274,15 @@ def test_an_extract_dir_of_a_uid_without_a_passwd_entry_is_its_own(world, shared
         inodes.setdefault(where, set()).add(files[0].stat().st_ino)
     # One copy each, reused at the second start; nothing else left in the temp directory.
     assert [len(v) for v in inodes.values()] == [1, 1], inodes
+    # Without its seal, the copy is hashed: equal to the build's SHA-256, it is kept and sealed again.
+    seal = ext / (library_name() + ".sha256")
+    seal.unlink()
+    rc, out, err = steady(shared_workloads, f"extractDir={ext},interval=200ms,log=quiet",
+                          [f"-Djava.io.tmpdir={jtmp}"], uid=ATTACKER)
+    assert_app_unchanged(rc, out, err)
+    assert problem_lines(err) == [], err
+    assert {(ext / library_name()).stat().st_ino} == inodes[ext]
+    assert seal.read_text().split()[0] == bundled_library()[1]
     assert [p.name for p in jtmp.iterdir()] == [f"offheap-doctor-{ATTACKER}"]
 
 
@@ -355,6 +364,7 @@ def test_a_report_path_another_user_controls_is_one_line_and_no_write(case, worl
     if case == "fifo":
         assert stat.S_ISFIFO(os.lstat(report).st_mode)
     if case == "linked-parent":
+        assert f"{sticky / 'dir'} is a symbolic link of uid {ATTACKER}" in lines[0], lines
         assert list(private.iterdir()) == []
 
 

@@ -288,7 +288,7 @@ final class NativeLoader {
         if (!place.fresh && Files.exists(target, LinkOption.NOFOLLOW_LINKS) && SafeFiles.isOwnSealedFile(target)) {
             String identity = identity(target);
             if (identity.equals(sealedIdentity(seal, sha))
-                    || Arrays.equals(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), sha)) {
+                    || Arrays.equals(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), buf), sha)) {
                 if (readableByAll && !Files.getPosixFilePermissions(target, LinkOption.NOFOLLOW_LINKS).equals(READABLE_BY_ALL)) {
                     Files.setPosixFilePermissions(target, READABLE_BY_ALL);
                 }
@@ -298,12 +298,12 @@ final class NativeLoader {
         }
         Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp", SafeFiles.OWNER_ONLY_FILE);
         try {
-            byte[] copied;
-            try (OutputStream out = Files.newOutputStream(tmp, LinkOption.NOFOLLOW_LINKS)) {
-                copied = digest(open(resource), out, buf);
-            }
-            if (!Arrays.equals(copied, sha)) {
-                throw new IOException("the bundled library's SHA-256 is not the one its build recorded");
+            // Not hashed on the way: the jar is what the build hashed, and a digest before the
+            // JIT has compiled it is the most expensive part of a first start.
+            try (InputStream in = open(resource); OutputStream out = Files.newOutputStream(tmp, LinkOption.NOFOLLOW_LINKS)) {
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    out.write(buf, 0, n);
+                }
             }
             if (readableByAll) {
                 Files.setPosixFilePermissions(tmp, READABLE_BY_ALL);
@@ -396,7 +396,7 @@ final class NativeLoader {
     private static byte[] bundledDigest(String resource, byte[] buf) throws IOException {
         InputStream in = NativeLoader.class.getResourceAsStream(resource + ".sha256");
         if (in == null) {
-            return digest(open(resource), null, buf);
+            return digest(open(resource), buf);
         }
         String text;
         try (InputStream src = in) {
@@ -433,15 +433,12 @@ final class NativeLoader {
         return in;
     }
 
-    /** SHA-256 of what {@code in} holds (closed after), copied to {@code out} if given. */
-    private static byte[] digest(InputStream in, OutputStream out, byte[] buf) throws IOException {
+    /** SHA-256 of what {@code in} holds (closed after). */
+    private static byte[] digest(InputStream in, byte[] buf) throws IOException {
         Sha256 sha = new Sha256();
         try (InputStream src = in) {
             for (int n; (n = src.read(buf)) > 0; ) {
                 sha.update(buf, 0, n);
-                if (out != null) {
-                    out.write(buf, 0, n);
-                }
             }
         }
         return sha.digest();

@@ -130,14 +130,14 @@ final class SafeFiles {
             if (dirUid != me && dirUid != 0) {
                 throw new IOException(entry + " lies in " + dir + ", which uid " + dirUid + " owns and can change");
             }
-            if ((dirMode & SHARED_WRITE) != 0 && !((dirMode & S_ISVTX) != 0 && trustedEntry)) {
-                throw new IOException(entry + " lies in " + dir + ", where other users can replace it");
-            }
             if (((Integer) e.get("mode") & S_IFMT) == S_IFLNK) {
                 if (!trustedEntry) {
                     throw new IOException(entry + " is a symbolic link of uid " + entryUid);
                 }
                 linked = true;
+            }
+            if ((dirMode & SHARED_WRITE) != 0 && !((dirMode & S_ISVTX) != 0 && trustedEntry)) {
+                throw new IOException(entry + " lies in " + dir + ", where other users can replace it");
             }
             dir = entry;
         }

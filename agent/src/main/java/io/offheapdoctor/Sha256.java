@@ -4,8 +4,6 @@ package io.offheapdoctor;
  * SHA-256 (FIPS 180-4), for the loader's identity check of its library copy. Not the JDK's
  * {@code MessageDigest}: its first use initialises the security providers, which costs a small
  * JVM resident memory for good, and the agent needs nothing else from them.
- * Correctness is checked on every extraction: the digest of the copy must equal the one
- * {@code sha256sum} recorded at build time.
  */
 final class Sha256 {
     private static final int[] K = {
