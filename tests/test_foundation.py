@@ -121,10 +121,11 @@ def test_extraction_dir_is_private_and_reused(jdk, workloads, tmp_path):
     libs = list(d.glob("liboffheap_doctor-*.so"))
     assert len(libs) == 1, libs
     assert not list(d.glob("*.tmp"))
+    # A shared temp directory (sticky, like /tmp) where the default directory is not private.
     shared = tmp_path / "tmp"
-    shared.mkdir(mode=0o777)
-    os.chmod(shared, 0o777)
-    insecure = shared / f"offheap-doctor-{os.environ.get('USER', 'root')}"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    insecure = shared / f"offheap-doctor-{os.geteuid()}"
     insecure.mkdir()
     os.chmod(insecure, 0o777)
     r = run_jvm(jdk, "Idle", ["0.5"], agent_opts="log=debug", jvm_args=[f"-Djava.io.tmpdir={shared}"],
@@ -132,8 +133,10 @@ def test_extraction_dir_is_private_and_reused(jdk, workloads, tmp_path):
     assert r.rc == 0
     loaded = [l for l in r.agent_lines() if "loaded from" in l]
     assert loaded and str(insecure) + "/" not in loaded[0], loaded
-    made = [p for p in shared.iterdir() if p != insecure]
-    assert made and all((p.stat().st_mode & 0o777) == 0o700 for p in made), made
+    said = [l for l in r.agent_lines() if "using the fresh private directory" in l]
+    assert len(said) == 1 and str(insecure) in said[0], r.stderr
+    # The fresh directory was this JVM's alone and went with it.
+    assert [p for p in shared.iterdir() if p != insecure] == []
 
 
 @pytest.mark.parametrize("jdk", MAIN)

@@ -158,7 +158,7 @@ public final class Doctor {
         nativeFailure = failure;
         openReport();
         Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
-                + (options.report != null ? ", report " + options.report : "")
+                + (report != null ? ", report " + options.report : "")
                 + (failure == null ? "" : ", Java-only mode"));
     }
 
@@ -248,30 +248,10 @@ public final class Doctor {
             return;
         }
         try {
-            report = openPrivately(java.nio.file.Paths.get(options.report));
-        } catch (IOException | SecurityException | UnsupportedOperationException e) {
+            report = SafeFiles.openForAppend(java.nio.file.Paths.get(options.report));
+        } catch (IOException | SecurityException | UnsupportedOperationException | java.nio.file.InvalidPathException e) {
             Log.warn("cannot open report file " + options.report + " (" + e.getMessage() + "); sampling without a report file");
         }
-    }
-
-    /**
-     * Opens the report for appending: a new file is created readable by its owner only (0600),
-     * and a symbolic link is never followed, so nobody can point the agent's writes elsewhere.
-     */
-    static OutputStream openPrivately(java.nio.file.Path path) throws IOException {
-        java.nio.file.Path p = path.toAbsolutePath();
-        if (java.nio.file.Files.isSymbolicLink(p)) {
-            throw new IOException(p + " is a symbolic link; the agent does not write through links");
-        }
-        java.util.Set<java.nio.file.OpenOption> open = new java.util.HashSet<>();
-        open.add(java.nio.file.StandardOpenOption.CREATE);
-        open.add(java.nio.file.StandardOpenOption.APPEND);
-        open.add(java.nio.file.StandardOpenOption.WRITE);
-        open.add(java.nio.file.LinkOption.NOFOLLOW_LINKS);
-        java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(p, open,
-                java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                        java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-        return java.nio.channels.Channels.newOutputStream(ch);
     }
 
     private void runSampler() {

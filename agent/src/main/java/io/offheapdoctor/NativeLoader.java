@@ -13,18 +13,15 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
-import java.util.zip.CRC32;
 
 /**
  * Finds and loads the native core: an override path, or the library bundled in the jar for this
- * OS and architecture, extracted into a private (0700) directory. Every failure becomes one
- * message for the operator; nothing here throws.
+ * OS and architecture, extracted into a directory only this process's uid can change (see
+ * {@link SafeFiles}). Every failure becomes one message for the operator; nothing here throws.
  */
 final class NativeLoader {
     static final String LIBRARY_NAME = "liboffheap_doctor.so";
@@ -111,13 +108,18 @@ final class NativeLoader {
             if (!new File(path).isFile()) {
                 return "native library override " + path + " does not exist";
             }
+            try {
+                SafeFiles.checkLoadable(Paths.get(path));
+            } catch (IOException | RuntimeException e) {
+                return "not loading native library override " + path + ": " + e.getMessage();
+            }
         } else {
             String resource = "/io/offheapdoctor/native/" + platform() + "/" + LIBRARY_NAME;
             if (NativeLoader.class.getResource(resource) == null) {
                 return "this jar has no native library for " + platform() + " (it carries linux-x86_64)";
             }
             try {
-                path = extract(resource, options.extractDir).toString();
+                path = extract(resource, options.extractDir, false, false).toString();
             } catch (IOException | RuntimeException e) {
                 return "cannot extract the native library (" + e.getMessage() + "); set extractDir=<dir> to a writable directory";
             }
@@ -198,9 +200,10 @@ final class NativeLoader {
 
     /**
      * {@code java -jar offheap-doctor.jar agentpath [dir]}: extracts the bundled library to
-     * {@code dir} (or the private directory the agent uses) and returns its path. A library
-     * written to a given directory is made readable by all (rw-r--r--), so a JVM running as
-     * another user can load it; the directory is the operator's choice.
+     * {@code dir} (or the private directory the agent uses) under the same rule as the agent's own
+     * extraction, and returns its path. A library written to a given directory is made readable
+     * by all (rw-r--r--), so a JVM running as another user can load it; the directory is the
+     * operator's choice, and must be theirs alone.
      */
     static String extractForAgentpath(String dir) throws IOException {
         String resource = "/io/offheapdoctor/native/" + platform() + "/" + LIBRARY_NAME;
@@ -209,10 +212,7 @@ final class NativeLoader {
                 throw new IOException("this jar has no native library for " + platform() + " (it carries linux-x86_64)");
             }
         }
-        Path p = extract(resource, dir);
-        if (dir != null) {
-            Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
-        }
+        Path p = extract(resource, dir, true, dir != null);
         String corrupt = truncatedElf(p.toFile());
         if (corrupt != null) {
             throw new IOException(p + ": " + corrupt);
@@ -267,36 +267,46 @@ final class NativeLoader {
     }
 
     /**
-     * Extracts the bundled library under a name that carries its size and CRC-32, so copies of
-     * different builds never collide; reuses an identical earlier copy (checked, not trusted).
+     * Extracts the bundled library under a name that carries its SHA-256, so copies of different
+     * builds never collide. An earlier copy is reused only when it is a regular file of ours that
+     * nobody else can write and its SHA-256 is the one the build recorded; anything else there is
+     * replaced. {@code keep}: the copy outlives this JVM even in a directory made for it;
+     * {@code readableByAll}: rw-r--r--, for JVMs of other users.
      */
-    private static Path extract(String resource, String extractDir) throws IOException {
+    private static Path extract(String resource, String extractDir, boolean keep, boolean readableByAll)
+            throws IOException {
         // Streamed with a 64 KiB buffer, never the whole library in one array: a 2 MiB library
         // read into growing arrays left about 7 MiB of garbage, which in a small idle JVM is
         // young-generation pages made resident for good.
         byte[] buf = new byte[64 * 1024];
-        long[] source = entryChecksum(resource);
-        if (source == null) {
-            source = checksum(open(resource), null, buf);
-        }
-        String hex = Long.toHexString(source[1]); // a CRC-32: at most 8 digits
-        String sum = "00000000".substring(hex.length()) + hex;
-        String name = "liboffheap_doctor-" + source[0] + "-" + sum + ".so";
-        Path dir = privateDirectory(extractDir);
+        byte[] sha = bundledDigest(resource, buf);
+        String name = "liboffheap_doctor-" + hex(sha).substring(0, 16) + ".so";
+        Place place = extractionDirectory(extractDir);
+        Path dir = place.dir;
         Path target = dir.resolve(name);
-        if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)
-                && Files.size(target) == source[0]
-                && Arrays.equals(checksum(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), null, buf), source)) {
-            return target;
-        }
-        Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp");
-        try {
-            long[] copied;
-            try (OutputStream out = Files.newOutputStream(tmp)) {
-                copied = checksum(open(resource), out, buf);
+        Path seal = dir.resolve(name + ".sha256");
+        if (!place.fresh && Files.exists(target, LinkOption.NOFOLLOW_LINKS) && SafeFiles.isOwnSealedFile(target)) {
+            String identity = identity(target);
+            if (identity.equals(sealedIdentity(seal, sha))
+                    || Arrays.equals(digest(Files.newInputStream(target, LinkOption.NOFOLLOW_LINKS), buf), sha)) {
+                if (readableByAll && !Files.getPosixFilePermissions(target, LinkOption.NOFOLLOW_LINKS).equals(READABLE_BY_ALL)) {
+                    Files.setPosixFilePermissions(target, READABLE_BY_ALL);
+                }
+                seal(seal, sha, target, identity);
+                return target;
             }
-            if (!Arrays.equals(copied, source)) {
-                throw new IOException("resource " + resource + " changed while it was extracted");
+        }
+        Path tmp = Files.createTempFile(dir, "liboffheap_doctor-", ".tmp", SafeFiles.OWNER_ONLY_FILE);
+        try {
+            // Not hashed on the way: the jar is what the build hashed, and a digest before the
+            // JIT has compiled it is the most expensive part of a first start.
+            try (InputStream in = open(resource); OutputStream out = Files.newOutputStream(tmp, LinkOption.NOFOLLOW_LINKS)) {
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    out.write(buf, 0, n);
+                }
+            }
+            if (readableByAll) {
+                Files.setPosixFilePermissions(tmp, READABLE_BY_ALL);
             }
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -306,26 +316,113 @@ final class NativeLoader {
         } finally {
             Files.deleteIfExists(tmp);
         }
+        if (!place.fresh) {
+            seal(seal, sha, target, null);
+        } else if (!keep) {
+            // A directory made for this JVM alone: gone with it (the mapping outlives the file),
+            // so fallbacks do not pile up a copy per start.
+            try {
+                dir.toFile().deleteOnExit();
+                target.toFile().deleteOnExit();
+            } catch (SecurityException e) {
+                Log.debug("cannot remove " + dir + " at exit: " + e);
+            }
+        }
         return target;
     }
 
+    private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> READABLE_BY_ALL =
+            PosixFilePermissions.fromString("rw-r--r--");
+
     /**
-     * Size and CRC-32 of {@code resource} as the jar's central directory records them, so an
-     * earlier copy is checked without inflating the library; null where the resource is not in a
-     * jar or the directory does not say.
+     * What identifies one unchanged file: device, inode, size, and the modification and change
+     * times. Any write or rename moves the change time, which no call can set back.
      */
-    private static long[] entryChecksum(String resource) {
+    private static String identity(Path p) throws IOException {
+        java.util.Map<String, Object> a = Files.readAttributes(p, "unix:dev,ino,size,lastModifiedTime,ctime",
+                LinkOption.NOFOLLOW_LINKS);
+        return a.get("dev") + ":" + a.get("ino") + ":" + a.get("size") + ":"
+                + ((java.nio.file.attribute.FileTime) a.get("lastModifiedTime")).to(java.util.concurrent.TimeUnit.NANOSECONDS)
+                + ":" + ((java.nio.file.attribute.FileTime) a.get("ctime")).to(java.util.concurrent.TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * The identity of the copy whose SHA-256 was found to be {@code sha}, as the seal next to it
+     * records it; null when there is no seal of ours for that digest. Hashing the copy at every
+     * start is what the seal saves: the JIT has not compiled a digest yet when the agent starts,
+     * so hashing the whole library then costs CPU and resident memory at every start.
+     * The seal is as safe as the copy: both live in a directory nobody else can change, both
+     * are ours, and neither is writable by anybody else.
+     */
+    private static String sealedIdentity(Path seal, byte[] sha) {
         try {
-            java.net.URL url = NativeLoader.class.getResource(resource);
-            java.net.URLConnection c = url == null ? null : url.openConnection();
-            if (!(c instanceof java.net.JarURLConnection)) {
+            if (!Files.exists(seal, LinkOption.NOFOLLOW_LINKS) || !SafeFiles.isOwnSealedFile(seal)
+                    || Files.size(seal) > 512) {
                 return null;
             }
-            java.util.jar.JarEntry e = ((java.net.JarURLConnection) c).getJarEntry();
-            return e == null || e.getSize() < 0 || e.getCrc() < 0 ? null : new long[] {e.getSize(), e.getCrc()};
+            String[] words = new String(Files.readAllBytes(seal), java.nio.charset.StandardCharsets.US_ASCII).trim()
+                    .split(" ");
+            return words.length == 2 && words[0].equals(hex(sha)) ? words[1] : null;
         } catch (IOException | RuntimeException e) {
             return null;
         }
+    }
+
+    /** Records that {@code copy}, as it is now, has the digest {@code sha}; unless it says so already. */
+    private static void seal(Path seal, byte[] sha, Path copy, String sealed) {
+        try {
+            String identity = identity(copy);
+            if (identity.equals(sealed) && identity.equals(sealedIdentity(seal, sha))) {
+                return;
+            }
+            final byte[] text = (hex(sha) + " " + identity + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            SafeFiles.replace(seal, new SafeFiles.Content() {
+                @Override
+                public void writeTo(Path fresh) throws IOException {
+                    Files.write(fresh, text, LinkOption.NOFOLLOW_LINKS, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING,
+                            java.nio.file.StandardOpenOption.WRITE);
+                }
+            });
+        } catch (IOException | RuntimeException e) {
+            // Only a saving lost: the next start hashes the copy again.
+            Log.debug("cannot seal " + copy + ": " + e);
+        }
+    }
+
+    /**
+     * SHA-256 of the bundled library as the build recorded it next to the library (in
+     * {@code sha256sum} format); computed from the library itself in a jar built without that step.
+     */
+    private static byte[] bundledDigest(String resource, byte[] buf) throws IOException {
+        InputStream in = NativeLoader.class.getResourceAsStream(resource + ".sha256");
+        if (in == null) {
+            return digest(open(resource), buf);
+        }
+        String text;
+        try (InputStream src = in) {
+            int n = 0;
+            for (int r; n < 128 && (r = src.read(buf, n, 128 - n)) > 0; ) {
+                n += r;
+            }
+            text = new String(buf, 0, n, java.nio.charset.StandardCharsets.US_ASCII).trim();
+        }
+        String hex = text.split("\\s+", 2)[0];
+        if (!hex.matches("[0-9a-fA-F]{64}")) {
+            throw new IOException("resource " + resource + ".sha256 holds no SHA-256");
+        }
+        byte[] sha = new byte[32];
+        for (int i = 0; i < sha.length; i++) {
+            sha[i] = (byte) Integer.parseInt(hex.substring(2 * i, 2 * i + 2), 16);
+        }
+        return sha;
+    }
+
+    private static String hex(byte[] bytes) {
+        StringBuilder b = new StringBuilder(bytes.length * 2);
+        for (byte x : bytes) {
+            b.append(Character.forDigit((x >> 4) & 0xf, 16)).append(Character.forDigit(x & 0xf, 16));
+        }
+        return b.toString();
     }
 
     private static InputStream open(String resource) throws IOException {
@@ -336,48 +433,63 @@ final class NativeLoader {
         return in;
     }
 
-    /** Size and CRC-32 of what {@code in} holds (closed after), copied to {@code out} if given. */
-    private static long[] checksum(InputStream in, OutputStream out, byte[] buf) throws IOException {
-        CRC32 crc = new CRC32();
-        long size = 0;
+    /** SHA-256 of what {@code in} holds (closed after). */
+    private static byte[] digest(InputStream in, byte[] buf) throws IOException {
+        Sha256 sha = new Sha256();
         try (InputStream src = in) {
             for (int n; (n = src.read(buf)) > 0; ) {
-                crc.update(buf, 0, n);
-                size += n;
-                if (out != null) {
-                    out.write(buf, 0, n);
-                }
+                sha.update(buf, 0, n);
             }
         }
-        return new long[] {size, crc.getValue()};
+        return sha.digest();
     }
 
     /**
-     * The extraction directory: the configured one, or {@code <tmpdir>/offheap-doctor-<user>}. A
-     * shared directory that is not private to this user is not trusted: a fresh private one is
-     * made instead, so nobody else can swap the library that this JVM loads.
+     * The extraction directory: the configured one, or {@code <tmpdir>/offheap-doctor-<uid>},
+     * created 0700 if missing, if it is a directory of this process's uid that nobody else can
+     * write or swap ({@link SafeFiles#checkPrivateDirectory}). Otherwise a fresh private directory
+     * is made, and the operator told in one line, so nobody else can place or swap the library
+     * this JVM loads.
      */
-    private static Path privateDirectory(String configured) throws IOException {
-        Set<PosixFilePermission> owner = PosixFilePermissions.fromString("rwx------");
-        if (configured != null) {
-            Path dir = Paths.get(configured).toAbsolutePath();
-            Files.createDirectories(dir);
-            return dir;
-        }
-        Path base = Paths.get(System.getProperty("java.io.tmpdir", "/tmp"));
-        String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9._-]", "_");
-        Path dir = base.resolve("offheap-doctor-" + user);
+    private static Place extractionDirectory(String configured) throws IOException {
+        Path base = Paths.get(System.getProperty("java.io.tmpdir", "/tmp")).toAbsolutePath();
+        Path dir = configured != null ? Paths.get(configured).toAbsolutePath().normalize()
+                : base.resolve("offheap-doctor-" + SafeFiles.processUid());
+        String why;
         try {
-            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(owner));
-        } catch (FileAlreadyExistsException e) {
-            // checked below
+            if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+                try {
+                    Files.createDirectories(dir, SafeFiles.OWNER_ONLY_DIR);
+                } catch (FileAlreadyExistsException e) {
+                    // made meanwhile, or a dangling link: checked below
+                }
+            }
+            SafeFiles.checkPrivateDirectory(dir);
+            return new Place(dir, false);
+        } catch (IOException | RuntimeException e) {
+            why = e.getMessage() != null ? e.getMessage() : e.toString();
         }
-        if (Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)
-                && Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS).equals(owner)
-                && Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS).getName().equals(System.getProperty("user.name"))) {
-            return dir;
+        Path fresh = Files.createTempDirectory(base, "offheap-doctor-", SafeFiles.OWNER_ONLY_DIR);
+        try {
+            SafeFiles.checkPrivateDirectory(fresh);
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(fresh);
+            throw new IOException("not in " + dir + " (" + why + ") nor in a fresh directory (" + e.getMessage() + ")");
         }
-        return Files.createTempDirectory(base, "offheap-doctor-", PosixFilePermissions.asFileAttribute(owner));
+        Log.warn("cannot extract the native library to " + dir + " (" + why + "); using the fresh private directory "
+                + fresh);
+        return new Place(fresh, true);
+    }
+
+    /** Where the library goes, and whether that directory was made for this JVM alone. */
+    private static final class Place {
+        final Path dir;
+        final boolean fresh;
+
+        Place(Path dir, boolean fresh) {
+            this.dir = dir;
+            this.fresh = fresh;
+        }
     }
 
     /** Java feature version: 8 for 1.8, else the first number. */

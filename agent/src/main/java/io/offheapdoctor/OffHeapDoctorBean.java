@@ -301,7 +301,20 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
         if (!doctor.nativeAvailable()) {
             throw new UnsupportedOperationException("the timeline needs the native core, which is not loaded");
         }
-        return "wrote " + NativeCore.liveTimeline(path.trim());
+        try {
+            return "wrote " + SafeFiles.replace(java.nio.file.Paths.get(path.trim()), new SafeFiles.Content() {
+                @Override
+                public void writeTo(java.nio.file.Path fresh) {
+                    NativeCore.liveTimeline(fresh.toString());
+                }
+            });
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new IllegalArgumentException("cannot write the timeline to " + path.trim() + ": " + e.getMessage());
+        } catch (java.io.IOException e) {
+            // Refused or failed: said in the JDK's own exception types, which every JMX client
+            // can read.
+            throw new IllegalStateException("cannot write the timeline to " + path.trim() + ": " + e.getMessage());
+        }
     }
 
     @Override
