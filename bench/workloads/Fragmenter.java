@@ -14,8 +14,12 @@ import java.util.zip.Inflater;
  * among many short-lived ones so freed chunks stay trapped behind live ones in glibc's arenas.
  * Deterministic per seed. Prints RSS once a second, then a summary line:
  * {@code result ops=<n> ops_per_s=<x> max_stall_ms=<y> peak_rss=<b> mean_rss=<b> final_rss=<b>}.
- * Args: threads seconds seed [burst-ms idle-ms]. Work comes in bursts with idle gaps between
- * them, as a service's does: the gaps are where retained memory could be given back.
+ * Args: threads seconds seed [burst-ms idle-ms [linger-s [trim-at-s]]]. Work comes in bursts with
+ * idle gaps between them, as a service's does: the gaps are where retained memory could be given
+ * back. With linger-s the process stays that long after the load ends (its workers gone), printing
+ * {@code loadend at_ms=<t>} first; with trim-at-s it then trims once itself that many seconds
+ * after the load ended, through the agent's {@code NativeCore.trim} when the agent is there, and
+ * prints {@code manualtrim at_ms=<t> rss_before=<b> rss_after=<b>} with VmRSS read around it.
  */
 public class Fragmenter {
     static final AtomicLong OPS = new AtomicLong();
@@ -62,6 +66,22 @@ public class Fragmenter {
             w.join(5000);
         }
         double elapsed = (System.nanoTime() - start) / 1e9;
+        final int linger = args.length > 5 ? Integer.parseInt(args[5]) : 0;
+        final int trimAt = args.length > 6 ? Integer.parseInt(args[6]) : -1;
+        if (linger > 0) {
+            long end = System.currentTimeMillis();
+            System.out.println("loadend at_ms=" + end);
+            for (int s = 1; s <= linger; s++) {
+                Thread.sleep(Math.max(1, end + s * 1000L - System.currentTimeMillis()));
+                if (s == trimAt) {
+                    long before = rss();
+                    long at = System.currentTimeMillis();
+                    trimThroughAgent();
+                    System.out.println("manualtrim at_ms=" + at + " rss_before=" + before + " rss_after=" + rss());
+                }
+                System.out.println("rss linger t=" + s + " " + rss());
+            }
+        }
         System.out.printf("result ops=%d ops_per_s=%.1f max_stall_ms=%.3f peak_rss=%d mean_rss=%d final_rss=%d%n",
                 OPS.get(), OPS.get() / elapsed, MAX_STALL_NS.get() / 1e6, peak, (long) (sum / Math.max(1, n)), rss);
     }
@@ -144,6 +164,12 @@ public class Fragmenter {
             }
         }
         objs.clear();
+    }
+
+    /** One trim through the agent's library, found by reflection (the bench runs without it too). */
+    static void trimThroughAgent() throws Exception {
+        Class<?> core = Class.forName("io.offheapdoctor.NativeCore");
+        core.getMethod("trim", long.class).invoke(null, 60_000L);
     }
 
     static long rss() throws Exception {

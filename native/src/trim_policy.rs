@@ -505,11 +505,30 @@ impl TrimPolicy {
         }
     }
 
+    /// Whether a CPU rate counts as busy against the recent peak.
+    fn busy_rate(&self, rate: f64) -> bool {
+        let peak = self.cpu_rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+        rate > BUSY_MIN_CORES && rate > BUSY_FRACTION_OF_PEAK * peak
+    }
+
+    /// Since when the process has been quiet without a break (`None` while busy or unknown).
+    /// Each rate covers the time since the reading before it.
+    fn quiet_since(&self) -> Option<u64> {
+        let rates: Vec<(u64, f64)> = self.cpu_rates.iter().copied().collect();
+        let mut since = None;
+        for i in (1..rates.len()).rev() {
+            if self.busy_rate(rates[i].1) {
+                break;
+            }
+            since = Some(rates[i - 1].0);
+        }
+        since
+    }
+
     /// The latest CPU rate in cores, when the process counts as busy.
     fn busy(&self) -> Option<f64> {
         let (_, now) = *self.cpu_rates.back()?;
-        let peak = self.cpu_rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
-        (now > BUSY_MIN_CORES && now > BUSY_FRACTION_OF_PEAK * peak).then_some(now)
+        self.busy_rate(now).then_some(now)
     }
 
     /// Settles whether the last policy trim's pages came back within the regain window.
@@ -590,13 +609,19 @@ impl TrimPolicy {
             );
             return self.skip(SkipReason::NotResidentAgain, detail);
         }
-        let interval = s.min_interval_ms.saturating_mul(u64::from(self.backoff));
+        // Pages came back because the load went on; once the process has been quiet for a
+        // whole regain window, the load has ended and waiting out that backoff only keeps
+        // memory resident.
+        let quiet_for = self.quiet_since().map(|q| now_ms.saturating_sub(q));
+        let regain_only = self.last.is_some_and(|l| l.regain_backoff);
+        let backoff = if regain_only && quiet_for.is_some_and(|q| q >= s.regain_window_ms) { 1 } else { self.backoff };
+        let interval = s.min_interval_ms.saturating_mul(u64::from(backoff));
         // Before the first trim the anchor does not hold a worthwhile trim back.
         let clock_running = self.last.is_some() || self.pending.is_some();
         if clock_running && elapsed < interval {
             let detail = format!(
                 "{} ms since the last trim, the minimum is {} ms (base {} ms × backoff {})",
-                elapsed, interval, s.min_interval_ms, self.backoff
+                elapsed, interval, s.min_interval_ms, backoff
             );
             return self.skip(SkipReason::TooSoon, detail);
         }
@@ -897,6 +922,33 @@ mod tests {
             w.at(1, low.clone());
         }
         assert_eq!(w.policy.status().backoff, 1);
+    }
+
+    #[test]
+    fn a_backoff_for_pages_that_came_back_ends_once_the_process_stays_quiet() {
+        let mut w = World::new("auto,minInterval=2s,maxBackoff=16,regainWindow=3s");
+        let mut cpu = 0;
+        let mut at = |w: &mut World, cores_ms: u64, o: Observation| {
+            cpu += cores_ms;
+            w.at(1, Observation { cpu_ms: Some(cpu), ..o })
+        };
+        at(&mut w, 0, resident(10 * MIB, 0, GIB));
+        // Under load (1.5 cores), trims whose pages come back push the backoff to 8.
+        for _ in 0..3 {
+            let o = resident(400 * MIB, 300 * MIB, 2 * GIB);
+            while !is_trim(&at(&mut w, 1500, o.clone())) {}
+            w.trimmed(TrimReason::Policy, &o, 300 * MIB);
+            at(&mut w, 1500, resident(400 * MIB, 300 * MIB, 2 * GIB));
+        }
+        assert_eq!(w.policy.status().backoff, 8);
+        // The load ends: 3 quiet seconds later the next trim goes at the base interval, not
+        // 16 s after the last one.
+        let ended = resident(300 * MIB, 280 * MIB, 2 * GIB);
+        let mut secs = 0;
+        while !is_trim(&at(&mut w, 10, ended.clone())) {
+            secs += 1;
+            assert!(secs < 8, "{:?}", w.policy.status());
+        }
     }
 
     #[test]
