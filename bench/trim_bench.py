@@ -97,6 +97,8 @@ def run_one(jdk, classes, name, agent, flags, env, a, workdir):
     row = {"name": name, "ops": int(m.group(1)), "ops_per_s": float(m.group(2)), "max_stall_ms": float(m.group(3)),
            "peak_rss": int(m.group(4)), "mean_rss": int(m.group(5)), "final_rss": int(m.group(6)),
            "trims": None, "trim_total_ms": None, "trim_p99_ms": None, "arenas": None}
+    g = re.search(r"probe_max_gap_ms=([\d.]+)", p.stdout)
+    row["probe_gap_ms"] = float(g.group(1)) if g else None
     row.update({"estimate": None, "manual_released": None, "rss_before_manual": None, "rss_after_manual": None})
     mt = re.search(r"manualtrim at_ms=(\d+) rss_before=(\d+) rss_after=(\d+)", p.stdout)
     if agent is not None and report.exists() and mt:
@@ -158,13 +160,14 @@ def print_table(jdk, rows):
         return f"{fmt(v):>9} {ratio:>6}"
 
     print(f"{'configuration':<54}{'peak MiB':>16}{'mean MiB':>16}{'final MiB':>16}{'ops/s':>16}"
-          f"{'trims':>7}{'trim total ms':>14}{'trim p99 ms':>12}{'max stall ms':>16}{'arenas':>8}")
+          f"{'trims':>7}{'trim total ms':>14}{'trim p99 ms':>12}{'max stall ms':>16}{'probe gap ms':>16}{'arenas':>8}")
     for r in rows:
         print(f"{r['name']:<54}{cell(r['peak_rss'], base['peak_rss'], mib)}{cell(r['mean_rss'], base['mean_rss'], mib)}"
               f"{cell(r['final_rss'], base['final_rss'], mib)}{cell(r['ops_per_s'], base['ops_per_s'], lambda x: f'{x:.0f}')}"
               f"{r['trims'] if r['trims'] is not None else '-':>7}"
               f"{opt(r['trim_total_ms']):>14}{opt(r['trim_p99_ms']):>12}"
               f"{cell(r['max_stall_ms'], base['max_stall_ms'], lambda x: f'{x:.1f}')}"
+              f"{cell(r['probe_gap_ms'], base['probe_gap_ms'], lambda x: f'{x:.1f}')}"
               f"{r['arenas'] if r['arenas'] is not None else '-':>8}")
 
 

@@ -13,7 +13,8 @@ import java.util.zip.Inflater;
  * paths that use malloc (zlib streams, small direct buffers), keeping a few long-lived objects
  * among many short-lived ones so freed chunks stay trapped behind live ones in glibc's arenas.
  * Deterministic per seed. Prints RSS once a second, then a summary line:
- * {@code result ops=<n> ops_per_s=<x> max_stall_ms=<y> peak_rss=<b> mean_rss=<b> final_rss=<b>}.
+ * {@code result ops=<n> ops_per_s=<x> max_stall_ms=<y> peak_rss=<b> mean_rss=<b> final_rss=<b>
+ * probe_max_gap_ms=<z>}.
  * Args: threads seconds seed [burst-ms idle-ms [linger-s [trim-at-s]]]. Work comes in bursts with
  * idle gaps between them, as a service's does: the gaps are where retained memory could be given
  * back. With linger-s the process stays that long after the load ends (its workers gone), printing
@@ -41,6 +42,9 @@ public class Fragmenter {
             workers.add(w);
             w.start();
         }
+        Thread probe = new Thread(Fragmenter::probe, "frag-probe");
+        probe.setDaemon(true);
+        probe.start();
         long start = System.nanoTime();
         long peak = 0;
         double sum = 0;
@@ -82,8 +86,10 @@ public class Fragmenter {
                 System.out.println("rss linger t=" + s + " " + rss());
             }
         }
-        System.out.printf("result ops=%d ops_per_s=%.1f max_stall_ms=%.3f peak_rss=%d mean_rss=%d final_rss=%d%n",
-                OPS.get(), OPS.get() / elapsed, MAX_STALL_NS.get() / 1e6, peak, (long) (sum / Math.max(1, n)), rss);
+        System.out.printf("result ops=%d ops_per_s=%.1f max_stall_ms=%.3f peak_rss=%d mean_rss=%d final_rss=%d"
+                + " probe_max_gap_ms=%.3f%n",
+                OPS.get(), OPS.get() / elapsed, MAX_STALL_NS.get() / 1e6, peak, (long) (sum / Math.max(1, n)), rss,
+                PROBE_MAX_GAP_NS.get() / 1e6);
     }
 
     static void work(Random rnd) {
@@ -153,6 +159,24 @@ public class Fragmenter {
             }
         }
         endAll(shortLived);
+    }
+
+    static final AtomicLong PROBE_MAX_GAP_NS = new AtomicLong();
+
+    /**
+     * What trims cost the application: one thread that mallocs and frees (a zlib stream's state,
+     * through Inflater) in a loop while the load runs, recording the longest time one round took.
+     * A trim holding an arena's lock shows up here as a gap.
+     */
+    static void probe() {
+        while (running) {
+            long t0 = System.nanoTime();
+            new Inflater().end();
+            long gap = System.nanoTime() - t0;
+            if (gap > PROBE_MAX_GAP_NS.get()) {
+                PROBE_MAX_GAP_NS.accumulateAndGet(gap, Math::max);
+            }
+        }
     }
 
     static void endAll(List<Object> objs) {
