@@ -15,11 +15,16 @@ arena count at the end where the agent reports it. Runs with the agent then ling
 and trim once by hand: a second table sets the agent's estimate of that trim's release against
 the VmRSS it released, and RSS before it against after it; then the goals of trim=auto.
 Usage: bench/trim_bench.py [--short] [--jdk 17 --jdk 25] [--seconds N] [--threads N] [--only NAME]
-                          [--repeat N] [--json out]
+                          [--repeat N] [--json out] [--big KiB] [--throughput]
+--throughput runs the question of tune=auto's fixed mmap threshold: glibc without the agent against
+tune=auto (128k), tune=auto with 1m and 4m, the arena cap alone, jemalloc and tcmalloc, with one
+direct buffer in 8 up to 1 MiB; use --repeat 5 or more on a quiet machine (medians of interleaved
+runs).
 """
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -52,6 +57,11 @@ CONFIGS = [
     ("agentpath arenaMax=2,mmapThreshold=128k + trim=auto", "trim=auto",
      ["{agentpath}=arenaMax=2,mmapThreshold=128k"], {}),
     ("agentpath tune=auto + trim=auto", "trim=auto", ["{agentpath}=tune=auto"], {}),
+    # What the fixed mmap threshold of tune=auto costs: none (the arena cap alone, as tune=auto
+    # sets it on this machine's CPUs), or higher.
+    ("agentpath tune=auto,mmapThreshold=1m + trim=auto", "trim=auto", ["{agentpath}=tune=auto,mmapThreshold=1m"], {}),
+    ("agentpath tune=auto,mmapThreshold=4m + trim=auto", "trim=auto", ["{agentpath}=tune=auto,mmapThreshold=4m"], {}),
+    ("agentpath arenaMax=<cpus> + trim=auto", "trim=auto", ["{agentpath}=arenaMax={cpus}"], {}),
     ("env MALLOC_ARENA_MAX=2 + agent trim=off", "trim=off", [], {"MALLOC_ARENA_MAX": "2"}),
     ("env ARENA_MAX=2,MMAP_THRESHOLD_=128k + agent trim=off", "trim=off", [],
      {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}),
@@ -60,6 +70,12 @@ CONFIGS = [
     ("jemalloc", None, [], {"LD_PRELOAD": JEMALLOC}),
     ("tcmalloc", None, [], {"LD_PRELOAD": TCMALLOC}),
 ]
+
+
+# The configurations of --throughput.
+THROUGHPUT = ["glibc", "agentpath tune=auto + trim=auto", "agentpath tune=auto,mmapThreshold=1m + trim=auto",
+              "agentpath tune=auto,mmapThreshold=4m + trim=auto", "agentpath arenaMax=<cpus> + trim=auto",
+              "jemalloc", "tcmalloc"]
 
 
 def compile_workload(out):
@@ -76,8 +92,11 @@ def percentile(values, p):
 
 def run_one(jdk, classes, name, agent, flags, env, a, workdir):
     report = Path(workdir) / (re.sub(r"\W+", "_", name) + f"-{jdk}.jsonl")
-    flags = [f.replace("{agentpath}", a.agentpath) for f in flags]
-    cmd = [java(jdk), "-Xmx64m", "-XX:MaxDirectMemorySize=64m", *flags]
+    flags = [f.replace("{agentpath}", a.agentpath).replace("{cpus}", str(max(2, len(os.sched_getaffinity(0)))))
+             for f in flags]
+    cmd = [java(jdk), "-Xmx64m", f"-XX:MaxDirectMemorySize={a.direct}", *flags]
+    if a.big:
+        cmd.append(f"-Dfragmenter.big={a.big}")
     if agent is not None:
         cmd.append(f"-javaagent:{AGENT_JAR}=interval={a.interval},log=quiet,report={report},{agent}")
     cmd += ["-cp", str(classes), "Fragmenter", str(a.threads), str(a.seconds), str(a.seed),
@@ -215,6 +234,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the configurations this many times, interleaved, and print each one's median: "
                          "on a shared machine the load moves between consecutive runs")
+    ap.add_argument("--big", type=int, default=0,
+                    help="one direct buffer in 8 of 128 KiB to this many KiB (past the mmap threshold), e.g. 1024")
+    ap.add_argument("--throughput", action="store_true",
+                    help="the throughput question of tune=auto: glibc, tune=auto with its fixed 128k mmap threshold, "
+                         "with 1m and 4m, the arena cap alone, jemalloc and tcmalloc, with big buffers (--big 1024)")
     ap.add_argument("--auto", default="", help="extra agent options for trim=auto, e.g. trimMinInterval=2s")
     a = ap.parse_args()
     a.seconds = a.seconds or (6 if a.short else 40)
@@ -222,7 +246,13 @@ def main():
     a.interval = "500ms" if a.short else "1s"
     a.linger = 5 if a.short else 12
     jdks = a.jdk or ([17] if a.short else [17, 25])
-    configs = [c for c in CONFIGS if not a.only or any(o in c[0] for o in a.only)]
+    if a.throughput:
+        a.big = a.big or 1024
+    a.direct = "512m" if a.big else "64m"
+    if a.throughput:
+        configs = [c for c in CONFIGS if c[0] in THROUGHPUT]
+    else:
+        configs = [c for c in CONFIGS if not a.only or any(o in c[0] for o in a.only)]
     if a.auto:
         configs = [(n, (o + "," + a.auto) if o == "trim=auto" else o, f, e) for n, o, f, e in configs]
     results = {}

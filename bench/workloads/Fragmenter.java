@@ -136,7 +136,11 @@ public class Fragmenter {
                     d.end();
                 }
             } else if (kind < 8) {
-                o = ByteBuffer.allocateDirect(256 + rnd.nextInt(16 * 1024));
+                // With -Dfragmenter.big=<KiB>, one buffer in 8 is 128 KiB to that size: past
+                // glibc's initial mmap threshold, as a server's I/O buffers often are.
+                int size = BIG_KIB > 128 && rnd.nextInt(8) == 0
+                        ? (128 + rnd.nextInt(BIG_KIB - 127)) * 1024 : 256 + rnd.nextInt(16 * 1024);
+                o = ByteBuffer.allocateDirect(size);
             } else {
                 Deflater d = new Deflater(Deflater.BEST_SPEED);
                 d.setInput(plain, 0, 4096);
@@ -162,6 +166,7 @@ public class Fragmenter {
     }
 
     static final AtomicLong PROBE_MAX_GAP_NS = new AtomicLong();
+    static final int BIG_KIB = Integer.getInteger("fragmenter.big", 0);
 
     /**
      * What trims cost the application: one thread that mallocs and frees (a zlib stream's state,
