@@ -101,7 +101,7 @@ def run_one(jdk, classes, name, agent, flags, env, a, workdir):
         cmd.append(f"-javaagent:{AGENT_JAR}=interval={a.interval},log=quiet,report={report},{agent}")
     cmd += ["-cp", str(classes), "Fragmenter", str(a.threads), str(a.seconds), str(a.seed),
             str(a.burst_ms), str(a.idle_ms)]
-    if agent is not None:
+    if agent is not None and a.linger > 0:
         # After the load: the process lingers and trims once itself near the end, through the
         # agent, reading VmRSS around the trim: the check of the agent's estimate, and how far
         # trim=auto got by itself.
@@ -248,6 +248,7 @@ def main():
     jdks = a.jdk or ([17] if a.short else [17, 25])
     if a.throughput:
         a.big = a.big or 1024
+        a.linger = 0  # throughput only: no trim after the load
     a.direct = "512m" if a.big else "64m"
     if a.throughput:
         configs = [c for c in CONFIGS if c[0] in THROUGHPUT]
