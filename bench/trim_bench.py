@@ -192,6 +192,8 @@ def print_table(jdk, rows):
 
 def print_after_load(jdk, rows):
     """The estimate against the act, and how close each agent configuration got to one manual trim."""
+    if not any(r.get("manual_released") is not None for r in rows):
+        return
     print(f"\nJDK {jdk}, after the load: the agent's estimate before one manual trim against the VmRSS it "
           f"released, and RSS before that trim against after it (the policy's own work after the load)")
     print(f"{'configuration':<54}{'estimate MiB':>13}{'released MiB':>13}{'est/rel':>8}"
