@@ -1,5 +1,7 @@
-"""The trim policy on the fragmentation workload: auto keeps RSS clearly below trim=off, and the
-policy steps aside (saying why, once) under jemalloc and when the JVM trims by itself."""
+"""The trim policy on the fragmentation workload: auto keeps RSS clearly below trim=off, trims
+what the load left behind as far as a manual trim gets, and steps aside (saying why, once) under
+jemalloc and when the JVM trims by itself; the agent's estimate of what a trim releases is held
+against the VmRSS a trim released."""
 
 import re
 import subprocess
