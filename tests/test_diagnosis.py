@@ -145,11 +145,14 @@ def test_zlib_burst_then_freed_is_malloc_retention(jdk, workloads, tmp_path):
     assert f and f["severity"] in ("warning", "critical"), [x["id"] for x in last["findings"]]
     ev, m = evidence(f), last["malloc"]
     burst = 32 * 40 * 262 * KiB
-    assert ev["retained"]["raw"] == m["retained"]
+    # The finding speaks of the resident part of glibc's free memory; the upper bound is beside it.
+    assert ev["retained"]["raw"] == m["retained_resident"] <= m["retained_max"] == ev["retained_max"]["raw"]
     assert 32 * MiB <= m["retained"] <= first["malloc"]["retained"] + burst, (m["retained"], burst)
     assert m["retained"] - first["malloc"]["retained"] >= 24 * MiB
-    assert ev["retained_share_of_rss"]["raw"] == pytest.approx(m["retained"] / last["totals"]["rss"], rel=1e-6)
-    assert ev["trimmable_now"]["raw"] == m["trimmable_max"] and ev["malloc_in_use"]["raw"] == m["in_use"]
+    # No trim ran: the freed burst is still resident, nearly all of it.
+    assert m["retained_resident"] >= 0.75 * m["retained_max"], m
+    assert ev["retained_share_of_rss"]["raw"] == pytest.approx(m["retained_resident"] / last["totals"]["rss"], rel=1e-6)
+    assert ev["trimmable_now"]["raw"] == m["trimmable_resident"] and ev["malloc_in_use"]["raw"] == m["in_use"]
     assert ev["arenas"]["raw"] == m["arena_count"]
     assert "trim=auto" in f["remedy"] and "LD_PRELOAD=" in f["remedy"]
     # The burst spread over arenas: past 8 of them holding at least 32 MiB free (the default
@@ -159,7 +162,7 @@ def test_zlib_burst_then_freed_is_malloc_retention(jdk, workloads, tmp_path):
     if m["arena_count"] >= 9:
         assert sprawl and evidence(sprawl)["arenas"]["raw"] == m["arena_count"]
         # Many arenas that hold retentionMin or more free: a warning, no longer information.
-        assert sprawl["severity"] == "warning" and evidence(sprawl)["retained"]["raw"] == m["retained"]
+        assert sprawl["severity"] == "warning" and evidence(sprawl)["retained"]["raw"] == m["retained_resident"]
         assert "MALLOC_ARENA_MAX=2" in sprawl["remedy"]
     else:
         assert sprawl is None

@@ -828,6 +828,21 @@ def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
     assert values[("offheap_doctor_cgroup_limit_bytes", frozenset())] == 4 * 2**30
 
 
+def test_text_report_and_metrics_give_resident_retention_beside_the_upper_bound(workloads):
+    sample = json.loads(json.dumps(FULL_SAMPLE))
+    sample["malloc"].update({"retained_max": 512 * 2**20, "retained_resident": 120 * 2**20,
+                             "trimmable_resident": 100 * 2**20})
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(sample),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    text, metrics = p.stdout.split("metrics\n")
+    assert ("64 arenas; in use 88.0 MiB, free and resident 120.0 MiB (a trim would release about 100.0 MiB), "
+            "free at most 512.0 MiB") in text, text
+    values, _ = parse_metrics(metrics)
+    assert values[("offheap_doctor_malloc_retained_bytes", frozenset())] == 512 * 2**20
+    assert values[("offheap_doctor_malloc_retained_resident_bytes", frozenset())] == 120 * 2**20
+
+
 def test_grafana_dashboard_queries_only_metrics_the_endpoint_serves(workloads):
     p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(FULL_SAMPLE),
                        capture_output=True, text=True, timeout=60)

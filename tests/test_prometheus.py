@@ -187,6 +187,8 @@ def test_a_real_prometheus_scrapes_the_values_the_agent_reported(jdk, workloads,
             assert got[("offheap_doctor_region_resident_bytes", frozenset({("class", cls)}))] == breakdown_rss(s, cls), \
                 (where, cls)
         assert got[("offheap_doctor_malloc_retained_bytes", frozenset())] == s["malloc"]["retained"], where
+        assert got[("offheap_doctor_malloc_retained_resident_bytes", frozenset())] == \
+            s["malloc"]["retained_resident"], where
         assert got[("offheap_doctor_malloc_arenas", frozenset())] == s["malloc"]["arena_count"], where
         assert got[("offheap_doctor_trims_total", frozenset())] == s["trim"]["count"], where
         assert got[("offheap_doctor_trim_released_bytes_total", frozenset())] == s["trim"]["released_total"], where

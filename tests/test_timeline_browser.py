@@ -68,7 +68,7 @@ def expected(samples):
     memory = len(classes) + any_num(lambda s: s["totals"]["rss"]) + any_num(lambda s: s["cgroup"]["limit"])
     if memory:
         charts["memory"] = memory
-    malloc = sum(any_num(lambda s, k=k: s["malloc"][k]) for k in ("retained", "in_use", "trimmable_max", "arena_count"))
+    malloc = sum(any_num(lambda s, k=k: s["malloc"][k]) for k in ("retained", "retained_resident", "in_use", "trimmable_max", "arena_count"))
     if malloc:
         charts["malloc"] = malloc
     nmt = {c["name"] for s in samples for c in ((s.get("nmt") or {}).get("categories") or [])

@@ -13,9 +13,14 @@ import java.util.zip.Inflater;
  * paths that use malloc (zlib streams, small direct buffers), keeping a few long-lived objects
  * among many short-lived ones so freed chunks stay trapped behind live ones in glibc's arenas.
  * Deterministic per seed. Prints RSS once a second, then a summary line:
- * {@code result ops=<n> ops_per_s=<x> max_stall_ms=<y> peak_rss=<b> mean_rss=<b> final_rss=<b>}.
- * Args: threads seconds seed [burst-ms idle-ms]. Work comes in bursts with idle gaps between
- * them, as a service's does: the gaps are where retained memory could be given back.
+ * {@code result ops=<n> ops_per_s=<x> max_stall_ms=<y> peak_rss=<b> mean_rss=<b> final_rss=<b>
+ * probe_max_gap_ms=<z>}.
+ * Args: threads seconds seed [burst-ms idle-ms [linger-s [trim-at-s]]]. Work comes in bursts with
+ * idle gaps between them, as a service's does: the gaps are where retained memory could be given
+ * back. With linger-s the process stays that long after the load ends (its workers gone), printing
+ * {@code loadend at_ms=<t>} first; with trim-at-s it then trims once itself that many seconds
+ * after the load ended, through the agent's {@code NativeCore.trim} when the agent is there, and
+ * prints {@code manualtrim at_ms=<t> rss_before=<b> rss_after=<b>} with VmRSS read around it.
  */
 public class Fragmenter {
     static final AtomicLong OPS = new AtomicLong();
@@ -37,6 +42,9 @@ public class Fragmenter {
             workers.add(w);
             w.start();
         }
+        Thread probe = new Thread(Fragmenter::probe, "frag-probe");
+        probe.setDaemon(true);
+        probe.start();
         long start = System.nanoTime();
         long peak = 0;
         double sum = 0;
@@ -62,8 +70,26 @@ public class Fragmenter {
             w.join(5000);
         }
         double elapsed = (System.nanoTime() - start) / 1e9;
-        System.out.printf("result ops=%d ops_per_s=%.1f max_stall_ms=%.3f peak_rss=%d mean_rss=%d final_rss=%d%n",
-                OPS.get(), OPS.get() / elapsed, MAX_STALL_NS.get() / 1e6, peak, (long) (sum / Math.max(1, n)), rss);
+        final int linger = args.length > 5 ? Integer.parseInt(args[5]) : 0;
+        final int trimAt = args.length > 6 ? Integer.parseInt(args[6]) : -1;
+        if (linger > 0) {
+            long end = System.currentTimeMillis();
+            System.out.println("loadend at_ms=" + end);
+            for (int s = 1; s <= linger; s++) {
+                Thread.sleep(Math.max(1, end + s * 1000L - System.currentTimeMillis()));
+                if (s == trimAt) {
+                    long before = rss();
+                    long at = System.currentTimeMillis();
+                    trimThroughAgent();
+                    System.out.println("manualtrim at_ms=" + at + " rss_before=" + before + " rss_after=" + rss());
+                }
+                System.out.println("rss linger t=" + s + " " + rss());
+            }
+        }
+        System.out.printf("result ops=%d ops_per_s=%.1f max_stall_ms=%.3f peak_rss=%d mean_rss=%d final_rss=%d"
+                + " probe_max_gap_ms=%.3f%n",
+                OPS.get(), OPS.get() / elapsed, MAX_STALL_NS.get() / 1e6, peak, (long) (sum / Math.max(1, n)), rss,
+                PROBE_MAX_GAP_NS.get() / 1e6);
     }
 
     static void work(Random rnd) {
@@ -110,7 +136,11 @@ public class Fragmenter {
                     d.end();
                 }
             } else if (kind < 8) {
-                o = ByteBuffer.allocateDirect(256 + rnd.nextInt(16 * 1024));
+                // With -Dfragmenter.big=<KiB>, one buffer in 8 is 128 KiB to that size: past
+                // glibc's initial mmap threshold, as a server's I/O buffers often are.
+                int size = BIG_KIB > 128 && rnd.nextInt(8) == 0
+                        ? (128 + rnd.nextInt(BIG_KIB - 127)) * 1024 : 256 + rnd.nextInt(16 * 1024);
+                o = ByteBuffer.allocateDirect(size);
             } else {
                 Deflater d = new Deflater(Deflater.BEST_SPEED);
                 d.setInput(plain, 0, 4096);
@@ -135,6 +165,25 @@ public class Fragmenter {
         endAll(shortLived);
     }
 
+    static final AtomicLong PROBE_MAX_GAP_NS = new AtomicLong();
+    static final int BIG_KIB = Integer.getInteger("fragmenter.big", 0);
+
+    /**
+     * What trims cost the application: one thread that mallocs and frees (a zlib stream's state,
+     * through Inflater) in a loop while the load runs, recording the longest time one round took.
+     * A trim holding an arena's lock shows up here as a gap.
+     */
+    static void probe() {
+        while (running) {
+            long t0 = System.nanoTime();
+            new Inflater().end();
+            long gap = System.nanoTime() - t0;
+            if (gap > PROBE_MAX_GAP_NS.get()) {
+                PROBE_MAX_GAP_NS.accumulateAndGet(gap, Math::max);
+            }
+        }
+    }
+
     static void endAll(List<Object> objs) {
         for (Object x : objs) {
             if (x instanceof Deflater) {
@@ -144,6 +193,12 @@ public class Fragmenter {
             }
         }
         objs.clear();
+    }
+
+    /** One trim through the agent's library, found by reflection (the bench runs without it too). */
+    static void trimThroughAgent() throws Exception {
+        Class<?> core = Class.forName("io.offheapdoctor.NativeCore");
+        core.getMethod("trim", long.class).invoke(null, 60_000L);
     }
 
     static long rss() throws Exception {

@@ -488,11 +488,15 @@ pub fn evaluate_with_thresholds(o: &Observation, g: &Growth, t: &Thresholds) -> 
 
 fn malloc_retention(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
-    let share = ratio(m.retained, o.rss);
-    if m.retained < t.retention_min || share < t.retention_min_rss {
+    // What the process pays for is the resident part: free pages a trim already gave back stay
+    // counted in `retained`, which can then exceed RSS. RSS and the arenas are read moments
+    // apart, so the share is held to 100%.
+    let retained = m.retained_now();
+    let share = ratio(retained, o.rss).min(1.0);
+    if retained < t.retention_min || share < t.retention_min_rss {
         return None;
     }
-    let severity = if share >= t.retention_critical_rss && m.retained >= t.retention_critical {
+    let severity = if share >= t.retention_critical_rss && retained >= t.retention_critical {
         Severity::Critical
     } else {
         Severity::Warning
@@ -501,16 +505,20 @@ fn malloc_retention(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Findi
     let mut f = Finding::new(
         ids::MALLOC_RETENTION,
         severity,
-        format!("glibc keeps {} of freed memory ({} of RSS)", fmt_bytes(m.retained), fmt_percent(share)),
+        format!("glibc keeps {} of freed memory resident ({} of RSS)", fmt_bytes(retained), fmt_percent(share)),
         o.epoch_ms,
     )
-    .bytes("retained", m.retained)
+    .bytes("retained", retained)
     .share("retained_share_of_rss", share)
-    .bytes("trimmable_now", m.trimmable_max)
+    .bytes("retained_max", m.retained)
+    .bytes("trimmable_now", m.trimmable_resident.unwrap_or(m.trimmable_max).min(retained))
     .bytes("malloc_in_use", m.in_use)
     .count("arenas", m.arena_count)
     .bytes("rss", o.rss)
-    .rate("retained_rate", g.rate(series::MALLOC_RETAINED));
+    .rate(
+        "retained_rate",
+        g.rate(series::MALLOC_RETAINED_RESIDENT).or_else(|| g.rate(series::MALLOC_RETAINED)),
+    );
     if let Some(ms) = jvm_trims {
         f = f.text("jvm_trim_interval", format!("{ms} ms"), Some(ms as f64));
     }
@@ -535,7 +543,8 @@ fn malloc_retention(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Findi
 
 fn arena_sprawl(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
     let m = o.malloc.as_ref().filter(|_| o.is_glibc())?;
-    if m.arena_count < t.arena_sprawl_min || m.retained < t.arena_sprawl_retained_min {
+    let retained = m.retained_now();
+    if m.arena_count < t.arena_sprawl_min || retained < t.arena_sprawl_retained_min {
         return None;
     }
     // A cap the process already has, and which holds (no more arenas than the cap plus the main
@@ -544,15 +553,16 @@ fn arena_sprawl(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
     if cap.is_some_and(|c| c <= ARENA_MAX_RECOMMENDED * 2 && m.arena_count <= c + 1) {
         return None;
     }
-    let severity = if m.retained >= t.retention_min { Severity::Warning } else { Severity::Info };
+    let severity = if retained >= t.retention_min { Severity::Warning } else { Severity::Info };
     let mut f = Finding::new(
         ids::ARENA_SPRAWL,
         severity,
-        format!("{} glibc malloc arenas hold {} free", m.arena_count, fmt_bytes(m.retained)),
+        format!("{} glibc malloc arenas hold {} free and resident", m.arena_count, fmt_bytes(retained)),
         o.epoch_ms,
     )
     .count("arenas", m.arena_count)
-    .bytes("retained", m.retained)
+    .bytes("retained", retained)
+    .bytes("retained_max", m.retained)
     .bytes("malloc_in_use", m.in_use);
     if let Some(part) = o.part("malloc_arena") {
         f = f.bytes("arena_rss", part);
@@ -1185,7 +1195,7 @@ mod tests {
 
     fn glibc(rss: u64, retained: u64, arenas: u64) -> Observation {
         let mut o = base(0, rss);
-        o.malloc = Some(MallocObs { arena_count: arenas, retained, in_use: rss / 4, trimmable_max: retained / 2 });
+        o.malloc = Some(MallocObs { arena_count: arenas, retained, in_use: rss / 4, trimmable_max: retained / 2, ..MallocObs::default() });
         o
     }
 
@@ -1814,7 +1824,7 @@ mod tests {
         let mut logged = Vec::new();
         for i in 0..60 {
             let mut o = in_cgroup(i, GIB + i * 5 * MIB, Some(2 * GIB));
-            o.malloc = Some(MallocObs { arena_count: 4, retained: 300 * MIB, in_use: 100 * MIB, trimmable_max: 0 });
+            o.malloc = Some(MallocObs { arena_count: 4, retained: 300 * MIB, in_use: 100 * MIB, trimmable_max: 0, ..MallocObs::default() });
             let r = d.observe(o);
             logged.extend(r.update.to_log().map(Finding::log_line));
         }

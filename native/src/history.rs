@@ -55,6 +55,8 @@ pub mod series {
     /// Prefix of the breakdown classes: `part.malloc_arena`, `part.thread_stack`, ...
     pub const PART_PREFIX: &str = "part.";
     pub const MALLOC_RETAINED: &str = "malloc.retained";
+    /// The resident part of `malloc.retained` (see [`crate::retention`]).
+    pub const MALLOC_RETAINED_RESIDENT: &str = "malloc.retained_resident";
     pub const MALLOC_IN_USE: &str = "malloc.in_use";
     pub const MALLOC_ARENAS: &str = "malloc.arena_count";
     pub const NMT_COMMITTED: &str = "nmt.committed";
@@ -294,6 +296,7 @@ impl History {
         }
         if let Some(m) = &o.malloc {
             put(self, series::MALLOC_RETAINED, Some(m.retained));
+            put(self, series::MALLOC_RETAINED_RESIDENT, m.retained_resident);
             put(self, series::MALLOC_IN_USE, Some(m.in_use));
             put(self, series::MALLOC_ARENAS, Some(m.arena_count));
         }
@@ -646,7 +649,7 @@ mod tests {
         h.push(first);
         let mut later = obs(STEP_MS, 200 * MIB);
         later.parts.insert("malloc_arena".into(), 90 * MIB);
-        later.malloc = Some(MallocObs { arena_count: 9, retained: 50 * MIB, in_use: 40 * MIB, trimmable_max: 0 });
+        later.malloc = Some(MallocObs { arena_count: 9, retained: 50 * MIB, in_use: 40 * MIB, trimmable_max: 0, ..MallocObs::default() });
         later.zip = Some(ZipObs { inflaters_alive: 1000, ..Default::default() });
         h.push(later);
         let g = h.growth();

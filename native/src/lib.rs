@@ -15,6 +15,7 @@ pub mod nmt;
 pub mod notices;
 pub mod observation;
 pub mod proc_fs;
+pub mod retention;
 pub mod rollup;
 pub mod sample;
 pub mod smaps;

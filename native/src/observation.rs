@@ -60,11 +60,24 @@ pub struct Observation {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MallocObs {
     pub arena_count: u64,
-    /// Free bytes glibc keeps in its arenas.
+    /// Free bytes glibc keeps in its arenas, resident or not (an upper bound).
     pub retained: u64,
+    /// The part of `retained` resident now ([`crate::retention`]); `None` where unknown.
+    #[serde(default)]
+    pub retained_resident: Option<u64>,
+    /// What one trim would release now, estimated from resident free memory.
+    #[serde(default)]
+    pub trimmable_resident: Option<u64>,
     pub in_use: u64,
     /// What `malloc_trim` could return at most now (whole free pages).
     pub trimmable_max: u64,
+}
+
+impl MallocObs {
+    /// Free bytes the process pays for: the resident part where known, else the upper bound.
+    pub fn retained_now(&self) -> u64 {
+        self.retained_resident.unwrap_or(self.retained).min(self.retained)
+    }
 }
 
 /// NMT's account, in bytes.

@@ -18,6 +18,7 @@ use crate::nmt::{self, NmtGrowth, NmtSummary};
 use crate::trim_policy::{Decision, PolicyStatus, TrimPolicy};
 use crate::trim_worker::{self, DurationPercentiles, TrimRecord};
 use crate::proc_fs::ProcRoot;
+use crate::retention::{self, ResidentRetention};
 use crate::rollup::{self, MemTotals, TotalsSource};
 use crate::timefmt;
 
@@ -182,18 +183,29 @@ pub struct Sample {
 }
 
 /// glibc's arenas in one sample: totals and one short line per arena.
+///
+/// Two figures of free memory: `retained_max` counts every free byte glibc holds, resident or
+/// not (pages a trim gave back stay counted), an upper bound; `retained_resident` is the part
+/// resident now (arena heaps' RSS less bytes in use, see [`crate::retention`]), a lower bound.
+/// `retained` is `retained_max` under its older name.
 #[derive(Debug, Clone, Serialize)]
 pub struct MallocView {
     pub arena_count: usize,
-    /// Bytes glibc holds free in its arenas: the most a trim could give back.
+    /// Same as `retained_max`, kept for readers of the older reports.
     pub retained: u64,
+    /// Every free byte in the arenas, resident or not: the most a trim could ever give back.
+    pub retained_max: u64,
+    /// Free bytes in the arenas that are resident now; `None` without the arena heaps' RSS.
+    pub retained_resident: Option<u64>,
     pub in_use: u64,
     pub mmapped: u64,
     pub mmapped_count: u64,
     pub system_current: u64,
     pub system_max: u64,
-    /// Upper bound of what `malloc_trim` can return now (whole free pages only).
+    /// Upper bound of what `malloc_trim` can return now (whole free pages, resident or not).
     pub trimmable_max: u64,
+    /// What one `malloc_trim(0)` would release now, estimated from resident free memory.
+    pub trimmable_resident: Option<u64>,
     pub arenas: Vec<MallocArenaView>,
 }
 
@@ -203,7 +215,31 @@ pub struct MallocArenaView {
     pub system_current: u64,
     pub in_use: u64,
     pub retained: u64,
+    pub retained_resident: Option<u64>,
     pub trimmable_max: u64,
+    pub trimmable_resident: Option<u64>,
+    /// `exact` from the arena's own heap, `pooled` a share of a group (see [`crate::retention`]).
+    pub residency: Option<crate::retention::Residency>,
+}
+
+impl MallocView {
+    /// Adds the resident figures.
+    fn set_resident(&mut self, r: &ResidentRetention) {
+        self.retained_resident = Some(r.retained_resident);
+        self.trimmable_resident = Some(r.trimmable_resident);
+        for a in &mut self.arenas {
+            if let Some(x) = r.arena(a.nr) {
+                a.retained_resident = Some(x.retained_resident);
+                a.trimmable_resident = Some(x.trimmable_resident);
+                a.residency = Some(x.residency);
+            }
+        }
+    }
+
+    /// Resident free bytes where known, else the upper bound.
+    pub fn retained_now(&self) -> u64 {
+        self.retained_resident.unwrap_or(self.retained_max)
+    }
 }
 
 impl From<&MallocInfo> for MallocView {
@@ -211,12 +247,15 @@ impl From<&MallocInfo> for MallocView {
         MallocView {
             arena_count: m.arenas.len(),
             retained: m.totals.retained,
+            retained_max: m.totals.retained,
+            retained_resident: None,
             in_use: m.totals.in_use,
             mmapped: m.totals.mmap.size,
             mmapped_count: m.totals.mmap.count,
             system_current: m.totals.system_current,
             system_max: m.totals.system_max,
             trimmable_max: m.totals.trimmable_max,
+            trimmable_resident: None,
             arenas: m
                 .arenas
                 .iter()
@@ -225,7 +264,10 @@ impl From<&MallocInfo> for MallocView {
                     system_current: a.system_current,
                     in_use: a.in_use,
                     retained: a.retained,
+                    retained_resident: None,
                     trimmable_max: a.trimmable_max,
+                    trimmable_resident: None,
+                    residency: None,
                 })
                 .collect(),
         }
@@ -370,13 +412,24 @@ impl Core {
     }
 
     /// Feeds finished trims to the policy, asks it what to do now and does it.
-    fn run_trim_policy(&mut self, now_ms: u64, retained: u64, rss: u64, jvm_trim_interval_ms: Option<u64>) -> TrimView {
+    /// `malloc` is `(all free bytes, resident free bytes, what a trim would release)`, the last
+    /// two resident where known.
+    fn run_trim_policy(
+        &mut self,
+        now_ms: u64,
+        malloc: Option<(u64, u64, Option<u64>)>,
+        rss: u64,
+        jvm_trim_interval_ms: Option<u64>,
+    ) -> TrimView {
         let events = trim_worker::records_since(self.policy.last_seq());
         for r in &events {
             self.policy.record(r);
         }
+        let cpu_ms = self.proc.read("stat").ok().and_then(|t| process_cpu_ms(&t, clock_ticks()));
         let obs = crate::trim_policy::Observation {
-            retained,
+            retained: malloc.map_or(0, |m| m.1),
+            trimmable: malloc.and_then(|m| m.2),
+            cpu_ms,
             rss,
             allocator: self.allocator.kind,
             jvm_trim_interval_ms,
@@ -584,7 +637,17 @@ impl Core {
 
         let malloc = if self.allocator.kind == AllocatorKind::Glibc {
             match malloc_info::collect_malloc_info() {
-                Ok(m) => Some(MallocView::from(&m)),
+                Ok(m) => {
+                    let mut view = MallocView::from(&m);
+                    if let Some(b) = &breakdown {
+                        let mut pagemap = std::fs::File::open(self.proc.path("pagemap")).ok();
+                        let r = retention::resident_retention(&m, &b.arenas, &mut |range| {
+                            pagemap.as_mut().and_then(|f| resident_bytes(f, range))
+                        });
+                        view.set_resident(&r);
+                    }
+                    Some(view)
+                }
                 Err(e) => {
                     problems.push(Problem { source: "malloc_info", message: e.to_string() });
                     None
@@ -599,7 +662,7 @@ impl Core {
         let jvm_trim_interval_ms = facts.get("trim_native_heap_interval_ms").and_then(Value::as_u64);
         let trim = self.run_trim_policy(
             epoch_ms,
-            malloc.as_ref().map_or(0, |m| m.retained),
+            malloc.as_ref().map(|m| (m.retained_max, m.retained_now(), m.trimmable_resident)),
             rss.unwrap_or(0),
             jvm_trim_interval_ms,
         );
@@ -640,7 +703,9 @@ impl Core {
             ld_preload: self.allocator.settings.ld_preload.clone(),
             malloc: malloc.as_ref().map(|m| MallocObs {
                 arena_count: m.arena_count as u64,
-                retained: m.retained,
+                retained: m.retained_max,
+                retained_resident: m.retained_resident,
+                trimmable_resident: m.trimmable_resident,
                 in_use: m.in_use,
                 trimmable_max: m.trimmable_max,
             }),
@@ -693,6 +758,22 @@ impl Core {
     }
 }
 
+/// The process's CPU time (user + system) in ms from the text of `/proc/self/stat`.
+fn process_cpu_ms(stat: &str, ticks_per_s: u64) -> Option<u64> {
+    // The command name in parentheses may hold spaces: fields count from after its `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(utime.saturating_add(stime).saturating_mul(1000) / ticks_per_s.max(1))
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a constant of the running system.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
 /// Resident bytes of `r` from an open `pagemap`: 8 bytes per page, bit 63 set when present.
 /// `None` for a range too big to be worth reading (over 4 GiB) or on any read error.
 fn resident_bytes(pagemap: &mut std::fs::File, r: Range) -> Option<u64> {
@@ -728,6 +809,13 @@ mod tests {
         assert!(b.check_sums().is_ok());
         assert_eq!(s.seq, 1);
         assert!(s.problems.is_empty(), "{:?}", s.problems);
+    }
+
+    #[test]
+    fn cpu_time_is_user_plus_system_after_the_command_name() {
+        let stat = "4242 (java (main)) S 1 4242 4242 0 -1 4194560 90 0 0 0 250 130 0 0 20 0 30 0 1 0\n";
+        assert_eq!(process_cpu_ms(stat, 100), Some(3800));
+        assert_eq!(process_cpu_ms("garbage", 100), None);
     }
 
     #[test]

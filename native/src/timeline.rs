@@ -236,6 +236,8 @@ impl Timeline {
             c.set("malloc.in_use", m.in_use.0);
             c.set("malloc.arena_count", m.arena_count.0);
             c.set("malloc.trimmable_max", m.trimmable_max.0);
+            c.set("malloc.retained_resident", m.retained_resident.0);
+            c.set("malloc.trimmable_resident", m.trimmable_resident.0);
             c.set("malloc.mmapped", m.mmapped.0);
         }
         if let Some(n) = s.nmt.get() {
@@ -488,6 +490,7 @@ impl Timeline {
         };
         let malloc_lines: Vec<Value> = [
             line("malloc.retained", "retained (free in arenas)", "#d62728"),
+            line("malloc.retained_resident", "free and resident", "#8c1a1b"),
             line("malloc.in_use", "in use", "#1f77b4"),
             line("malloc.trimmable_max", "trimmable", "#ff9896").map(|mut v| {
                 v["dash"] = json!("4 3");

@@ -7,29 +7,35 @@
 //! - `<interval>` (`500ms`, `30s`, `5m`): on the clock, `interval` after the last trim of any
 //!   reason (or after the policy was set), whatever the numbers say.
 //! - `auto`: when a trim is worthwhile, no more often than a minimum interval, backing off when
-//!   trims release little. Options, after the mode: `auto,retained=64m,retainedRss=10%,
-//!   minInterval=10s,maxBackoff=16` (each key may also carry the agent's `trim` prefix:
+//!   trims release little or their pages come back at once. Options, after the mode:
+//!   `auto,retained=64m,retainedRss=10%,minInterval=10s,maxBackoff=16,regainWindow=3s,
+//!   quietWait=10s` (each key may also carry the agent's `trim` prefix:
 //!   `trimRetained=64m`). They are not called `trimThreshold`: that is glibc's
 //!   `M_TRIM_THRESHOLD`, set by [`crate::tuning`].
 //!
 //! The `auto` rules, in the order they are checked:
 //! 1. The threshold is `max(retained, retainedRss × RSS)`: **both** must hold. The absolute
 //!    floor keeps a small process from paying arena locks for a few MiB; the relative part
-//!    keeps a 30 GiB process from trimming for 64 MiB, 0.2% of its RSS. Retained bytes (free
-//!    bytes glibc holds) must reach it.
-//! 2. After a trim, retained bytes alone say little: the pages a trim gave back stay counted
-//!    as free chunks, so retained does not fall. What a new trim can release is at most what
-//!    was made resident again since, so the estimate is `min(retained, RSS − lowest RSS since
-//!    the last trim)`, and it must reach the threshold too. (Memory re-dirtied while other
-//!    memory was unmapped is missed until RSS rises; a rise that is not malloc's, such as heap
-//!    growth, costs one trim that releases little, which the backoff absorbs.)
+//!    keeps a 30 GiB process from trimming for 64 MiB, 0.2% of its RSS. Free bytes glibc holds
+//!    resident must reach it.
+//! 2. The estimate of what a trim releases is the caller's resident figure
+//!    ([`Observation::trimmable`], from [`crate::retention`]), and it must reach the threshold
+//!    too. Memory freed after the last trim (the load ended, a burst died) shows there without
+//!    RSS rising, so it is trimmed. Where the resident figure is unknown (no `smaps`), the
+//!    estimate falls back to `min(retained, RSS − lowest RSS since the last trim)`: pages a trim
+//!    gave back stay counted as free chunks, so only what became resident again can go.
 //! 3. `minInterval × backoff` must have passed since the last trim, or since the last `Trim`
 //!    decision whose record has not come back.
-//! 4. Backoff: a policy trim that releases less than `max(1 MiB, 25% of its estimate)` doubles
-//!    the backoff, up to `maxBackoff`; a trim that releases more resets it to 1, and so does
-//!    retention rising well above the last trim's level (`retained ≥ level + max(retained
-//!    threshold, level / 2)`). Manual trims move the clock and the RSS floor, not the backoff:
-//!    their estimate is not the policy's.
+//! 4. Quiet moments first: where the caller gives the process's CPU time, a due trim waits
+//!    while the process is busy (its CPU rate since the last decision above half the highest
+//!    rate of the last minute, and above a tenth of a core), at most `quietWait`.
+//! 5. Backoff: a policy trim that releases less than `max(1 MiB, 25% of its estimate)` doubles
+//!    the backoff, up to `maxBackoff`, and so does a trim whose pages come back quickly (RSS
+//!    regains half of what it released within `regainWindow`): the next trim would only pay
+//!    the page faults again. A trim whose pages stay away through the window resets it to 1;
+//!    so does retention rising well above the last trim's level after a poor release
+//!    (`retained ≥ level + max(retained threshold, level / 2)`). Manual trims move the clock
+//!    and the RSS floor, not the backoff: their estimate is not the policy's.
 //!
 //! In every mode the policy steps aside when `malloc` is not glibc's (under jemalloc or
 //! tcmalloc we do nothing: their own release paths are configured by `MALLOC_CONF` and
@@ -81,6 +87,10 @@ pub struct AutoSettings {
     pub min_interval_ms: u64,
     /// The most the minimum interval is multiplied by (`maxBackoff`, default 16).
     pub max_backoff: u32,
+    /// A trim whose pages come back within this long backs off (`regainWindow`, default 3 s).
+    pub regain_window_ms: u64,
+    /// The longest a due trim waits for a quiet moment (`quietWait`, default 10 s; 0: never).
+    pub quiet_wait_ms: u64,
 }
 
 /// Defaults chosen on the trim benchmark (bench/trim_bench.py, JDK 17): with these, `auto`
@@ -93,9 +103,22 @@ impl Default for AutoSettings {
             retained_rss_fraction: 0.05,
             min_interval_ms: 2_000,
             max_backoff: 16,
+            regain_window_ms: 3_000,
+            quiet_wait_ms: 10_000,
         }
     }
 }
+
+/// A trim's pages "came back" when RSS regains this share of what it released ...
+pub const REGAIN_FRACTION: f64 = 0.5;
+/// ... of a release of at least this many bytes (smaller ones are noise).
+pub const REGAIN_MIN_BYTES: u64 = 4 * MIB;
+/// The process is busy above this share of the highest CPU rate of the recent past ...
+pub const BUSY_FRACTION_OF_PEAK: f64 = 0.5;
+/// ... and above this many cores.
+pub const BUSY_MIN_CORES: f64 = 0.1;
+/// How far back the peak CPU rate is taken.
+pub const CPU_PEAK_WINDOW_MS: u64 = 60_000;
 
 /// A trim released "little" below this many bytes, whatever the estimate.
 pub const POOR_RELEASE_BYTES: u64 = MIB;
@@ -171,6 +194,8 @@ fn set_auto_option(s: &mut AutoSettings, key: &str, value: &str) -> Result<()> {
         "retained" => s.retained_bytes = parse_bytes(value)?,
         "retainedRss" => s.retained_rss_fraction = parse_percent(value)?,
         "minInterval" => s.min_interval_ms = parse_duration_ms(value)?,
+        "regainWindow" => s.regain_window_ms = parse_duration_ms(value)?,
+        "quietWait" => s.quiet_wait_ms = parse_duration_ms(value)?,
         "maxBackoff" => {
             s.max_backoff = value
                 .parse()
@@ -180,7 +205,8 @@ fn set_auto_option(s: &mut AutoSettings, key: &str, value: &str) -> Result<()> {
         }
         _ => {
             return Err(Error::invalid(format!(
-                "unknown trim option {key:?} (retained, retainedRss, minInterval, maxBackoff)"
+                "unknown trim option {key:?} (retained, retainedRss, minInterval, maxBackoff, \
+                 regainWindow, quietWait)"
             )))
         }
     }
@@ -195,11 +221,13 @@ impl fmt::Display for TrimMode {
             TrimMode::Interval { every_ms } => write!(f, "{every_ms}ms"),
             TrimMode::Auto(s) => write!(
                 f,
-                "auto,retained={},retainedRss={}%,minInterval={}ms,maxBackoff={}",
+                "auto,retained={},retainedRss={}%,minInterval={}ms,maxBackoff={},regainWindow={}ms,quietWait={}ms",
                 s.retained_bytes,
                 percent_text(s.retained_rss_fraction),
                 s.min_interval_ms,
-                s.max_backoff
+                s.max_backoff,
+                s.regain_window_ms,
+                s.quiet_wait_ms
             ),
         }
     }
@@ -214,8 +242,14 @@ fn percent_text(fraction: f64) -> String {
 /// What the caller saw at `now_ms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Observation {
-    /// Free bytes glibc holds (`malloc_info` fast + rest, or `mallinfo2().fordblks`).
+    /// Free bytes glibc holds resident ([`crate::retention`]), or all its free bytes
+    /// (`malloc_info` fast + rest) where `trimmable` is `None`.
     pub retained: u64,
+    /// What one trim would release, estimated from resident free memory; `None` where the
+    /// resident figures are unknown.
+    pub trimmable: Option<u64>,
+    /// The process's CPU time so far (user + system), in ms; `None` where unknown.
+    pub cpu_ms: Option<u64>,
     /// Resident bytes of the process.
     pub rss: u64,
     pub allocator: AllocatorKind,
@@ -234,6 +268,8 @@ pub enum SkipReason {
     BelowThreshold,
     NotResidentAgain,
     TooSoon,
+    /// Due, but the process is busy: waiting for a quiet moment.
+    Busy,
 }
 
 impl SkipReason {
@@ -279,6 +315,16 @@ struct LastTrim {
     retained: u64,
     /// Lowest RSS seen since (starts at the trim's `rss_after`).
     rss_floor: u64,
+    /// RSS just after the trim and what it released: the regain check's reference.
+    rss_after: u64,
+    released: u64,
+    /// Whether the regain check for this trim is settled (came back, or the window passed),
+    /// and whether it applies (a policy trim).
+    regain_settled: bool,
+    /// The backoff was last raised because pages came back, not for a poor release.
+    regain_backoff: bool,
+    /// The backoff in force when the trim was decided: a regain doubles that one.
+    backoff_before: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -292,7 +338,15 @@ pub struct TrimPolicy {
     pending: Option<(u64, u64)>,
     /// Highest record sequence number taken, so a record handed in twice counts once.
     last_seq: Option<u64>,
-    announced: [bool; 6],
+    announced: [bool; 7],
+    /// The previous CPU reading `(now_ms, cpu_ms)` and recent rates `(now_ms, cores)`.
+    cpu_last: Option<(u64, u64)>,
+    cpu_rates: std::collections::VecDeque<(u64, f64)>,
+    /// Since when a trim has been due but waiting for a quiet moment.
+    due_since: Option<u64>,
+    /// Free bytes at the last decision, and the backoff of the last `Trim` decision.
+    last_retained: Option<u64>,
+    last_backoff_decided: u32,
 }
 
 impl TrimPolicy {
@@ -304,7 +358,12 @@ impl TrimPolicy {
             anchor_ms: None,
             pending: None,
             last_seq: None,
-            announced: [false; 6],
+            announced: [false; 7],
+            cpu_last: None,
+            cpu_rates: std::collections::VecDeque::new(),
+            due_since: None,
+            last_retained: None,
+            last_backoff_decided: 1,
         }
     }
 
@@ -325,7 +384,7 @@ impl TrimPolicy {
         self.backoff = 1;
         self.anchor_ms = None;
         self.pending = None;
-        self.announced = [false; 6];
+        self.announced = [false; 7];
     }
 
     /// The sequence number of the last record taken (see [`crate::trim_worker::records_since`]).
@@ -389,6 +448,9 @@ impl TrimPolicy {
         if let Some(l) = self.last.as_mut() {
             l.rss_floor = l.rss_floor.min(obs.rss);
         }
+        self.last_retained = Some(obs.retained);
+        self.note_cpu(now_ms, obs.cpu_ms);
+        self.check_regain(now_ms, obs.rss);
         if self.mode == TrimMode::Off {
             return self.skip(SkipReason::Off, "trim policy is off".into());
         }
@@ -428,6 +490,70 @@ impl TrimPolicy {
         }
     }
 
+    /// Keeps the CPU rate since the previous decision and the rates of the recent past.
+    fn note_cpu(&mut self, now_ms: u64, cpu_ms: Option<u64>) {
+        let Some(cpu) = cpu_ms else { return };
+        if let Some((t, c)) = self.cpu_last {
+            let wall = now_ms.saturating_sub(t);
+            if wall > 0 && cpu >= c {
+                self.cpu_rates.push_back((now_ms, (cpu - c) as f64 / wall as f64));
+            }
+        }
+        self.cpu_last = Some((now_ms, cpu));
+        while self.cpu_rates.front().is_some_and(|(t, _)| now_ms.saturating_sub(*t) > CPU_PEAK_WINDOW_MS) {
+            self.cpu_rates.pop_front();
+        }
+    }
+
+    /// Whether a CPU rate counts as busy against the recent peak.
+    fn busy_rate(&self, rate: f64) -> bool {
+        let peak = self.cpu_rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+        rate > BUSY_MIN_CORES && rate > BUSY_FRACTION_OF_PEAK * peak
+    }
+
+    /// Since when the process has been quiet without a break (`None` while busy or unknown).
+    /// Each rate covers the time since the reading before it.
+    fn quiet_since(&self) -> Option<u64> {
+        let rates: Vec<(u64, f64)> = self.cpu_rates.iter().copied().collect();
+        let mut since = None;
+        for i in (1..rates.len()).rev() {
+            if self.busy_rate(rates[i].1) {
+                break;
+            }
+            since = Some(rates[i - 1].0);
+        }
+        since
+    }
+
+    /// The latest CPU rate in cores, when the process counts as busy.
+    fn busy(&self) -> Option<f64> {
+        let (_, now) = *self.cpu_rates.back()?;
+        self.busy_rate(now).then_some(now)
+    }
+
+    /// Settles whether the last policy trim's pages came back within the regain window.
+    fn check_regain(&mut self, now_ms: u64, rss: u64) {
+        let TrimMode::Auto(s) = &self.mode else { return };
+        let (window, max_backoff) = (s.regain_window_ms, s.max_backoff.max(1));
+        let Some(l) = self.last.as_mut() else { return };
+        if l.regain_settled {
+            return;
+        }
+        let came_back = rss >= l.rss_after.saturating_add((l.released as f64 * REGAIN_FRACTION) as u64);
+        if now_ms.saturating_sub(l.at_ms) <= window {
+            if came_back {
+                l.regain_settled = true;
+                l.regain_backoff = true;
+                self.backoff = self.backoff.max(l.backoff_before.saturating_mul(2)).min(max_backoff);
+            }
+        } else {
+            l.regain_settled = true;
+            if !came_back && !l.regain_backoff {
+                self.backoff = 1;
+            }
+        }
+    }
+
     fn decide_auto(
         &mut self,
         s: &AutoSettings,
@@ -437,13 +563,14 @@ impl TrimPolicy {
     ) -> Decision {
         let relative = (obs.rss as f64 * s.retained_rss_fraction) as u64;
         let threshold = s.retained_bytes.max(relative);
-        if let Some(l) = self.last {
+        if let Some(l) = self.last.filter(|l| !l.regain_backoff) {
             let well_above = l.retained.saturating_add(s.retained_bytes.max(l.retained / 2));
             if obs.retained >= well_above {
                 self.backoff = 1;
             }
         }
         if obs.retained < threshold {
+            self.due_since = None;
             let detail = format!(
                 "retained {} is below the threshold {} (max of {} and {:.0}% of RSS {})",
                 human_bytes(obs.retained),
@@ -454,11 +581,23 @@ impl TrimPolicy {
             );
             return self.skip(SkipReason::BelowThreshold, detail);
         }
-        let estimate = match self.last {
-            None => obs.retained,
-            Some(l) => obs.retained.min(obs.rss.saturating_sub(l.rss_floor)),
+        let estimate = match (obs.trimmable, self.last) {
+            (Some(t), _) => t,
+            (None, None) => obs.retained,
+            (None, Some(l)) => obs.retained.min(obs.rss.saturating_sub(l.rss_floor)),
         };
+        if let Some(t) = obs.trimmable.filter(|t| *t < threshold) {
+            self.due_since = None;
+            let detail = format!(
+                "{} free and resident, of which a trim would release about {}: below the threshold {}",
+                human_bytes(obs.retained),
+                human_bytes(t),
+                human_bytes(threshold)
+            );
+            return self.skip(SkipReason::BelowThreshold, detail);
+        }
         if estimate < threshold {
+            self.due_since = None;
             let floor = self.last.map(|l| l.rss_floor).unwrap_or(0);
             let detail = format!(
                 "retained {} but RSS rose only {} above its low point {} since the last trim \
@@ -470,16 +609,35 @@ impl TrimPolicy {
             );
             return self.skip(SkipReason::NotResidentAgain, detail);
         }
-        let interval = s.min_interval_ms.saturating_mul(u64::from(self.backoff));
+        // Pages came back because the load went on; once the process has been quiet for a
+        // whole regain window, the load has ended and waiting out that backoff only keeps
+        // memory resident.
+        let quiet_for = self.quiet_since().map(|q| now_ms.saturating_sub(q));
+        let regain_only = self.last.is_some_and(|l| l.regain_backoff);
+        let backoff = if regain_only && quiet_for.is_some_and(|q| q >= s.regain_window_ms) { 1 } else { self.backoff };
+        let interval = s.min_interval_ms.saturating_mul(u64::from(backoff));
         // Before the first trim the anchor does not hold a worthwhile trim back.
         let clock_running = self.last.is_some() || self.pending.is_some();
         if clock_running && elapsed < interval {
             let detail = format!(
                 "{} ms since the last trim, the minimum is {} ms (base {} ms × backoff {})",
-                elapsed, interval, s.min_interval_ms, self.backoff
+                elapsed, interval, s.min_interval_ms, backoff
             );
             return self.skip(SkipReason::TooSoon, detail);
         }
+        let due_since = *self.due_since.get_or_insert(now_ms);
+        if let Some(cores) = self.busy() {
+            let waited = now_ms.saturating_sub(due_since);
+            if waited < s.quiet_wait_ms {
+                let detail = format!(
+                    "a trim is due but the process is busy ({cores:.2} cores); waited {waited} ms of at most {} ms",
+                    s.quiet_wait_ms
+                );
+                return self.skip(SkipReason::Busy, detail);
+            }
+        }
+        self.due_since = None;
+        self.last_backoff_decided = self.backoff;
         self.pending = Some((now_ms, estimate));
         Decision::Trim { reason: TrimReason::Policy, estimate }
     }
@@ -501,18 +659,25 @@ impl TrimPolicy {
                 None
             }
         };
+        let mut poor = false;
         if let (Some(estimate), TrimMode::Auto(s)) = (estimate, &self.mode) {
             let enough = POOR_RELEASE_BYTES.max((estimate as f64 * POOR_RELEASE_FRACTION) as u64);
-            self.backoff = if r.released < enough {
-                self.backoff.saturating_mul(2).min(s.max_backoff.max(1))
-            } else {
-                1
-            };
+            poor = r.released < enough;
+            self.backoff = if poor { self.backoff.saturating_mul(2).min(s.max_backoff.max(1)) } else { 1 };
         }
+        let policy_trim = estimate.is_some();
+        let backoff_before = self.last_backoff_decided;
         self.last = Some(LastTrim {
             at_ms: r.at_ms,
-            retained: r.retained_before.unwrap_or(0),
+            // The level in the policy's own terms (resident where known), else glibc's.
+            retained: self.last_retained.or(r.retained_before).unwrap_or(0),
+            backoff_before,
             rss_floor: r.rss_after,
+            rss_after: r.rss_after,
+            released: r.released,
+            // Only a policy trim with a release worth watching is judged on regain.
+            regain_settled: !policy_trim || poor || r.released < REGAIN_MIN_BYTES,
+            regain_backoff: false,
         });
     }
 }
@@ -524,7 +689,7 @@ mod tests {
     const GIB: u64 = 1024 * MIB;
 
     fn obs(retained: u64, rss: u64) -> Observation {
-        Observation { retained, rss, allocator: AllocatorKind::Glibc, jvm_trim_interval_ms: None }
+        Observation { retained, trimmable: None, cpu_ms: None, rss, allocator: AllocatorKind::Glibc, jvm_trim_interval_ms: None }
     }
 
     /// A fake clock and a fake trim: the policy's world, with the record it would get back.
@@ -589,6 +754,7 @@ mod tests {
                 retained_rss_fraction: 0.05,
                 min_interval_ms: 60_000,
                 max_backoff: 4,
+                ..AutoSettings::default()
             })
         );
         // The text form reads back to the same mode.
@@ -704,6 +870,123 @@ mod tests {
         w.at(60, obs(600 * MIB, GIB));
         let d = w.at(60, obs(600 * MIB, GIB + 300 * MIB));
         assert_eq!(d, Decision::Trim { reason: TrimReason::Policy, estimate: 300 * MIB });
+    }
+
+    /// An observation with resident figures: `free` resident, `trimmable` of it a trim would release.
+    fn resident(free: u64, trimmable: u64, rss: u64) -> Observation {
+        Observation { trimmable: Some(trimmable), ..obs(free, rss) }
+    }
+
+    #[test]
+    fn memory_freed_after_the_load_ends_is_trimmed_though_rss_does_not_rise() {
+        let mut w = World::new("auto,minInterval=2s");
+        // Under load: 500 MiB free and resident, a trim releases 400 MiB.
+        let o = resident(500 * MIB, 450 * MIB, 2 * GIB);
+        assert!(is_trim(&w.at(0, o.clone())));
+        w.trimmed(TrimReason::Policy, &o, 400 * MIB);
+        // The load ends: its buffers are freed, RSS stays flat at its low point, and 300 MiB of
+        // free memory is resident again. The old rule waited for RSS to rise; this trims.
+        let flat = 2 * GIB - 400 * MIB;
+        let ended = resident(300 * MIB, 280 * MIB, flat);
+        let d = w.at(3, ended.clone());
+        assert_eq!(d, Decision::Trim { reason: TrimReason::Policy, estimate: 280 * MIB });
+        w.trimmed(TrimReason::Policy, &ended, 270 * MIB);
+        // Then nothing is left resident: no more trims, and it says why.
+        let after = resident(5 * MIB, 0, flat - 270 * MIB);
+        for _ in 0..10 {
+            assert_eq!(why(&w.at(5, after.clone())), Some(SkipReason::BelowThreshold));
+        }
+    }
+
+    #[test]
+    fn pages_that_come_back_at_once_back_the_policy_off() {
+        let mut w = World::new("auto,minInterval=2s,maxBackoff=8,regainWindow=3s");
+        let base = 2 * GIB;
+        let mut gaps = Vec::new();
+        for _ in 0..4 {
+            let o = resident(400 * MIB, 300 * MIB, base);
+            gaps.push(secs_until_trim(&mut w, &o));
+            w.trimmed(TrimReason::Policy, &o, 300 * MIB);
+            // One second later RSS is back where it was: the pages came back at once.
+            w.at(1, resident(400 * MIB, 300 * MIB, base));
+        }
+        // Due at once, then 2 × 2 s, 4 × 2 s, 8 × 2 s (less the second spent watching).
+        assert_eq!(gaps, vec![1, 3, 7, 15]);
+        assert_eq!(w.policy.status().backoff, 8);
+        // A trim whose pages stay away through the window brings the base interval back.
+        let o = resident(400 * MIB, 300 * MIB, base);
+        secs_until_trim(&mut w, &o);
+        w.trimmed(TrimReason::Policy, &o, 300 * MIB);
+        let low = resident(10 * MIB, 0, base - 300 * MIB);
+        for _ in 0..4 {
+            w.at(1, low.clone());
+        }
+        assert_eq!(w.policy.status().backoff, 1);
+    }
+
+    #[test]
+    fn a_backoff_for_pages_that_came_back_ends_once_the_process_stays_quiet() {
+        let mut w = World::new("auto,minInterval=2s,maxBackoff=16,regainWindow=3s");
+        let mut cpu = 0;
+        let mut at = |w: &mut World, cores_ms: u64, o: Observation| {
+            cpu += cores_ms;
+            w.at(1, Observation { cpu_ms: Some(cpu), ..o })
+        };
+        at(&mut w, 0, resident(10 * MIB, 0, GIB));
+        // Under load (1.5 cores), trims whose pages come back push the backoff to 8.
+        for _ in 0..3 {
+            let o = resident(400 * MIB, 300 * MIB, 2 * GIB);
+            while !is_trim(&at(&mut w, 1500, o.clone())) {}
+            w.trimmed(TrimReason::Policy, &o, 300 * MIB);
+            at(&mut w, 1500, resident(400 * MIB, 300 * MIB, 2 * GIB));
+        }
+        assert_eq!(w.policy.status().backoff, 8);
+        // The load ends: 3 quiet seconds later the next trim goes at the base interval, not
+        // 16 s after the last one.
+        let ended = resident(300 * MIB, 280 * MIB, 2 * GIB);
+        let mut secs = 0;
+        while !is_trim(&at(&mut w, 10, ended.clone())) {
+            secs += 1;
+            assert!(secs < 8, "{:?}", w.policy.status());
+        }
+    }
+
+    #[test]
+    fn a_due_trim_waits_for_a_quiet_moment_but_not_forever() {
+        let mut w = World::new("auto,minInterval=2s,quietWait=5s");
+        let mut cpu = 0;
+        let mut at = |w: &mut World, cores_ms: u64| {
+            cpu += cores_ms;
+            w.at(1, Observation { cpu_ms: Some(cpu), ..resident(10 * MIB, 0, GIB) })
+        };
+        // A busy second and a quiet one set the scale.
+        at(&mut w, 0);
+        at(&mut w, 1500);
+        at(&mut w, 50);
+        // Busy (1.5 cores): a due trim waits ...
+        cpu += 1500;
+        let busy = Observation { cpu_ms: Some(cpu), ..resident(400 * MIB, 300 * MIB, GIB) };
+        assert_eq!(why(&w.at(1, busy)), Some(SkipReason::Busy));
+        // ... and goes in the next quiet second.
+        cpu += 20;
+        let quiet = Observation { cpu_ms: Some(cpu), ..resident(400 * MIB, 300 * MIB, GIB) };
+        assert!(is_trim(&w.at(1, quiet)));
+        // Busy all the time: it waits at most quietWait.
+        let mut w = World::new("auto,minInterval=2s,quietWait=5s");
+        let mut cpu = 0;
+        let mut waited = 0;
+        // The first reading only sets the start of the CPU count.
+        w.at(1, Observation { cpu_ms: Some(cpu), ..resident(10 * MIB, 0, GIB) });
+        loop {
+            cpu += 1800;
+            let d = w.at(1, Observation { cpu_ms: Some(cpu), ..resident(400 * MIB, 300 * MIB, GIB) });
+            if is_trim(&d) {
+                break;
+            }
+            waited += 1;
+            assert!(waited <= 6, "{d:?}");
+        }
+        assert!(waited >= 5, "{waited}");
     }
 
     #[test]
@@ -832,7 +1115,7 @@ mod tests {
         assert_eq!((s.backoff, s.effective_interval_ms), (1, Some(20_000)));
         assert_eq!(
             s.spec,
-            "auto,retained=33554432,retainedRss=5%,minInterval=20000ms,maxBackoff=16"
+            "auto,retained=33554432,retainedRss=5%,minInterval=20000ms,maxBackoff=16,regainWindow=3000ms,quietWait=10000ms"
         );
     }
 

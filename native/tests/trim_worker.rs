@@ -44,6 +44,9 @@ fn observe() -> Observation {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
     Observation {
         retained: collect_malloc_info().expect("malloc_info").totals.retained,
+        // The fallback path: glibc's free bytes and RSS, no resident figures, no CPU.
+        trimmable: None,
+        cpu_ms: None,
         rss: parse_statm_resident(&statm, 4096).expect("resident"),
         allocator: allocator::current_kind(),
         jvm_trim_interval_ms: None,

@@ -270,9 +270,11 @@ pub(super) struct Class {
 #[serde(default)]
 pub(super) struct Malloc {
     pub retained: Num,
+    pub retained_resident: Num,
     pub in_use: Num,
     pub arena_count: Num,
     pub trimmable_max: Num,
+    pub trimmable_resident: Num,
     pub mmapped: Num,
 }
 

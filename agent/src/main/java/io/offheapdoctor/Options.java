@@ -49,7 +49,9 @@ final class Options {
         k.put("trimRetained", "auto: trim when glibc retains at least this many bytes, e.g. 64m (default 32m)");
         k.put("trimRetainedRss", "auto: ... and at least this share of RSS, e.g. 10% (default 5%)");
         k.put("trimMinInterval", "auto: at least this long between trims, e.g. 10s (default 2s)");
-        k.put("trimMaxBackoff", "auto: the most the minimum interval is multiplied by after trims that release little (default 16)");
+        k.put("trimMaxBackoff", "auto: the most the minimum interval is multiplied by after trims that release little or whose pages come back (default 16)");
+        k.put("trimRegainWindow", "auto: a trim whose pages come back within this long backs off, e.g. 3s (default 3s)");
+        k.put("trimQuietWait", "auto: the longest a due trim waits for the process to be quiet, e.g. 10s; 0 never waits (default 10s)");
         k.put("arenaMax", "glibc: cap the number of malloc arenas (mallopt M_ARENA_MAX); from -javaagent only arenas not yet made, fully from -agentpath");
         k.put("mmapThreshold", "glibc: serve allocations at least this big with mmap (M_MMAP_THRESHOLD), e.g. 128k");
         k.put("trimThreshold", "glibc: free top-of-heap memory above this to the kernel (M_TRIM_THRESHOLD), e.g. 16m");
@@ -281,6 +283,14 @@ final class Options {
                 } else {
                     problems.add(key + "='" + value + "' is not " + DURATION_FORM + " and at least 100ms;"
                             + " keeping the default");
+                }
+                break;
+            case "trimRegainWindow":
+            case "trimQuietWait":
+                if (parseDuration(value) >= 0) {
+                    trimAuto.put(key, value);
+                } else {
+                    problems.add(key + "='" + value + "' is not a duration such as 3s; ignored");
                 }
                 break;
             case "trimMaxBackoff":

@@ -92,8 +92,10 @@ final class PrometheusEndpoint {
             sample("allocator_info", "allocator=\"" + escape(allocator) + "\",version=\""
                     + escape(version == null ? "" : version) + "\"", "1");
         }
-        gauge("malloc_retained_bytes", "Bytes glibc malloc holds free in its arenas (what a trim can return at most).",
+        gauge("malloc_retained_bytes", "Bytes glibc malloc holds free in its arenas, resident or not (an upper bound).",
                 v.number("malloc", "retained"));
+        gauge("malloc_retained_resident_bytes", "Free bytes in glibc malloc's arenas that are resident now.",
+                v.number("malloc", "retained_resident"));
         gauge("malloc_in_use_bytes", "Bytes in use in malloc's arenas.", v.number("malloc", "in_use"));
         gauge("malloc_arenas", "glibc malloc arenas.", v.number("malloc", "arena_count"));
         gauge("nmt_committed_bytes", "Memory NMT counts as committed.", v.number("nmt", "committed"));

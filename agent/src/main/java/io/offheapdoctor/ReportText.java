@@ -185,11 +185,21 @@ final class ReportText {
         if (arenas >= 0) {
             b.append(arenas).append(arenas == 1 ? " arena; " : " arenas; ");
         }
-        b.append("in use ").append(bytes(v.number("malloc", "in_use")))
-                .append(", retained free ").append(bytes(v.number("malloc", "retained")));
-        long trimmable = v.number("malloc", "trimmable_max");
-        if (trimmable >= 0) {
-            b.append(" (trimmable at most ").append(bytes(trimmable)).append(')');
+        b.append("in use ").append(bytes(v.number("malloc", "in_use")));
+        long resident = v.number("malloc", "retained_resident");
+        if (resident >= 0) {
+            b.append(", free and resident ").append(bytes(resident));
+            long trimmable = v.number("malloc", "trimmable_resident");
+            if (trimmable >= 0) {
+                b.append(" (a trim would release about ").append(bytes(trimmable)).append(')');
+            }
+            b.append(", free at most ").append(bytes(v.number("malloc", "retained")));
+        } else {
+            b.append(", retained free ").append(bytes(v.number("malloc", "retained")));
+            long trimmable = v.number("malloc", "trimmable_max");
+            if (trimmable >= 0) {
+                b.append(" (trimmable at most ").append(bytes(trimmable)).append(')');
+            }
         }
         long mmapped = v.number("malloc", "mmapped");
         if (mmapped >= 0) {

@@ -125,7 +125,10 @@ final class Watch {
             }
             b.append('\n');
         }
-        long retained = v.number("malloc", "retained");
+        long retained = v.number("malloc", "retained_resident");
+        if (retained < 0) {
+            retained = v.number("malloc", "retained");
+        }
         long arenas = v.number("malloc", "arena_count");
         b.append("malloc retained ").append(size(retained)).append(" in ")
                 .append(arenas < 0 ? "?" : Long.toString(arenas)).append(" arenas\n");
