@@ -71,13 +71,21 @@ def test_samples_carry_the_census(jdk, workloads, tmp_path):
     r2 = run_jvm(jdk, "NativeGrowth", ["await=1"], agent_opts=f"interval=200ms,zipCensus=off,report={off}",
                  classpath=workloads, report=off)
     assert r2.rc == 0 and r2.samples[-1]["zip"] is None
-    # At its own pace (the default 30s here), the census of the first sample is reused.
-    slow = tmp_path / "slow.jsonl"
-    r3 = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=120", "await=+2"], agent_opts=f"interval=200ms,report={slow}",
-                 classpath=workloads, report=slow)
+    # By default a cheap census keeps up with the samples: 120 Deflaters made after the first
+    # sample are in the last one.
+    paced = tmp_path / "paced.jsonl"
+    r3 = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=120", "await=+2"], agent_opts=f"interval=200ms,report={paced}",
+                 classpath=workloads, report=paced)
     assert r3.rc == 0
-    assert r3.samples[-1]["zip"] == r3.samples[0]["zip"]
-    assert r3.samples[-1]["zip"]["deflaters"]["alive"] < 120
+    assert r3.samples[0]["zip"]["deflaters"]["alive"] < 120
+    assert r3.samples[-1]["zip"]["deflaters"]["alive"] >= 120
+    # With zipInterval, the census of the first sample is reused.
+    slow = tmp_path / "slow.jsonl"
+    r4 = run_jvm(jdk, "NativeGrowth", ["await=1", "deflaters=120", "await=+2"],
+                 agent_opts=f"interval=200ms,zipInterval=30s,report={slow}", classpath=workloads, report=slow)
+    assert r4.rc == 0
+    assert r4.samples[-1]["zip"] == r4.samples[0]["zip"]
+    assert r4.samples[-1]["zip"]["deflaters"]["alive"] < 120
 
 
 def delta(x, base, kind, key):
