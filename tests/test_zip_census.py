@@ -2,10 +2,11 @@
 and unreachable but still waiting for their Cleaner, on every JDK."""
 
 import json
+import re
 
 import pytest
 
-from harness import run_jvm
+from harness import AGENT_JAR, run_jvm
 from jdks import ALL, MAIN
 
 INFLATER_BYTES, DEFLATER_BYTES = 40 * 1024, 262 * 1024
@@ -216,3 +217,23 @@ def test_census_never_collects_the_heap(jdk, fallback, workloads, tmp_path):
     gcs = [l for l in r.stdout.splitlines() if "[gc" in l and "Pause" in l]
     forced = [l for l in gcs if any(c in l for c in ("System.gc", "Diagnostic Command", "Heap Inspection", "Heap Dump"))]
     assert forced == [], forced
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_the_demo_census_equals_the_workloads_own_count(jdk, tmp_path):
+    # The bundled demo leaks Deflaters from 8 threads; with the default pacing the census keeps
+    # up, so the last sample counts exactly what the workload says it left unended.
+    report = tmp_path / "r.jsonl"
+    r = run_jvm(jdk, "-jar", [AGENT_JAR, "demo", "3"], agent_opts=f"log=quiet,interval=200ms,report={report}",
+                report=report, heap="128m", timeout=120)
+    assert r.rc == 0, r.stderr
+    said = [int(m) for m in re.findall(r"demo: done, unended Deflaters=(\d+)", r.stdout)]
+    assert said and said[-1] > 100, r.stdout
+    z = r.samples[-1]["zip"]
+    assert z["method"] == "cleaner" and not z["truncated"], z
+    d = z["deflaters"]
+    unended = d["alive"] + d["pending_cleanup"] + (d["finalizable_alive"] or 0) + (d["finalizable_pending"] or 0)
+    assert unended == said[-1], (unended, said, z)
+    # Every sample after the first carried a census of its own or one at most a few samples old.
+    scans = {s["zip"]["scan_ns"] for s in r.samples}
+    assert len(scans) >= len(r.samples) // 2, (len(scans), len(r.samples))

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -355,6 +356,12 @@ impl Jni {
         Ok(jni_call!(self, GetObjectField, o, m.id.cast()))
     }
 
+    /// A field of an object that came from a field whose declared type is `m`'s class (or a
+    /// subclass): the JVM's type safety stands in for the IsInstanceOf check.
+    fn typed_object_field(&self, obj: jobject, m: Resolved) -> jobject {
+        jni_call!(self, GetObjectField, obj, m.id.cast())
+    }
+
     fn long_field(&self, obj: jobject, m: Resolved) -> Result<jlong> {
         let o = self.receiver(obj, m)?;
         Ok(jni_call!(self, GetLongField, o, m.id.cast()))
@@ -668,31 +675,81 @@ fn copy(jni: &Jni, t: &Table, from: jobject, to: jobject, at: usize, len: usize)
     )
 }
 
-/// Walks a linked list from `first` (null-terminated, or back at `stop`), appending each entry
-/// to a new array, until `limit` entries or the deadline. Runs under the list's lock.
-fn copy_linked(jni: &Jni, t: &Table, first: jobject, stop: jobject, next: Resolved, limit: usize, deadline: Instant) -> Result<Snapshot> {
-    let mut array = jni.new_object_array(1024, t.class("java/lang/Object")?)?;
-    let mut cap = 1024;
+/// How long each linked list was at its last copy.
+static CLEANER_LEN: AtomicUsize = AtomicUsize::new(0);
+static FINALIZER_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The longest one hold of a linked list's lock lasts: the copy lets waiting threads in between.
+const HOLD_SLICE: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Copies a linked list (from `first()`, read under `lock`, to null or back at `stop`) into a new
+/// array, until `limit` entries or the deadline, holding `lock` in slices of [`HOLD_SLICE`].
+/// Between slices the entry reached stays valid: inserts go in at the head, behind the copy,
+/// and a removed entry's `next` points at itself, which ends the copy (truncated). Entries
+/// after the first come from the list's own `next` field, whose declared type is the member's
+/// class: the JVM guarantees their class, so they are read without another IsInstanceOf.
+#[allow(clippy::too_many_arguments)]
+fn copy_linked(
+    jni: &Jni,
+    t: &Table,
+    lock: jobject,
+    first: &dyn Fn() -> Result<jobject>,
+    stop: jobject,
+    next: Resolved,
+    limit: usize,
+    deadline: Instant,
+    last_len: &AtomicUsize,
+) -> Result<Snapshot> {
+    // Sized from the last copy, outside the lock: growing it under the lock allocates there, and
+    // a GC that allocation starts would lengthen the hold.
+    let hint = last_len.load(Ordering::Relaxed);
+    let mut cap = hint.saturating_add(hint / 4).saturating_add(4096).min(limit.saturating_add(256));
+    let mut array = jni.new_object_array(cap, t.class("java/lang/Object")?)?;
     let mut len = 0;
     let mut truncated = false;
-    let mut e = first;
+    let mut guard = Monitor::enter(jni, lock)?;
+    let mut hold = Instant::now();
+    let mut longest = 0;
+    let mut e = first()?;
+    if !e.is_null() {
+        jni.receiver(e, next)?;
+    }
     while !e.is_null() && (stop.is_null() || !jni.same(e, stop)) {
         if len == cap {
             array = grow(jni, t, array, len)?;
             cap = jni.array_len(array);
         }
-        if (len & 1023) == 1023 && (len >= limit || Instant::now() > deadline) {
-            truncated = true;
-            break;
+        if (len & 255) == 255 {
+            if len >= limit || Instant::now() > deadline {
+                truncated = true;
+                break;
+            }
+            if hold.elapsed() > HOLD_SLICE {
+                longest = longest.max(elapsed_ns(hold));
+                drop(guard);
+                std::thread::yield_now();
+                guard = Monitor::enter(jni, lock)?;
+                hold = Instant::now();
+                let n = jni.typed_object_field(e, next);
+                let removed = jni.same(n, e);
+                jni.delete(n);
+                if removed {
+                    truncated = true;
+                    break;
+                }
+            }
         }
         jni.set_element(array, len, e)?;
         len += 1;
-        let n = jni.object_field(e, next)?;
+        let n = jni.typed_object_field(e, next);
         jni.delete(e);
         e = n;
     }
+    longest = longest.max(elapsed_ns(hold));
+    drop(guard);
     jni.delete(e);
-    Ok(Snapshot { array, len, truncated, lock_ns: 0 })
+    last_len.store(len, Ordering::Relaxed);
+    Ok(Snapshot { array, len, truncated, lock_ns: longest })
 }
 
 /// Copies the Cleaner's list under its lock.
@@ -733,13 +790,7 @@ fn copy_cleaner(jni: &Jni, t: &Table, limit: usize, deadline: Instant) -> Result
     }
     let head = t.linked_head.ok_or_else(|| Error::Unsupported("the common Cleaner's list was not found".into()))?;
     let next = t.get(M::CleanableNext)?;
-    let guard = Monitor::enter(jni, head)?;
-    let start = Instant::now();
-    let first = jni.object_field(head, next)?;
-    let mut s = copy_linked(jni, t, first, head, next, limit, deadline)?;
-    s.lock_ns = elapsed_ns(start);
-    drop(guard);
-    Ok(s)
+    copy_linked(jni, t, head, &|| jni.object_field(head, next), head, next, limit, deadline, &CLEANER_LEN)
 }
 
 fn elapsed_ns(since: Instant) -> jlong {
@@ -929,16 +980,20 @@ fn census(jni: &Jni, parts: jint, limit: jlong, budget_ns: jlong) -> Result<jobj
                 if lock.is_null() {
                     return Err(Error::Unsupported("Finalizer.lock is null".into()));
                 }
-                let s = {
-                    let guard = Monitor::enter(jni, lock)?;
-                    let start = Instant::now();
-                    let first = jni.static_object(t.get(M::Unfinalized)?);
-                    let next = t.get(M::FinalizerNext)?;
-                    let mut s = copy_linked(jni, t, first, std::ptr::null_mut(), next, limit, start + budget)?;
-                    s.lock_ns = elapsed_ns(start);
-                    drop(guard);
-                    s
-                };
+                let unfinalized = t.get(M::Unfinalized)?;
+                let next = t.get(M::FinalizerNext)?;
+                let first = || Ok(jni.static_object(unfinalized));
+                let s = copy_linked(
+                    jni,
+                    t,
+                    lock,
+                    &first,
+                    std::ptr::null_mut(),
+                    next,
+                    limit,
+                    Instant::now() + budget,
+                    &FINALIZER_LEN,
+                )?;
                 let (tally, counted) = tally_finalizer(jni, t, &s, queue)?;
                 put(&mut out, 1, STATE_READ, &tally, s.truncated, s.lock_ns);
                 skip = counted;
