@@ -87,6 +87,12 @@ final class ZipCensus {
     /** ... and this many times as long as the whole scan took. */
     static final long SCAN_BACKOFF = 100;
 
+    /**
+     * The longest the pacing makes a census wait: one hold stretched by a descheduled thread
+     * would otherwise leave the samples with an old census for minutes.
+     */
+    static final long MAX_WAIT_NS = 30_000_000_000L;
+
     /** The histogram fallback stops the world; never more often than this. */
     static final long HISTOGRAM_MIN_INTERVAL_NS = 60_000_000_000L;
 
@@ -281,7 +287,8 @@ final class ZipCensus {
             lastWalkNs = 0;
             String json = scanNow();
             // The histogram fallback is rate-limited on its own: only the lists' walks count here.
-            nextScanNs = System.nanoTime() + Math.max(LOCK_BACKOFF * lastLockNs, SCAN_BACKOFF * lastWalkNs);
+            long wait = Math.max(LOCK_BACKOFF * lastLockNs, SCAN_BACKOFF * lastWalkNs);
+            nextScanNs = System.nanoTime() + Math.min(wait, MAX_WAIT_NS);
             lastJson = json;
             return json;
         }
