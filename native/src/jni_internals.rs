@@ -6,7 +6,9 @@
 //! lacks stay unresolved, and the job that needs them says so). Java names a job by a small
 //! number, never a member, an id or an object to read; every instance read or call checks first
 //! that its receiver is an instance of the member's class (`IsInstanceOf`), so a wrong-typed
-//! object never reaches a raw read. What goes back to Java is what the JDK gives class-path code
+//! object never reaches a raw read. The one exception is a list's `next` read from an entry that
+//! itself came from a `next` field: its declared type is the member's class, which the JVM
+//! guarantees. What goes back to Java is what the JDK gives class-path code
 //! anyway: numbers, diagnostic command output, a VM option's value, the platform management beans.
 //!
 //! Why JNI and not core reflection: JNI does no access check, so no JDK package has to be opened
