@@ -16,9 +16,10 @@ import com.sun.management.VMOption;
  * throwing where the JVM does not offer it.
  *
  * <p>Commands go straight to the JVM's {@code DiagnosticCommandImpl} (JDK 9+, package
- * {@code com.sun.management.internal} of jdk.management, called through JNI by the native core, or
- * by reflection after opening that package to the agent through its Instrumentation when the
- * native core is not loaded; see {@link Internals}): {@code ManagementFactory.getPlatformMBeanServer()} would create and introspect
+ * {@code com.sun.management.internal} of jdk.management): run by the native core, which knows the
+ * three commands below by index ({@link NativeCore#diagnosticCommand}), or by reflection after
+ * opening that package to the agent through its Instrumentation when the native core is not
+ * loaded (see {@link Internals}). {@code ManagementFactory.getPlatformMBeanServer()} would create and introspect
  * every platform MXBean, 8 MiB of resident memory on JDK 17 and 20 MiB on JDK 25. Where that route
  * is closed (JDK 8, no Instrumentation, a JDK that renamed it) they go through the platform
  * MBeanServer as before.
@@ -29,15 +30,22 @@ final class DiagnosticCommands {
 
     /** MBean operation names to the command lines the direct route runs. */
     private static final Map<String, String> COMMANDS = new HashMap<String, String>();
+    /** MBean operation names to the native core's index of the same command. */
+    private static final Map<String, Integer> NATIVE_COMMANDS = new HashMap<String, Integer>();
 
     static {
         COMMANDS.put("gcHeapInfo", "GC.heap_info");
         COMMANDS.put("vmNativeMemory", "VM.native_memory");
         COMMANDS.put("gcClassHistogram", "GC.class_histogram");
+        NATIVE_COMMANDS.put("gcHeapInfo", NativeCore.DCMD_HEAP_INFO);
+        NATIVE_COMMANDS.put("vmNativeMemory", NativeCore.DCMD_NATIVE_MEMORY);
+        NATIVE_COMMANDS.put("gcClassHistogram", NativeCore.DCMD_CLASS_HISTOGRAM);
     }
 
     private static Instrumentation inst;
     private static boolean resolved;
+    /** Whether the native core runs the commands: resolved with the rest, on first use. */
+    private static boolean viaNative;
     private static Object direct;
     private static Internals.MethodRef execute;
 
@@ -48,27 +56,27 @@ final class DiagnosticCommands {
         inst = instrumentation;
     }
 
-    /** The JVM's DiagnosticCommandImpl and its executeDiagnosticCommand, or null where unavailable. */
+    /**
+     * The reflection route's DiagnosticCommandImpl.executeDiagnosticCommand, or null where
+     * unavailable or where the native core runs the commands ({@link #viaNative}).
+     */
     private static synchronized Internals.MethodRef direct() {
         if (!resolved) {
             resolved = true;
             try {
-                boolean viaNative = Internals.nativeRoute();
                 // jdk.management's provider loads the native library the command needs: initialized
                 // directly, or through ManagementFactory (which builds its whole registry).
-                if (viaNative) {
+                if (Internals.nativeRoute()) {
                     loadManagementExt();
-                } else {
-                    ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
+                    viaNative = true;
+                    return null;
                 }
+                ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);
                 Class<?> impl = Class.forName("com.sun.management.internal.DiagnosticCommandImpl");
-                if (!viaNative) {
-                    Modules.open(inst, impl, impl.getPackage().getName());
-                }
-                Internals.MethodRef get = Internals.MethodRef.of(impl.getDeclaredMethod("getDiagnosticCommandMBean"),
-                        viaNative);
+                Modules.open(inst, impl, impl.getPackage().getName());
+                Internals.MethodRef get = Internals.MethodRef.of(impl.getDeclaredMethod("getDiagnosticCommandMBean"));
                 Internals.MethodRef exec = Internals.MethodRef.of(
-                        impl.getDeclaredMethod("executeDiagnosticCommand", String.class), viaNative);
+                        impl.getDeclaredMethod("executeDiagnosticCommand", String.class));
                 direct = get.invoke(null);
                 execute = direct == null ? null : exec;
             } catch (Exception | LinkageError e) {
@@ -85,12 +93,19 @@ final class DiagnosticCommands {
     static String invoke(String operation, String... args) throws Exception {
         String command = COMMANDS.get(operation);
         Internals.MethodRef exec = command == null ? null : direct();
-        if (exec != null) {
-            StringBuilder line = new StringBuilder(command);
+        if (command != null && (exec != null || viaNativeNow())) {
+            StringBuilder line = new StringBuilder();
             for (String a : args) {
-                line.append(' ').append(a);
+                line.append(line.length() == 0 ? "" : " ").append(a);
             }
-            return (String) exec.invoke(direct, line.toString());
+            if (exec != null) {
+                return (String) exec.invoke(direct, line.length() == 0 ? command : command + " " + line);
+            }
+            try {
+                return NativeCore.diagnosticCommand(NATIVE_COMMANDS.get(operation), line.toString());
+            } catch (UnsupportedOperationException e) {
+                Log.debug("diagnostic command " + operation + " through the platform MBeanServer: " + e.getMessage());
+            }
         }
         MBeanServer server = ManagementFactory.getPlatformMBeanServer();
         ObjectName name = new ObjectName(DCMD);
@@ -104,6 +119,10 @@ final class DiagnosticCommands {
             }
             throw e;
         }
+    }
+
+    private static synchronized boolean viaNativeNow() {
+        return viaNative;
     }
 
     /** Like {@link #invoke} but null where the command fails or does not exist. */
@@ -129,14 +148,7 @@ final class DiagnosticCommands {
                 // Flag's natives are in management_ext: loaded first, or Flag's initialization
                 // fails for good (and HotSpotDiagnostic with it).
                 loadManagementExt();
-                Class<?> flag = Class.forName("com.sun.management.internal.Flag");
-                Object f = Internals.MethodRef.of(flag.getDeclaredMethod("getFlag", String.class), true)
-                        .invoke(null, name);
-                if (f == null) {
-                    return null;
-                }
-                VMOption o = (VMOption) Internals.MethodRef.of(flag.getDeclaredMethod("getVMOption"), true).invoke(f);
-                return o == null ? null : o.getValue();
+                return NativeCore.vmOption(name);
             } catch (Exception | LinkageError e) {
                 Log.debug("VM option " + name + " through ManagementFactory: " + ZipCensus.describe(e));
             }

@@ -126,18 +126,89 @@ public final class NativeCore {
 
     private static native String liveTimeline0(String out);
 
-    // JDK internals through JNI, for Internals only (which checks kinds and shapes first).
+    // JDK internals: the native core resolves the few members it reads itself (an allow-list of
+    // class, name and signature) and does each job whole. What comes back is what the JDK hands
+    // class-path code anyway: counts, command output, a VM option's value, public beans.
 
-    static native long fieldId0(java.lang.reflect.Field field);
+    /** The zip census's parts: the common Cleaner's list, the Finalizer's. */
+    static final int CENSUS_CLEANER = 1;
+    static final int CENSUS_FINALIZER = 2;
 
-    static native long methodId0(java.lang.reflect.Method method);
+    /**
+     * Counts the unended Inflaters and Deflaters of {@code parts} (bits of {@link #CENSUS_CLEANER}
+     * and {@link #CENSUS_FINALIZER}), copying at most {@code limit} entries of each list, holding
+     * each list's lock at most {@code budgetNs}. Returns 16 numbers, 8 per part (Cleaner, then
+     * Finalizer): state (0 not asked, 1 read, 2 finalization disabled), inflaters alive, pending,
+     * deflaters alive, pending, entries seen, truncated (0/1), lock held in ns.
+     */
+    static long[] zipCensus(int parts, long limit, long budgetNs) {
+        if (parts <= 0 || parts > (CENSUS_CLEANER | CENSUS_FINALIZER) || limit <= 0 || budgetNs <= 0) {
+            throw new IllegalArgumentException("census parts " + parts + ", limit " + limit + ", budget " + budgetNs);
+        }
+        NativeLoader.ensureLoaded();
+        return zipCensus0(parts, limit, budgetNs);
+    }
 
-    static native Object getObject0(Class<?> owner, Object target, long id, boolean isStatic);
+    /** Why the census cannot read {@code part} on this JDK, or null when it can. */
+    static String zipCensusProblem(int part) {
+        if (part != CENSUS_CLEANER && part != CENSUS_FINALIZER) {
+            throw new IllegalArgumentException("census part " + part);
+        }
+        NativeLoader.ensureLoaded();
+        return zipCensusProblem0(part);
+    }
 
-    /** kind: 1 long, 2 int, 3 boolean (as 0/1). */
-    static native long getPrimitive0(Class<?> owner, Object target, long id, boolean isStatic, int kind);
+    /** The diagnostic commands {@link #diagnosticCommand} runs, by index. */
+    static final int DCMD_HEAP_INFO = 0;
+    static final int DCMD_NATIVE_MEMORY = 1;
+    static final int DCMD_CLASS_HISTOGRAM = 2;
 
-    static native Object callObject0(Class<?> owner, Object target, long id, boolean isStatic, Object arg, int argc);
+    /** Runs diagnostic command {@code command} ({@code DCMD_*}) with {@code args}; its output. */
+    static String diagnosticCommand(int command, String args) {
+        if (command < DCMD_HEAP_INFO || command > DCMD_CLASS_HISTOGRAM) {
+            throw new IllegalArgumentException("diagnostic command " + command);
+        }
+        requireNonNull(args, "args");
+        NativeLoader.ensureLoaded();
+        return diagnosticCommand0(command, args);
+    }
 
-    static native boolean callBoolean0(Class<?> owner, Object target, long id, boolean isStatic, Object arg, int argc);
+    /** A HotSpot VM option's value, or null where the JVM has no such option. */
+    static String vmOption(String name) {
+        requireNonNull(name, "name");
+        NativeLoader.ensureLoaded();
+        return vmOption0(name);
+    }
+
+    /** The platform beans {@link #platformBean} gives, by index. */
+    static final int BEAN_RUNTIME = 0;
+    static final int BEAN_MEMORY = 1;
+    static final int BEAN_THREADS = 2;
+
+    /** The runtime, memory or threads bean ({@code BEAN_*}), as ManagementFactory gives it. */
+    static Object platformBean(int which) {
+        if (which < BEAN_RUNTIME || which > BEAN_THREADS) {
+            throw new IllegalArgumentException("platform bean " + which);
+        }
+        NativeLoader.ensureLoaded();
+        return platformBean0(which);
+    }
+
+    /** The buffer pool beans, as ManagementFactory gives them. */
+    static Object[] bufferPoolBeans() {
+        NativeLoader.ensureLoaded();
+        return bufferPoolBeans0();
+    }
+
+    private static native long[] zipCensus0(int parts, long limit, long budgetNs);
+
+    private static native String zipCensusProblem0(int part);
+
+    private static native String diagnosticCommand0(int command, String args);
+
+    private static native String vmOption0(String name);
+
+    private static native Object platformBean0(int which);
+
+    private static native Object[] bufferPoolBeans0();
 }

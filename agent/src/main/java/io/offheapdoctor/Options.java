@@ -135,7 +135,7 @@ final class Options {
     boolean zipCensus = true;
     /** auto, on or off: see {@link #KEYS}. */
     String mbean = "auto";
-    long zipIntervalMs = 30_000;
+    long zipIntervalMs = 0;
     String trim = "off";
     /** auto-trim settings, as the native policy's keys (trimRetained=64m, ...), in order given. */
     final Map<String, String> trimAuto = new LinkedHashMap<>();

@@ -26,8 +26,9 @@ import java.util.zip.Inflater;
  * <li>JDK 24+: {@code activeList}, a {@code CleanerImpl$CleanableList} of array nodes
  *     ({@code head}, {@code Node.arr}/{@code size}/{@code next}), guarded by the list's monitor.</li>
  * </ul>
- * They are read through the native core (JNI, which checks no access: nothing is opened; see
- * {@link Internals}). Without the native core they are read by reflection, which needs
+ * The native core reads them ({@link NativeCore#zipCensus}: it copies each list under its lock
+ * and classifies the copy after releasing it, and opens nothing to anyone). Without the native
+ * core they are read by reflection, which needs
  * {@code java.base} to open {@code jdk.internal.ref} and {@code java.util.zip} (before JDK 16 also
  * {@code java.lang.ref}, for {@code Reference.referent}) to the agent, done with
  * {@code Instrumentation.redefineModule}. The agent jar is on the system class path, so the
@@ -51,6 +52,11 @@ import java.util.zip.Inflater;
  *
  * <p>Nothing here throws or blocks for long: a scan holds the Cleaner's list lock for at most
  * {@link #SCAN_BUDGET_NS} and reports {@code "truncated":true} if it had to stop early.
+ *
+ * <p>Each sample asks for a census ({@link #scanJson}); a scan runs when the previous one's cost
+ * allows it, else the previous census is carried: the lock held at most 1/{@link #LOCK_BACKOFF}
+ * of the time, a core busy at most 1/{@link #SCAN_BACKOFF}. A cheap census keeps up with every
+ * sample; a costly one spaces itself out.
  */
 final class ZipCensus {
     /**
@@ -75,6 +81,18 @@ final class ZipCensus {
     /** Entries the start-up checks walk at most (a multiple of 1024). */
     static final long CHECK_LIMIT = 8192;
 
+    /** After a scan, the next waits this many times as long as the scan held a list's lock. */
+    static final long LOCK_BACKOFF = 1000;
+
+    /** ... and this many times as long as the whole scan took. */
+    static final long SCAN_BACKOFF = 100;
+
+    /**
+     * The longest the pacing makes a census wait: one hold stretched by a descheduled thread
+     * would otherwise leave the samples with an old census for minutes.
+     */
+    static final long MAX_WAIT_NS = 30_000_000_000L;
+
     /** The histogram fallback stops the world; never more often than this. */
     static final long HISTOGRAM_MIN_INTERVAL_NS = 60_000_000_000L;
 
@@ -93,20 +111,35 @@ final class ZipCensus {
     private static volatile Instrumentation instrumentation;
     private static ZipCensus forTest;
 
+    /** The Cleaner part by reflection; null when the native core reads it ({@link #nativeCleaner}) or nobody can. */
     private final CleanerWalk walk;
+    private final boolean nativeCleaner;
     private final String reason;
-    /** The Finalizer part: null with {@link #finalizerReason} when it cannot be read. */
+    /** The Finalizer part by reflection: null with {@link #finalizerReason} when it cannot be read. */
     private final FinalizerWalk finalizers;
+    private final boolean nativeFinalizer;
     private final String finalizerReason;
+    /** The native route's longest hold of the Cleaner's lock (the start-up check included), ns. */
+    private volatile long nativeLockHeldMaxNs;
+    private final Object paceLock = new Object();
+    /** The last census and when the next may run ({@link #scanJson}). */
+    private String lastJson;
+    private long nextScanNs;
+    /** The longest either list's lock was held by the last scan, and how long its walks took, ns. */
+    private long lastLockNs;
+    private long lastWalkNs;
     private final Object histogramLock = new Object();
     private long lastHistogramNs;
     /** Inflater and Deflater instances from the last histogram. */
     private long[] lastHistogram;
 
-    private ZipCensus(CleanerWalk walk, String reason, FinalizerWalk finalizers, String finalizerReason) {
+    private ZipCensus(CleanerWalk walk, boolean nativeCleaner, String reason, FinalizerWalk finalizers,
+            boolean nativeFinalizer, String finalizerReason) {
         this.walk = walk;
+        this.nativeCleaner = nativeCleaner;
         this.reason = reason;
         this.finalizers = finalizers;
+        this.nativeFinalizer = nativeFinalizer;
         this.finalizerReason = finalizerReason;
     }
 
@@ -122,24 +155,102 @@ final class ZipCensus {
      */
     static ZipCensus create(Instrumentation inst) {
         CleanerWalk w = null;
+        boolean viaNative = false;
+        long checkLockNs = 0;
         String why = null;
         try {
-            w = CleanerWalk.resolve(inst);
+            if (!hasModules()) {
+                throw new UnsupportedOperationException(
+                        "JDK 8 has no Cleaner: Inflater/Deflater are released by finalization");
+            }
+            if (nativeRoute(TEST_OPEN_FAILS_PROPERTY)) {
+                checkLockNs = nativeCheck(NativeCore.CENSUS_CLEANER);
+                viaNative = true;
+            } else {
+                w = CleanerWalk.resolve(inst);
+            }
         } catch (Throwable t) {
             why = describe(t);
             // Said once: the fallback walks the whole heap (at most once a minute) and counts less.
             Log.info("zip census: cannot read the Cleaner (" + why + "); counting with the class histogram instead");
         }
-        return withFinalizers(w, why, inst);
+        ZipCensus c = withFinalizers(w, viaNative, why, inst);
+        c.nativeLockHeldMaxNs = checkLockNs;
+        return c;
     }
 
     /** Adds the Finalizer part; its failure is reported in every census ("finalizer"), not logged. */
-    private static ZipCensus withFinalizers(CleanerWalk w, String why, Instrumentation inst) {
+    private static ZipCensus withFinalizers(CleanerWalk w, boolean nativeCleaner, String why, Instrumentation inst) {
         try {
-            return new ZipCensus(w, why, FinalizerWalk.resolve(inst), null);
+            if (hasModules() && nativeRoute(TEST_FINALIZER_OPEN_FAILS_PROPERTY)) {
+                nativeCheck(NativeCore.CENSUS_FINALIZER);
+                return new ZipCensus(w, nativeCleaner, why, null, true, null);
+            }
+            return new ZipCensus(w, nativeCleaner, why, FinalizerWalk.resolve(inst), false, null);
         } catch (Throwable t) {
-            return new ZipCensus(w, why, null, describe(t));
+            return new ZipCensus(w, nativeCleaner, why, null, false, describe(t));
         }
+    }
+
+    private static boolean hasModules() {
+        try {
+            Class.forName("java.lang.Module");
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
+    }
+
+    /** Whether the native core reads the lists; the tests' property forces reflection, whose opening it fails. */
+    private static boolean nativeRoute(String testProperty) {
+        return Internals.nativeRoute() && !Boolean.getBoolean(testProperty);
+    }
+
+    /**
+     * Proves the native census of {@code part} on new streams (a Cleaner's Inflater and Deflater,
+     * a finalizable Inflater), which it must find among the first entries of the list (new ones
+     * go first). Returns how long it held the list's lock.
+     */
+    private static long nativeCheck(int part) {
+        String problem = NativeCore.zipCensusProblem(part);
+        if (problem != null) {
+            throw new IllegalStateException(problem);
+        }
+        boolean cleaner = part == NativeCore.CENSUS_CLEANER;
+        Inflater probe = cleaner ? new Inflater() : new FinalizableProbe();
+        Deflater probeD = cleaner ? new Deflater() : null;
+        try {
+            long[] r = NativeCore.zipCensus(part, CHECK_LIMIT, SCAN_BUDGET_NS);
+            int at = cleaner ? 0 : NATIVE_SLOTS;
+            if (r[at] == NATIVE_DISABLED) {
+                return 0;
+            }
+            if (cleaner ? (r[1] < 1 || r[3] < 1) : r[at + 1] < 1) {
+                throw new IllegalStateException(cleaner ? "the Cleaner's list does not hold a new Inflater and Deflater"
+                        : "the Finalizer's list does not hold a new finalizable Inflater");
+            }
+            return r[at + 7];
+        } finally {
+            probe.end();
+            if (probeD != null) {
+                probeD.end();
+            }
+        }
+    }
+
+    /** Per part, the slots of {@link NativeCore#zipCensus}'s answer, and its "finalization disabled" state. */
+    private static final int NATIVE_SLOTS = 8;
+    private static final long NATIVE_DISABLED = 2;
+
+    /** One part of the native answer as Counts. */
+    private static void fromNative(long[] r, int at, Counts c) {
+        c.inflatersAlive = r[at + 1];
+        c.inflatersPending = r[at + 2];
+        c.deflatersAlive = r[at + 3];
+        c.deflatersPending = r[at + 4];
+        c.seen = r[at + 5];
+        c.truncated = r[at + 6] != 0;
+        c.lockHeldNs = r[at + 7];
     }
 
     /**
@@ -167,12 +278,73 @@ final class ZipCensus {
      * Never throws.
      */
     String scanJson() {
+        synchronized (paceLock) {
+            long now = System.nanoTime();
+            if (lastJson != null && now - nextScanNs < 0) {
+                return lastJson;
+            }
+            lastLockNs = 0;
+            lastWalkNs = 0;
+            String json = scanNow();
+            // The histogram fallback is rate-limited on its own: only the lists' walks count here.
+            long wait = Math.max(LOCK_BACKOFF * lastLockNs, SCAN_BACKOFF * lastWalkNs);
+            nextScanNs = System.nanoTime() + Math.min(wait, MAX_WAIT_NS);
+            lastJson = json;
+            return json;
+        }
+    }
+
+    /** A census now, whatever the last one cost: {@link #scanJson} without its pacing. */
+    String scanNow() {
         long t0 = System.nanoTime();
         try {
-            Fin f = finalizerCounts(t0 + SCAN_BUDGET_NS);
+            long[] r = null;
+            String nativeFailure = null;
+            int parts = (nativeCleaner ? NativeCore.CENSUS_CLEANER : 0) | (nativeFinalizer ? NativeCore.CENSUS_FINALIZER : 0);
+            if (parts != 0) {
+                try {
+                    r = NativeCore.zipCensus(parts, Long.MAX_VALUE, SCAN_BUDGET_NS);
+                } catch (RuntimeException e) {
+                    nativeFailure = describe(e);
+                }
+            }
+            Fin f;
+            if (!nativeFinalizer) {
+                f = finalizerCounts(t0 + SCAN_BUDGET_NS);
+            } else if (r == null) {
+                f = new Fin();
+                f.state = "unavailable";
+                f.reason = "reading the Finalizer failed: " + nativeFailure;
+            } else {
+                f = new Fin();
+                if (r[NATIVE_SLOTS] == NATIVE_DISABLED) {
+                    f.state = "disabled";
+                    f.reason = "finalization is disabled (--finalization=disabled)";
+                } else {
+                    fromNative(r, NATIVE_SLOTS, f);
+                    f.state = "read";
+                }
+            }
+            lastLockNs = Math.max(lastLockNs, f.lockHeldNs);
+            lastWalkNs = System.nanoTime() - t0;
+            if (nativeCleaner) {
+                if (r == null) {
+                    return fallback("reading the Cleaner failed: " + nativeFailure, f, t0);
+                }
+                Counts c = new Counts();
+                fromNative(r, 0, c);
+                lastLockNs = Math.max(lastLockNs, c.lockHeldNs);
+                if (c.lockHeldNs > nativeLockHeldMaxNs) {
+                    nativeLockHeldMaxNs = c.lockHeldNs; // racy max: scans of one census rarely overlap
+                }
+                return cleanerJson(c, f, t0, nativeLockHeldMaxNs);
+            }
             if (walk != null) {
                 try {
-                    return walk.scan(t0, f);
+                    String json = walk.scan(t0, f);
+                    lastLockNs = Math.max(lastLockNs, walk.lastHeldNs);
+                    lastWalkNs = System.nanoTime() - t0;
+                    return json;
                 } catch (Throwable t) {
                     return fallback("reading the Cleaner failed: " + describe(t), f, t0);
                 }
@@ -211,7 +383,7 @@ final class ZipCensus {
      */
     public static String scanForTest() {
         if (Boolean.getBoolean(TEST_HISTOGRAM_PROPERTY)) {
-            return withFinalizers(null, "histogram forced by " + TEST_HISTOGRAM_PROPERTY, instrumentation).scanJson();
+            return withFinalizers(null, false, "histogram forced by " + TEST_HISTOGRAM_PROPERTY, instrumentation).scanNow();
         }
         ZipCensus c;
         synchronized (ZipCensus.class) {
@@ -220,7 +392,7 @@ final class ZipCensus {
             }
             c = forTest;
         }
-        return c.scanJson();
+        return c.scanNow();
     }
 
     private String fallback(String why, Fin f, long t0) {
@@ -307,6 +479,27 @@ final class ZipCensus {
                 .end();
     }
 
+    /** A census of the Cleaner's list ("cleaner"), leaving out the streams {@code f} counted already. */
+    private static String cleanerJson(Counts c, Fin f, long t0, long lockHeldMaxNs) {
+        long bytes = (c.inflatersAlive + c.inflatersPending + f.inflatersAlive + f.inflatersPending)
+                * INFLATER_NATIVE_BYTES
+                + (c.deflatersAlive + c.deflatersPending + f.deflatersAlive + f.deflatersPending)
+                * DEFLATER_NATIVE_BYTES;
+        return new Json()
+                .put("method", "cleaner")
+                .putRaw("inflaters", counts(c.inflatersAlive, c.inflatersPending, null, f, true))
+                .putRaw("deflaters", counts(c.deflatersAlive, c.deflatersPending, null, f, false))
+                .put("estimated_native_bytes", bytes)
+                .put("scan_ns", System.nanoTime() - t0)
+                .put("truncated", c.truncated || f.truncated)
+                .put("cleanables", c.seen)
+                .put("reason", (String) null)
+                .put("lock_held_last_ns", c.lockHeldNs)
+                .put("lock_held_max_ns", lockHeldMaxNs)
+                .putRaw("finalizer", f.json())
+                .end();
+    }
+
     static String describe(Throwable t) {
         if (t instanceof java.lang.reflect.InvocationTargetException && t.getCause() != null) {
             t = t.getCause();
@@ -337,14 +530,12 @@ final class ZipCensus {
         private final FieldRef referent;
         /** The longest a walk (the start-up check included) held the list's lock, ns. */
         private volatile long lockHeldMaxNs;
-        /** Whether the fields are read through the native core ({@link Internals}). */
-        private final boolean viaNative;
+        /** How long the last scan held it, ns. */
+        volatile long lastHeldNs;
 
         private CleanerWalk(Object lock, Object linkedHead, FieldRef next, FieldRef nodeHead, FieldRef nodeArr, FieldRef nodeSize,
                 FieldRef nodeNext, Class<?> cleanableRef, FieldRef action, Class<?> inflaterRef, Class<?> deflaterRef,
-                FieldRef inflaterAddress, FieldRef deflaterAddress, MethodRef refersTo, FieldRef referent,
-                boolean viaNative) {
-            this.viaNative = viaNative;
+                FieldRef inflaterAddress, FieldRef deflaterAddress, MethodRef refersTo, FieldRef referent) {
             this.lock = lock;
             this.linkedHead = linkedHead;
             this.next = next;
@@ -369,17 +560,13 @@ final class ZipCensus {
                 throw new UnsupportedOperationException(
                         "JDK 8 has no Cleaner: Inflater/Deflater are released by finalization");
             }
-            // The test of unreachable internals takes the reflection route, whose opening it fails.
-            boolean nat = Internals.nativeRoute() && !Boolean.getBoolean(TEST_OPEN_FAILS_PROPERTY);
-            if (!nat) {
-                openJavaBase(inst);
-            }
+            openJavaBase(inst);
 
             Class<?> factory = Class.forName("jdk.internal.ref.CleanerFactory");
-            Object cleaner = MethodRef.of(factory.getMethod("cleaner"), nat).invoke(null);
+            Object cleaner = MethodRef.of(factory.getMethod("cleaner")).invoke(null);
             Class<?> implClass = Class.forName("jdk.internal.ref.CleanerImpl");
             MethodRef getImpl = MethodRef.of(
-                    implClass.getDeclaredMethod("getCleanerImpl", Class.forName("java.lang.ref.Cleaner")), nat);
+                    implClass.getDeclaredMethod("getCleanerImpl", Class.forName("java.lang.ref.Cleaner")));
             Object impl = getImpl.invoke(null, cleaner);
             if (impl == null) {
                 throw new IllegalStateException("the common Cleaner has no CleanerImpl");
@@ -393,20 +580,20 @@ final class ZipCensus {
             FieldRef nodeArr = null;
             FieldRef nodeSize = null;
             FieldRef nodeNext = null;
-            FieldRef list = FieldRef.optional(implClass, "activeList", nat);
+            FieldRef list = FieldRef.optional(implClass, "activeList");
             if (list != null) {
                 lock = list.get(impl);
                 Class<?> listClass = Class.forName("jdk.internal.ref.CleanerImpl$CleanableList");
                 Class<?> nodeClass = Class.forName("jdk.internal.ref.CleanerImpl$CleanableList$Node");
-                nodeHead = FieldRef.of(listClass, "head", nat);
-                nodeArr = FieldRef.of(nodeClass, "arr", nat);
-                nodeSize = FieldRef.of(nodeClass, "size", nat);
-                nodeNext = FieldRef.of(nodeClass, "next", nat);
+                nodeHead = FieldRef.of(listClass, "head");
+                nodeArr = FieldRef.of(nodeClass, "arr");
+                nodeSize = FieldRef.of(nodeClass, "size");
+                nodeNext = FieldRef.of(nodeClass, "next");
             } else {
-                list = FieldRef.of(implClass, "phantomCleanableList", nat);
+                list = FieldRef.of(implClass, "phantomCleanableList");
                 linkedHead = list.get(impl);
                 lock = linkedHead;
-                next = FieldRef.of(phantomCleanable, "next", nat);
+                next = FieldRef.of(phantomCleanable, "next");
             }
             if (lock == null) {
                 throw new IllegalStateException("the common Cleaner's list is null");
@@ -415,17 +602,17 @@ final class ZipCensus {
             MethodRef refersTo = null;
             FieldRef referent = null;
             try {
-                refersTo = MethodRef.of(java.lang.ref.Reference.class.getMethod("refersTo", Object.class), nat);
+                refersTo = MethodRef.of(java.lang.ref.Reference.class.getMethod("refersTo", Object.class));
             } catch (NoSuchMethodException e) {
-                referent = FieldRef.of(java.lang.ref.Reference.class, "referent", nat);
+                referent = FieldRef.of(java.lang.ref.Reference.class, "referent");
             }
             Class<?> inflaterRef = Class.forName(INFLATER_REF);
             Class<?> deflaterRef = Class.forName(DEFLATER_REF);
             CleanerWalk w = new CleanerWalk(lock, linkedHead, next, nodeHead, nodeArr, nodeSize, nodeNext,
                     Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"),
-                    FieldRef.of(Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"), "action", nat),
-                    inflaterRef, deflaterRef, FieldRef.of(inflaterRef, "address", nat),
-                    FieldRef.of(deflaterRef, "address", nat), refersTo, referent, nat);
+                    FieldRef.of(Class.forName("jdk.internal.ref.CleanerImpl$PhantomCleanableRef"), "action"),
+                    inflaterRef, deflaterRef, FieldRef.of(inflaterRef, "address"),
+                    FieldRef.of(deflaterRef, "address"), refersTo, referent);
             w.selfCheck();
             return w;
         }
@@ -439,15 +626,15 @@ final class ZipCensus {
             Inflater probe = new Inflater();
             Deflater probeD = new Deflater();
             try {
-                Object zsRef = FieldRef.of(Inflater.class, "zsRef", viaNative).get(probe);
-                Object cleanable = FieldRef.of(inflaterRef, "cleanable", viaNative).get(zsRef);
+                Object zsRef = FieldRef.of(Inflater.class, "zsRef").get(probe);
+                Object cleanable = FieldRef.of(inflaterRef, "cleanable").get(zsRef);
                 if (cleanable == null || cleanable.getClass() != cleanableRef || action.get(cleanable) != zsRef) {
                     throw new IllegalStateException("an Inflater's cleanable is not the expected PhantomCleanableRef");
                 }
                 if (inflaterAddress.getLong(zsRef) == 0) {
                     throw new IllegalStateException("a new Inflater has no zlib address");
                 }
-                Object zsRefD = FieldRef.of(Deflater.class, "zsRef", viaNative).get(probeD);
+                Object zsRefD = FieldRef.of(Deflater.class, "zsRef").get(probeD);
                 if (deflaterAddress.getLong(zsRefD) == 0) {
                     throw new IllegalStateException("a new Deflater has no zlib address");
                 }
@@ -501,23 +688,8 @@ final class ZipCensus {
             Counts c = new Counts();
             c.skip = f.zsRefs;
             count(c, t0 + SCAN_BUDGET_NS);
-            long bytes = (c.inflatersAlive + c.inflatersPending + f.inflatersAlive + f.inflatersPending)
-                    * INFLATER_NATIVE_BYTES
-                    + (c.deflatersAlive + c.deflatersPending + f.deflatersAlive + f.deflatersPending)
-                    * DEFLATER_NATIVE_BYTES;
-            return new Json()
-                    .put("method", "cleaner")
-                    .putRaw("inflaters", counts(c.inflatersAlive, c.inflatersPending, null, f, true))
-                    .putRaw("deflaters", counts(c.deflatersAlive, c.deflatersPending, null, f, false))
-                    .put("estimated_native_bytes", bytes)
-                    .put("scan_ns", System.nanoTime() - t0)
-                    .put("truncated", c.truncated || f.truncated)
-                    .put("cleanables", c.seen)
-                    .put("reason", (String) null)
-                    .put("lock_held_last_ns", c.lockHeldNs)
-                    .put("lock_held_max_ns", lockHeldMaxNs)
-                    .putRaw("finalizer", f.json())
-                    .end();
+            lastHeldNs = c.lockHeldNs;
+            return cleanerJson(c, f, t0, lockHeldMaxNs);
         }
 
         /**
@@ -699,7 +871,7 @@ final class ZipCensus {
         final boolean enabled;
 
         private FinalizerWalk(Object lock, FieldRef unfinalized, FieldRef next, FieldRef finalizerQueue, FieldRef referenceQueue,
-                FieldRef referent, FieldRef inflaterZsRef, FieldRef deflaterZsRef, boolean enabled, boolean nat)
+                FieldRef referent, FieldRef inflaterZsRef, FieldRef deflaterZsRef, boolean enabled)
                 throws Exception {
             this.lock = lock;
             this.unfinalized = unfinalized;
@@ -710,29 +882,25 @@ final class ZipCensus {
             this.inflaterZsRef = inflaterZsRef;
             this.deflaterZsRef = deflaterZsRef;
             this.inflaterRefType = inflaterZsRef.getType();
-            this.inflaterAddress = FieldRef.of(inflaterZsRef.getType(), "address", nat);
-            this.deflaterAddress = FieldRef.of(deflaterZsRef.getType(), "address", nat);
+            this.inflaterAddress = FieldRef.of(inflaterZsRef.getType(), "address");
+            this.deflaterAddress = FieldRef.of(deflaterZsRef.getType(), "address");
             this.enabled = enabled;
         }
 
         static FinalizerWalk resolve(Instrumentation inst) throws Exception {
-            // The test of unreachable internals takes the reflection route, whose opening it fails.
-            boolean nat = Internals.nativeRoute() && !Boolean.getBoolean(TEST_FINALIZER_OPEN_FAILS_PROPERTY);
-            if (!nat) {
-                open(inst);
-            }
+            open(inst);
             Class<?> fin = Class.forName("java.lang.ref.Finalizer");
             Class<?> ref = java.lang.ref.Reference.class;
-            Object lock = FieldRef.of(fin, "lock", nat).get(null);
+            Object lock = FieldRef.of(fin, "lock").get(null);
             if (lock == null) {
                 throw new IllegalStateException("Finalizer.lock is null");
             }
-            FieldRef enabledField = FieldRef.optional(fin, "ENABLED", nat);
+            FieldRef enabledField = FieldRef.optional(fin, "ENABLED");
             boolean enabled = enabledField == null || enabledField.getBoolean(null);
-            FinalizerWalk w = new FinalizerWalk(lock, FieldRef.of(fin, "unfinalized", nat),
-                    FieldRef.of(fin, "next", nat), FieldRef.of(fin, "queue", nat), FieldRef.of(ref, "queue", nat),
-                    FieldRef.of(ref, "referent", nat), FieldRef.of(Inflater.class, "zsRef", nat),
-                    FieldRef.of(Deflater.class, "zsRef", nat), enabled, nat);
+            FinalizerWalk w = new FinalizerWalk(lock, FieldRef.of(fin, "unfinalized"),
+                    FieldRef.of(fin, "next"), FieldRef.of(fin, "queue"), FieldRef.of(ref, "queue"),
+                    FieldRef.of(ref, "referent"), FieldRef.of(Inflater.class, "zsRef"),
+                    FieldRef.of(Deflater.class, "zsRef"), enabled);
             if (enabled) {
                 w.selfCheck();
             }

@@ -54,6 +54,11 @@ public final class Demo {
             }
         }
         done.await();
+        synchronized (leaked) {
+            System.out.println("demo: done, unended Deflaters=" + leaked.size());
+        }
+        // The agent's next samples see the final state: the demo's script checks its census against it.
+        Thread.sleep(2000);
         System.out.println("demo: done");
     }
 }
