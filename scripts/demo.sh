@@ -7,13 +7,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 jar="$root/agent/target/offheap-doctor.jar"
 report="$(mktemp -d)/offheap-report.jsonl"
 out="${report%.jsonl}.out"
-java -Xmx128m -javaagent:"$jar"=interval=1s,report="$report" -jar "$jar" demo 6 | tee "$out"
+java -Xmx128m -javaagent:"$jar"=interval=1s,threshold.rateMinSpan=2s,threshold.rateWindow=20s,report="$report" -jar "$jar" demo 6 | tee "$out"
 echo
 echo "== the agent's report: $report"
 python3 - "$report" "$out" <<'PY'
 import json, re, sys
 mib = lambda b: f"{b / 1048576:8.1f} MiB" if b is not None else "       -    "
-print(f"{'seq':>3}  {'time':<24} {'RSS':>12} {'java heap':>12} {'malloc':>12} {'retained':>12} {'zlib est.':>12}")
+print(f"{'seq':>3}  {'time':<24} {'RSS':>12} {'java heap':>12} {'malloc':>12} {'free, resident':>14} {'zlib est.':>12}")
 last = None
 for line in open(sys.argv[1]):
     s = json.loads(line)
@@ -23,7 +23,7 @@ for line in open(sys.argv[1]):
     m = s.get("malloc") or {}
     z = s.get("zip") or {}
     print(f"{s['seq']:>3}  {s['time']:<24} {mib(t.get('rss'))} {mib(c.get('java_heap', {}).get('rss'))} "
-          f"{mib(c.get('malloc_arena', {}).get('rss'))} {mib(m.get('retained'))} {mib(z.get('estimated_native_bytes'))}")
+          f"{mib(c.get('malloc_arena', {}).get('rss'))} {mib(m.get('retained_resident')):>14} {mib(z.get('estimated_native_bytes'))}")
 if last:
     print("\n== findings of the last sample")
     for f in last.get("findings", []):

@@ -692,7 +692,11 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
         (true, false) => Severity::Warning,
         (false, _) => Severity::Info,
     };
-    let held = fmt_bytes(z.estimated_native_bytes);
+    // The per-stream constants are what a used stream holds; streams that have touched less of
+    // their buffers hold less, so the estimate can pass the memory it would be a share of. The
+    // finding never claims more than the resident memory outside the Java heap.
+    let held_bytes = o.off_heap().map_or(z.estimated_native_bytes, |off| z.estimated_native_bytes.min(off));
+    let held = fmt_bytes(held_bytes);
     let title = if count_grows {
         let r = g.rate(series::ZIP_UNENDED).unwrap_or(0.0);
         format!("{unended} Inflaters/Deflaters are not ended and hold about {held} of native zlib memory, {r:+.0}/h")
@@ -714,8 +718,11 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
         .count("inflaters_pending_cleanup", z.inflaters_pending)
         .count("deflaters_alive", z.deflaters_alive)
         .count("deflaters_pending_cleanup", z.deflaters_pending)
-        .bytes("estimated_native", z.estimated_native_bytes)
+        .bytes("estimated_native", held_bytes)
         .rate("estimated_native_rate", g.rate(series::ZIP_NATIVE));
+    if held_bytes < z.estimated_native_bytes {
+        f = f.bytes("estimated_native_by_constants", z.estimated_native_bytes);
+    }
     if let Some(s) = g.get(series::ZIP_UNENDED) {
         if let Some(r) = s.rate_per_hour {
             f = f.text("unended_rate", format!("{r:+.0}/h"), Some(r));
@@ -1378,6 +1385,23 @@ mod tests {
             o.epoch_ms = i * STEP_MS;
             o
         })
+    }
+
+    #[test]
+    fn zip_unclosed_never_claims_more_than_the_memory_outside_the_heap() {
+        // 4000 streams at the used-stream constant would be 156 MiB; the process holds 100 MiB
+        // outside its heap, so that is the most the finding may say they hold.
+        let (o, g) = run(1, |_| {
+            let mut o = zip(4000, 0);
+            o.rss = 164 * MIB;
+            o.parts.insert("java_heap".into(), 64 * MIB);
+            o
+        });
+        let fs = evaluate_with(&o, &g);
+        let f = find(&fs, ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(ev(f, "estimated_native").value, "100.0 MiB");
+        assert_eq!(ev(f, "estimated_native_by_constants").value, "156.2 MiB");
+        assert!(f.title.contains("hold about 100.0 MiB"), "{}", f.title);
     }
 
     #[test]

@@ -56,7 +56,7 @@ final class Options {
         k.put("mmapThreshold", "glibc: serve allocations at least this big with mmap (M_MMAP_THRESHOLD), e.g. 128k");
         k.put("trimThreshold", "glibc: free top-of-heap memory above this to the kernel (M_TRIM_THRESHOLD), e.g. 16m");
         k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
-        k.put("zipInterval", "time between zip census scans, which sample in between reuse: <n>ms, <n>s, <n>m (default 30s)");
+        k.put("zipInterval", "time between zip census scans, <n>ms, <n>s, <n>m; samples in between reuse the last scan (default 0: every sample while a scan is cheap, spaced by its measured cost)");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("mbean", "auto|on|off: register the MXBean in the platform MBeanServer once something creates that"
                 + " server (auto, the default: JConsole, jcmd ManagementAgent.start, -Dcom.sun.management.jmxremote,"
