@@ -46,8 +46,10 @@ def test_auto_trim_keeps_rss_well_below_trim_off(jdk, fragmenter, tmp_path):
     print(f"JDK {jdk}: mean RSS off {r_off['mean'] >> 20} MiB, auto {r_auto['mean'] >> 20} MiB "
           f"after {t['count']} trims releasing {t['released_total'] >> 20} MiB")
     assert t["count"] >= 2 and t["released_total"] > 32 << 20
-    # A short, noisy run: measured 0.79-0.93 of trim=off here; bench/trim_bench.py has the full figures.
-    assert r_auto["mean"] <= 0.95 * r_off["mean"], (r_auto, r_off)
+    # Mean RSS over a short run on two busy cores differs by 11-20% between equal runs, so the
+    # ratio of means lives in bench/trim_bench.py. What noise cannot cross: once the load is over,
+    # the policy has given back what trim=off still holds (the workload's own VmRSS at its end).
+    assert r_auto["final"] <= r_off["final"] - 16 * (1 << 20), (r_auto, r_off)
     assert off.samples[-1]["trim"]["count"] == 0
     assert all(e["reason"] == "policy" for s in auto.samples for e in s["trim"]["events"])
 

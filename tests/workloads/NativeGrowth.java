@@ -144,6 +144,20 @@ public class NativeGrowth {
         System.out.printf("stressresult trims=%d failures=%d max_ms=%.3f%n", trims, failures, maxMs);
     }
 
+    static long vmRssBytes() throws java.io.IOException {
+        java.io.BufferedReader r = new java.io.BufferedReader(new java.io.FileReader("/proc/self/status"));
+        try {
+            for (String line; (line = r.readLine()) != null; ) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+            return -1;
+        } finally {
+            r.close();
+        }
+    }
+
     static long currentSeq() throws Exception {
         Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
         Object d = doctor.getMethod("get").invoke(null);
@@ -235,9 +249,15 @@ public class NativeGrowth {
                 case "gc":
                     System.gc();
                     break;
-                case "trim":
-                    System.out.println("trimresult " + io.offheapdoctor.NativeCore.trim(60_000));
+                case "trim": {
+                    // The process's own VmRSS around the call: a figure the agent does not compute.
+                    long before = vmRssBytes();
+                    String result = io.offheapdoctor.NativeCore.trim(60_000);
+                    long after = vmRssBytes();
+                    System.out.println("trimresult " + result);
+                    System.out.println("trimvmrss " + before + " " + after);
                     break;
+                }
                 case "stress":
                     stress(n);
                     break;
