@@ -39,10 +39,10 @@ def assert_continuous(samples):
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
     times = [s["epoch_ms"] for _, s in samples]
     assert times == sorted(times)
-    # A sample every 100 ms: no gap between consecutive samples much beyond that, across file
-    # boundaries too (a lost line would leave a gap of 200 ms or more).
+    # A sample every 100 ms: no hole of seconds between neighbours, across file boundaries too
+    # (loose: a loaded machine delays samples, and seq above is the exact check).
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert max(gaps) < 1000, gaps
+    assert max(gaps) < 5000, gaps
 
 
 def test_rotation_over_many_files_loses_no_line_and_splits_none(workloads, tmp_path):
@@ -76,9 +76,9 @@ def test_rotation_over_many_files_loses_no_line_and_splits_none(workloads, tmp_p
         assert 0 < size <= 64 * KIB, (f, size)
         assert f.stat().st_mode & 0o777 == 0o600, f
     # Each rotated file was full: the next line would not have fitted.
-    line_sizes = [len(json.dumps(s)) for _, s in samples]
+    longest = max(len(l) for f in files for l in f.read_bytes().splitlines(keepends=True))
     for f in files[:-1]:
-        assert f.stat().st_size + min(line_sizes) > 64 * KIB - max(line_sizes), f
+        assert f.stat().st_size > 64 * KIB - longest, f
     # No file outside the set either (no .0, no stray temporary).
     assert sorted(p.name for p in every.parent.iterdir()) == sorted(f.name for f in files)
 
