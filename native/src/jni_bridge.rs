@@ -149,26 +149,15 @@ fn intern_set_trim_policy(text: &str) -> Result<String> {
     Ok(serde_json::to_string(&status)?)
 }
 
-/// Renders a report file (JSON lines) into one HTML page; reads line by line so a week of
-/// samples never sits in memory as text.
+/// Renders a report and the files rotated out of it into one HTML page written to `out` (a fresh
+/// file of the caller's, which renames it into place); says how many samples from how many files.
 fn intern_render_timeline(report: &str, out: &str) -> Result<String> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(report).map_err(|e| Error::io(report, e))?;
-    let mut t = crate::timeline::Timeline::default();
-    let mut reader = std::io::BufReader::new(f);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(report, e))?;
-        if n == 0 {
-            break;
-        }
-        t.push_line(&String::from_utf8_lossy(&buf));
-    }
+    let (t, files) = crate::timeline::report_files::read_rotated(std::path::Path::new(report))?;
     let title = std::path::Path::new(report).file_name().map_or("offheap-doctor report".into(), |n| n.to_string_lossy().into_owned());
     let html = t.render(&format!("offheap-doctor: {title}"))?;
     std::fs::write(out, html).map_err(|e| Error::io(out, e))?;
-    Ok(format!("{} samples -> {out}", t.sample_count()))
+    let from = if files > 1 { format!(" from {files} files") } else { String::new() };
+    Ok(format!("{} samples{from}", t.sample_count()))
 }
 
 fn intern_live_timeline(out: &str) -> Result<String> {

@@ -13,6 +13,7 @@
 mod downsample;
 mod lenient;
 mod page;
+pub mod report_files;
 
 use std::collections::{HashMap, HashSet};
 

@@ -12,6 +12,30 @@ pub const MAX_SIZE_BYTES: u64 = 1 << 50;
 /// The longest duration any option takes: 365 days.
 pub const MAX_DURATION_MS: u64 = 365 * 24 * 3_600_000;
 
+/// The smallest report file before rotation (`reportMaxSize`): a few samples' worth.
+pub const MIN_REPORT_FILE_BYTES: u64 = 16 << 10;
+/// The most report files kept (`reportFiles`), the current one included; the timeline looks for
+/// no more rotated files than this.
+pub const MAX_REPORT_FILES: usize = 1000;
+
+/// A `reportMaxSize` value: a size of at least [`MIN_REPORT_FILE_BYTES`].
+pub fn parse_report_max_size(text: &str) -> Result<u64> {
+    let n = parse_bytes(text)?;
+    if n < MIN_REPORT_FILE_BYTES {
+        return Err(Error::invalid(format!("{:?} is below the smallest report file, 16k", text.trim())));
+    }
+    Ok(n)
+}
+
+/// A `reportFiles` value: a whole number from 1 to [`MAX_REPORT_FILES`].
+pub fn parse_report_files(text: &str) -> Result<usize> {
+    let t = text.trim();
+    match digits_value(t) {
+        Some(n) if (1..=MAX_REPORT_FILES as u64).contains(&n) => Ok(n as usize),
+        _ => Err(Error::invalid(format!("{t:?} is not a whole number from 1 to {MAX_REPORT_FILES}"))),
+    }
+}
+
 /// A run of ASCII digits (no sign, no spaces, at most 18 of them) as a number.
 fn digits_value(digits: &str) -> Option<u64> {
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -181,6 +205,8 @@ mod tests {
                 "size" => parse_bytes(text).ok().map(|v| v as f64),
                 "duration" => parse_duration_ms(text).ok().map(|v| v as f64),
                 "percent" => parse_percent(text).ok(),
+                "reportMaxSize" => parse_report_max_size(text).ok().map(|v| v as f64),
+                "reportFiles" => parse_report_files(text).ok().map(|v| v as f64),
                 other => panic!("unknown kind {other}"),
             };
             match expected {

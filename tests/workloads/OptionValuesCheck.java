@@ -4,9 +4,9 @@ import java.nio.file.Files;
 import java.nio.file.Paths;
 
 /**
- * Runs the agent's option parsers (Options.parseSize, parseDuration, parsePercent) over the
- * table in args[0] ("kind TAB text TAB expected" lines) and prints, per row, "kind TAB text TAB
- * got", got being the value in the native core's unit (bytes, milliseconds, a fraction) or
+ * Runs the agent's option parsers (Options.parseSize, parseDuration, parsePercent and the report
+ * rotation's two) over the table in args[0] ("kind TAB text TAB expected" lines) and prints, per
+ * row, "kind TAB text TAB got", got being the value in the native core's unit (bytes, milliseconds, a fraction) or
  * "error" where the parser refuses it.
  */
 public class OptionValuesCheck {
@@ -15,6 +15,10 @@ public class OptionValuesCheck {
         Method size = options.getDeclaredMethod("parseSize", String.class);
         Method duration = options.getDeclaredMethod("parseDuration", String.class);
         Method percent = options.getDeclaredMethod("parsePercent", String.class);
+        Method reportSize = options.getDeclaredMethod("parseReportMaxSize", String.class);
+        Method reportFiles = options.getDeclaredMethod("parseReportFiles", String.class);
+        reportSize.setAccessible(true);
+        reportFiles.setAccessible(true);
         size.setAccessible(true);
         duration.setAccessible(true);
         percent.setAccessible(true);
@@ -38,6 +42,14 @@ public class OptionValuesCheck {
                     // A share must be above 0, as units.rs's parse_percent wants.
                     double pct = (Double) percent.invoke(null, cols[1]);
                     got = pct <= 0 ? "error" : Double.toString(pct / 100);
+                    break;
+                case "reportMaxSize":
+                    long rs = (Long) reportSize.invoke(null, cols[1]);
+                    got = rs < 0 ? "error" : Long.toString(rs);
+                    break;
+                case "reportFiles":
+                    int rf = (Integer) reportFiles.invoke(null, cols[1]);
+                    got = rf < 0 ? "error" : Integer.toString(rf);
                     break;
                 default:
                     got = "unknown kind";

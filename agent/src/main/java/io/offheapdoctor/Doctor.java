@@ -33,6 +33,8 @@ public final class Doctor {
     private final Object sampleLock = new Object();
     private final Thread sampler;
     private OutputStream report;
+    /** Bytes in the current report file, so rotation needs no stat per sample. */
+    private long reportBytes;
     private volatile boolean stopping;
     /** How often {@code mbean=auto} looks for the platform MBeanServer. */
     static final long MBEAN_POLL_MS = 1000;
@@ -248,9 +250,20 @@ public final class Doctor {
             return;
         }
         try {
-            report = SafeFiles.openForAppend(java.nio.file.Paths.get(options.report));
+            openReportFile();
         } catch (IOException | SecurityException | UnsupportedOperationException | java.nio.file.InvalidPathException e) {
             Log.warn("cannot open report file " + options.report + " (" + e.getMessage() + "); sampling without a report file");
+        }
+    }
+
+    private synchronized void openReportFile() throws IOException {
+        java.nio.file.Path p = java.nio.file.Paths.get(options.report);
+        report = SafeFiles.openForAppend(p);
+        try {
+            reportBytes = java.nio.file.Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class,
+                    java.nio.file.LinkOption.NOFOLLOW_LINKS).size();
+        } catch (IOException e) {
+            reportBytes = 0;
         }
     }
 
@@ -420,9 +433,24 @@ public final class Doctor {
         if (report == null) {
             return;
         }
+        byte[] bytes = (line + "\n").getBytes(StandardCharsets.UTF_8);
+        // Rotated between samples, before the line that would take the file past its size: a
+        // sample is never split, and a file holds whole lines only.
+        if (reportBytes > 0 && reportBytes + bytes.length > options.reportMaxBytes) {
+            closeReport();
+            try {
+                SafeFiles.rotate(java.nio.file.Paths.get(options.report), options.reportFiles);
+                openReportFile();
+            } catch (IOException | RuntimeException e) {
+                Log.warn("cannot rotate report file " + options.report + " (" + e.getMessage() + "); report stopped");
+                closeReport();
+                return;
+            }
+        }
         try {
-            report.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            report.write(bytes);
             report.flush();
+            reportBytes += bytes.length;
         } catch (IOException e) {
             Log.warn("cannot write report file " + options.report + " (" + e.getMessage() + "); report stopped");
             closeReport();

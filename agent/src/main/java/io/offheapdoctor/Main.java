@@ -64,9 +64,22 @@ public final class Main {
             out = in.replaceAll("\\.jsonl?$", "") + ".html";
         }
         Log.setLevel(Log.Level.QUIET);
+        final String report = in;
+        final String[] said = new String[1];
         try {
-            System.out.println("offheap-doctor: " + NativeCore.renderTimeline(in, out));
+            // Written as the agent writes its files: a fresh file of ours renamed over the target,
+            // so a link planted at -o is refused, never followed.
+            java.nio.file.Path written = SafeFiles.replace(java.nio.file.Paths.get(out), new SafeFiles.Content() {
+                @Override
+                public void writeTo(java.nio.file.Path fresh) {
+                    said[0] = NativeCore.renderTimeline(report, fresh.toString());
+                }
+            });
+            System.out.println("offheap-doctor: " + said[0] + " -> " + written);
             return 0;
+        } catch (IOException e) {
+            System.err.println("offheap-doctor: cannot write " + out + ": " + e.getMessage());
+            return 1;
         } catch (RuntimeException e) {
             System.err.println("offheap-doctor: " + e.getMessage());
             return 1;

@@ -67,7 +67,10 @@ public final class NativeCore {
         return tune0(settings, by);
     }
 
-    /** Renders a report file (JSON lines) into one self-contained HTML page; says what it wrote. */
+    /**
+     * Renders a report file (JSON lines) and the files rotated out of it ({@code <report>.1}, ...)
+     * into one self-contained HTML page written to {@code out}; says how many samples it drew.
+     */
     public static String renderTimeline(String report, String out) {
         requireNonNull(report, "report");
         requireNonNull(out, "out");

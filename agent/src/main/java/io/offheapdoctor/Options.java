@@ -32,6 +32,12 @@ final class Options {
     static final long MMAP_THRESHOLD_MAX = 32L << 20;
     /** {@code maxBackoff} in trim_policy.rs. */
     static final int MAX_BACKOFF_MAX = 1024;
+    /** The smallest report file before rotation ({@code MIN_REPORT_FILE_BYTES} in units.rs). */
+    static final long MIN_REPORT_FILE_BYTES = 16L << 10;
+    /** The most report files kept ({@code MAX_REPORT_FILES} in units.rs, which reads the set back). */
+    static final int MAX_REPORT_FILES = 1000;
+    static final long DEFAULT_REPORT_MAX_BYTES = 64L << 20;
+    static final int DEFAULT_REPORT_FILES = 4;
     private static final String SIZE_FORM = "a size of at most 1024t (bytes or <n>k, <n>m, <n>g, <n>t)";
     private static final String DURATION_FORM = "a duration of at most 8760h (<n>ms, <n>s, <n>m or <n>min, <n>h)";
 
@@ -42,6 +48,10 @@ final class Options {
         Map<String, String> k = new LinkedHashMap<>();
         k.put("interval", "time between samples: <n>ms, <n>s, <n>m or <n>h (default 10s, at least 100ms, at most 8760h)");
         k.put("report", "file that receives one JSON object per sample (JSON lines); default none");
+        k.put("reportMaxSize", "size of one report file: the line that would take it past this size starts a new one,"
+                + " the old one becomes <report>.1 (default 64m, at least 16k)");
+        k.put("reportFiles", "report files kept, the current one included: <report>, <report>.1, ... (default 4, at most "
+                + MAX_REPORT_FILES + ")");
         k.put("log", "quiet|info|debug (default info)");
         k.put("extractDir", "directory for the extracted native library (default <java.io.tmpdir>/offheap-doctor-<user>)");
         k.put("library", "path of a native library to load instead of the bundled one (also -D" + LIBRARY_PROPERTY + ")");
@@ -128,6 +138,8 @@ final class Options {
 
     long intervalMs = DEFAULT_INTERVAL_MS;
     String report;
+    long reportMaxBytes = DEFAULT_REPORT_MAX_BYTES;
+    int reportFiles = DEFAULT_REPORT_FILES;
     Log.Level log = Log.Level.INFO;
     String extractDir;
     String library;
@@ -201,6 +213,24 @@ final class Options {
                 break;
             case "report":
                 report = value.isEmpty() ? null : value;
+                break;
+            case "reportMaxSize":
+                long rs = parseReportMaxSize(value);
+                if (rs < 0) {
+                    problems.add("reportMaxSize='" + value + "' is not a size from 16k to 1024t (bytes or <n>k, <n>m,"
+                            + " <n>g, <n>t); keeping 64m");
+                } else {
+                    reportMaxBytes = rs;
+                }
+                break;
+            case "reportFiles":
+                int rf = parseReportFiles(value);
+                if (rf < 0) {
+                    problems.add("reportFiles='" + value + "' is not a whole number from 1 to " + MAX_REPORT_FILES
+                            + "; keeping " + DEFAULT_REPORT_FILES);
+                } else {
+                    reportFiles = rf;
+                }
                 break;
             case "log":
                 try {
@@ -372,6 +402,18 @@ final class Options {
         int shift = last == 'k' ? 10 : last == 'm' ? 20 : last == 'g' ? 30 : last == 't' ? 40 : 0;
         long n = parseCount(shift == 0 ? v : v.substring(0, v.length() - 1));
         return n < 0 || n > (MAX_SIZE_BYTES >> shift) ? null : n << shift;
+    }
+
+    /** Bytes of a {@code reportMaxSize} value; -1 unless a size of at least {@link #MIN_REPORT_FILE_BYTES}. */
+    static long parseReportMaxSize(String value) {
+        Long n = parseSize(value);
+        return n == null || n < MIN_REPORT_FILE_BYTES ? -1 : n;
+    }
+
+    /** A {@code reportFiles} value; -1 unless a whole number from 1 to {@link #MAX_REPORT_FILES}. */
+    static int parseReportFiles(String value) {
+        long n = parseCount(value.trim());
+        return n < 1 || n > MAX_REPORT_FILES ? -1 : (int) n;
     }
 
     /**

@@ -166,6 +166,7 @@ final class PrometheusEndpoint {
         if (all.isEmpty()) {
             return;
         }
+        timeToLimit(all);
         family("finding", "gauge", "1 for each current finding, by its id and severity.");
         java.util.Set<String> seen = new java.util.HashSet<>();
         for (Map<?, ?> f : all) {
@@ -175,6 +176,29 @@ final class PrometheusEndpoint {
                     + escape(severity == null ? "unknown" : severity.toString()) + "\"";
             if (seen.add(labels)) {
                 sample("finding", labels, "1");
+            }
+        }
+    }
+
+    /**
+     * The oom-risk finding's own estimate of the time left before the container's memory reaches
+     * its limit at the current rate, so an alert needs no second extrapolation of its own; there
+     * while that finding is raised with a rate.
+     */
+    private void timeToLimit(List<Map<?, ?>> all) {
+        for (Map<?, ?> f : all) {
+            if (!"oom-risk".equals(f.get("id")) || !(f.get("evidence") instanceof List)) {
+                continue;
+            }
+            for (Object e : (List<?>) f.get("evidence")) {
+                if (e instanceof Map && "time_to_limit".equals(((Map<?, ?>) e).get("key"))
+                        && ((Map<?, ?>) e).get("raw") instanceof Number) {
+                    double secs = ((Number) ((Map<?, ?>) e).get("raw")).doubleValue();
+                    family("time_to_limit_seconds", "gauge", "Seconds until the container's memory reaches its"
+                            + " limit at the current rate (the oom-risk finding's estimate, there while it is raised).");
+                    sample("time_to_limit_seconds", "", String.format(Locale.ROOT, "%.0f", secs));
+                    return;
+                }
             }
         }
     }

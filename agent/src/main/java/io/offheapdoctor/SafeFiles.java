@@ -247,6 +247,39 @@ final class SafeFiles {
     }
 
     /**
+     * Shifts a rotated set by one: {@code <file>.<files-1>} goes, each {@code <file>.<n>} becomes
+     * {@code <file>.<n+1>} and {@code <file>} becomes {@code <file>.1} (with one file kept,
+     * {@code <file>} just goes). Renames and deletions act on the entries themselves, never on
+     * what a link names, and every entry moved or deleted must be a regular file of ours: one
+     * that is not stops the rotation, untouched, with the reason. The caller opens the fresh
+     * {@code <file>} with {@link #openForAppend}.
+     */
+    static void rotate(Path file, int files) throws IOException {
+        Path p = file.toAbsolutePath().normalize();
+        checkParent(p);
+        String name = p.getFileName().toString();
+        Path dir = p.getParent();
+        // Checked before anything moves, so a refusal leaves the set as it was.
+        for (int n = 0; n < files; n++) {
+            Path entry = n == 0 ? p : dir.resolve(name + "." + n);
+            if (Files.exists(entry, LinkOption.NOFOLLOW_LINKS)) {
+                checkOwnFile(entry, false);
+            }
+        }
+        if (files <= 1) {
+            Files.deleteIfExists(p);
+            return;
+        }
+        Files.deleteIfExists(dir.resolve(name + "." + (files - 1)));
+        for (int n = files - 2; n >= 0; n--) {
+            Path from = n == 0 ? p : dir.resolve(name + "." + n);
+            if (Files.exists(from, LinkOption.NOFOLLOW_LINKS)) {
+                Files.move(from, dir.resolve(name + "." + (n + 1)), StandardCopyOption.ATOMIC_MOVE);
+            }
+        }
+    }
+
+    /**
      * Replaces {@code target} by what {@code content} writes: into a fresh 0600 file in the same
      * directory, renamed over the target, which must be absent or a regular file of ours (a link
      * there is refused, never followed). Returns the target's absolute path.
