@@ -13,6 +13,8 @@ public final class Agent {
     static final String REPLY_PROPERTY = "offheap.doctor.reply.";
     /** How long a command loaded with the agent waits for the agent's first sample. */
     static final long FIRST_SAMPLE_TIMEOUT_MS = 20_000;
+    /** How long an answer stays in the system properties for the command to read. */
+    static final long REPLY_KEEP_MS = 60_000;
 
     private Agent() {}
 
@@ -86,6 +88,27 @@ public final class Agent {
             reply = "1" + (e.getMessage() == null ? e.toString() : e.getMessage());
         }
         System.setProperty(key, reply);
+        forgetLater(key);
+    }
+
+    /**
+     * Clears the answer once the command has surely read it (it does right after the load
+     * returns); a command that comes later finds none and asks over JMX instead.
+     */
+    private static void forgetLater(final String key) {
+        Thread t = new Thread(new Runnable() {
+            @Override
+            public void run() {
+                try {
+                    Thread.sleep(REPLY_KEEP_MS);
+                } catch (InterruptedException e) {
+                    // Clear it now.
+                }
+                System.clearProperty(key);
+            }
+        }, "offheap-doctor-reply");
+        t.setDaemon(true);
+        t.start();
     }
 
     private static String answerOf(String command) {
