@@ -31,9 +31,14 @@ def compile_workloads(out):
 
 
 def time_run(cmd):
+    """Wall ms and CPU ms (user + system) of one run; CPU varies less with the machine's load."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return (time.perf_counter() - t0) * 1000
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = (time.perf_counter() - t0) * 1000
+    if status != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed: status {status}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def empty_agent(out):
@@ -82,17 +87,24 @@ def main():
         for cmd in variants.values():
             time_run(cmd)
         ms = {k: [] for k in variants}
+        cpu = {k: [] for k in variants}
         for _ in range(a.runs):  # interleaved so drift hits all alike
             for k, cmd in variants.items():
-                ms[k].append(time_run(cmd))
+                w, c = time_run(cmd)
+                ms[k].append(w)
+                cpu[k].append(c)
         mw = statistics.median(ms["without agent"])
         me = statistics.median(ms["empty agent"])
+        cw = statistics.median(cpu["without agent"])
         print(f"start-up, hello world, JDK {a.jdk}, {a.runs} interleaved runs each, {a.jar}")
-        print(f"  {'':<14}{'median ms':>10}{'min ms':>10}{'added ms':>10}{'classes':>9}{'not CDS':>9}{'jar':>5}")
+        print(f"  {'':<14}{'median ms':>10}{'min ms':>10}{'added ms':>10}{'CPU ms':>8}{'added':>7}"
+              f"{'classes':>9}{'not CDS':>9}{'jar':>5}")
         for k, cmd in variants.items():
             m = statistics.median(ms[k])
+            c = statistics.median(cpu[k])
             n, fresh, own = classes_before_main(cmd, "Hello", a.jar if k == "with agent" else empty)
-            print(f"  {k:<14}{m:>10.1f}{min(ms[k]):>10.1f}{m - mw:>10.1f}{n:>9}{fresh:>9}{own:>5}")
+            print(f"  {k:<14}{m:>10.1f}{min(ms[k]):>10.1f}{m - mw:>10.1f}{c:>8.1f}{c - cw:>7.1f}"
+                  f"{n:>9}{fresh:>9}{own:>5}")
         ma = statistics.median(ms["with agent"])
         print(f"  added by the agent: {ma - mw:.1f} ms, of which an empty -javaagent {me - mw:.1f} ms;"
               f" load average {os.getloadavg()[0]:.1f}")

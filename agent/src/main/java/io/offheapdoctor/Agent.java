@@ -49,13 +49,13 @@ public final class Agent {
     }
 
     private static void start(String args, Instrumentation inst, boolean attached) {
+        ZipCensus.remember(inst);
+        Doctor.start(args, inst, attached);
         try {
             System.setProperty(RUNNING_PROPERTY, "true");
         } catch (SecurityException e) {
             // The attach commands then find the agent over JMX, as they would anyway.
         }
-        ZipCensus.remember(inst);
-        Doctor.start(args, inst, attached);
     }
 
     /**
