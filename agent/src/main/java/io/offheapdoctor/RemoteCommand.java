@@ -100,7 +100,7 @@ final class RemoteCommand {
                 Timing.phase("agent lookup");
                 if (runs) {
                     // With mbean=auto a running agent registers once the connector's start made
-                    // the platform MBeanServer; it looks once a second.
+                    // the platform MBeanServer; it looks five times a second.
                     if (!registered && !awaitRegistration(server, name)) {
                         return fail("the agent in " + pid + " runs but did not register " + OffHeapDoctorMXBean.OBJECT_NAME
                                 + " within " + REGISTER_TIMEOUT_MS / 1000 + "s (started with mbean=off?)");
