@@ -283,6 +283,31 @@ def test_report_and_json_commands_load_the_agent_into_a_plain_jvm(client, target
 
 
 @pytest.mark.parametrize("jdk", MAIN)
+def test_the_first_report_into_a_plain_jvm_starts_no_jmx_connector(jdk, workloads):
+    jcmd = str(Path(java(jdk)).resolve().parent / "jcmd")
+    cmd = command(jdk, "Idle", ["60"], classpath=workloads, xcheck=False)
+    with Background(cmd) as app:
+        app.wait_for_stdout("ready")
+        a = attach_cmd(jdk, app.pid, "json", "interval=1h")
+        assert a.returncode == 0, a.stderr
+        first = json.loads(a.stdout)
+        assert first["pid"] == app.pid and first["seq"] == 1
+        # The answer came over the attach connection: the JDK's management agent never started.
+        status = subprocess.run([jcmd, str(app.pid), "ManagementAgent.status"], capture_output=True, text=True).stdout
+        assert "Agent: disabled" in status, status
+        props = subprocess.run([jcmd, str(app.pid), "VM.system_properties"], capture_output=True, text=True).stdout
+        assert "offheap.doctor.running=true" in props, props
+        # The agent runs now: the next command asks its MBean over JMX, and it is the same sample.
+        b = attach_cmd(jdk, app.pid, "json")
+        assert b.returncode == 0 and b.stderr == "", b.stderr
+        assert json.loads(b.stdout) == first
+        status = subprocess.run([jcmd, str(app.pid), "ManagementAgent.status"], capture_output=True, text=True).stdout
+        assert "Agent: enabled" in status and "local" in status, status
+        app.kill()
+        app.finish()
+
+
+@pytest.mark.parametrize("jdk", MAIN)
 def test_commands_reach_an_agent_started_with_javaagent(jdk, workloads, tmp_path):
     report = tmp_path / "r.jsonl"
     cmd = command(jdk, "Idle", ["60"], agent_opts=f"interval=300ms,report={report}", classpath=workloads, xcheck=False)

@@ -37,7 +37,7 @@ public final class Doctor {
     private long reportBytes;
     private volatile boolean stopping;
     /** How often {@code mbean=auto} looks for the platform MBeanServer. */
-    static final long MBEAN_POLL_MS = 1000;
+    static final long MBEAN_POLL_MS = 200;
     private volatile String lastSample;
     private long javaOnlySeq;
     private JvmFacts facts;
@@ -300,7 +300,7 @@ public final class Doctor {
      * Starts the Prometheus endpoint (if asked) and registers the MBean on a thread of their own,
      * after the first sample: registering takes a few hundred milliseconds that neither the first
      * sample nor the sampling cadence should wait for. With {@code mbean=auto} the thread then
-     * waits, looking once a second, until something creates the platform MBeanServer.
+     * waits, looking five times a second, until something creates the platform MBeanServer.
      */
     private void publish() {
         Thread t = new Thread(new Runnable() {

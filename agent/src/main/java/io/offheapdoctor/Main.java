@@ -12,6 +12,9 @@ import java.net.URLClassLoader;
  * workload, or print the version.
  */
 public final class Main {
+    /** When {@link #main} began, for the phase timings of the attach commands. */
+    static final long MAIN_ENTERED = System.nanoTime();
+
     private Main() {}
 
     public static void main(String[] args) throws Exception {

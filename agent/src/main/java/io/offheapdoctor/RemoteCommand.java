@@ -3,8 +3,6 @@ package io.offheapdoctor;
 import java.io.File;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadInfo;
-import java.lang.management.ThreadMXBean;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.util.Properties;
@@ -66,18 +64,27 @@ final class RemoteCommand {
         }
         warnIfRootAgainstOtherUser(pid);
         SerialFilter.install();
+        Timing.phase("checks");
         Object vm;
         try {
             vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
+            Timing.phase("attach");
         } catch (InvocationTargetException e) {
             return fail("cannot attach to " + pid + ": " + attachFailure(e.getCause()));
         } catch (ReflectiveOperationException e) {
             return fail("cannot attach to " + pid + ": " + describe(e));
         }
         try {
+            if (command.equals("report") || command.equals("json")) {
+                Integer done = withoutJmx(vmClass, vm, pid, jar, command, options);
+                if (done != null) {
+                    return done;
+                }
+            }
             String address;
             try {
                 address = localConnector(vmClass, vm);
+                Timing.phase("local JMX connector in the target");
             } catch (Exception e) {
                 return fail("cannot start the JMX connector in " + pid + ": " + describe(unwrap(e)));
             }
@@ -87,14 +94,18 @@ final class RemoteCommand {
             try (JMXConnector connector = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
                 MBeanServerConnection server = connector.getMBeanServerConnection();
                 ObjectName name = new ObjectName(OffHeapDoctorMXBean.OBJECT_NAME);
+                Timing.phase("JMX connect");
                 boolean registered = server.isRegistered(name);
-                if (registered || agentRuns(server)) {
+                boolean runs = registered || agentRuns(server);
+                Timing.phase("agent lookup");
+                if (runs) {
                     // With mbean=auto a running agent registers once the connector's start made
-                    // the platform MBeanServer; it looks once a second.
+                    // the platform MBeanServer; it looks five times a second.
                     if (!registered && !awaitRegistration(server, name)) {
                         return fail("the agent in " + pid + " runs but did not register " + OffHeapDoctorMXBean.OBJECT_NAME
                                 + " within " + REGISTER_TIMEOUT_MS / 1000 + "s (started with mbean=off?)");
                     }
+                    Timing.phase("MBean wait");
                     if (!options.isEmpty()) {
                         System.err.println("offheap-doctor: the agent already runs in " + pid + "; options ignored: " + options);
                     }
@@ -104,6 +115,7 @@ final class RemoteCommand {
                     } catch (InvocationTargetException e) {
                         return fail("cannot load the agent into " + pid + ": " + attachFailure(e.getCause()));
                     }
+                    Timing.phase("load agent");
                     System.err.println("offheap-doctor: loaded the agent into " + pid
                             + (options.isEmpty() ? "" : " with " + options));
                     String release = dynamicAgentWarning(server);
@@ -112,16 +124,19 @@ final class RemoteCommand {
                                 + " on its stderr about a dynamically loaded agent (JEP 451); start it with"
                                 + " -XX:+EnableDynamicAgentLoading, or with -javaagent, to avoid it");
                     }
+                    Timing.phase("JEP 451 check");
                     if (!awaitRegistration(server, name)) {
                         return fail("the agent in " + pid + " did not register " + OffHeapDoctorMXBean.OBJECT_NAME
                                 + " within " + REGISTER_TIMEOUT_MS / 1000 + "s; its stderr says why");
                     }
+                    Timing.phase("MBean wait");
                 }
                 if (command.startsWith("watch")) {
                     return Watch.run(server, name, pid, command.length() > "watch=".length()
                             ? command.substring("watch=".length()) : "");
                 }
                 Object answer = invoke(server, name, command);
+                Timing.phase(command);
                 String text = printable(String.valueOf(answer));
                 System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
                 System.out.flush();
@@ -149,6 +164,125 @@ final class RemoteCommand {
             } catch (ReflectiveOperationException ignored) {
                 // The target may have exited meanwhile; there is nothing left to release.
             }
+            Timing.phase("close");
+        }
+    }
+
+    /**
+     * Phase timings of a command on stderr, with {@code OFFHEAP_DOCTOR_TIMING=1}: where an attach
+     * spends its time (this JVM's own start, the attach, the target's JMX connector, the agent's
+     * start and first sample, the call), to tell a slow target from a slow machine.
+     */
+    static final class Timing {
+        static final boolean ON = "1".equals(System.getenv("OFFHEAP_DOCTOR_TIMING"));
+        private static long last = -1;
+
+        private Timing() {}
+
+        static void phase(String what) {
+            if (!ON) {
+                return;
+            }
+            long now = System.nanoTime();
+            if (last < 0) {
+                long sinceStart = sinceProcessStartMs();
+                System.err.println("offheap-doctor: timing: JVM start to main "
+                        + (sinceStart < 0 ? "unknown" : sinceStart + " ms"));
+                last = Main.MAIN_ENTERED;
+            }
+            System.err.println("offheap-doctor: timing: " + what + " " + (now - last) / 1_000_000 + " ms");
+            last = now;
+        }
+
+        /** Milliseconds from this process's start to {@link Main}'s first line, from /proc (10 ms steps). */
+        private static long sinceProcessStartMs() {
+            try {
+                String stat = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc/self/stat")),
+                        java.nio.charset.StandardCharsets.US_ASCII);
+                String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                long startTicks = Long.parseLong(f[19]);
+                String up = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc/uptime")),
+                        java.nio.charset.StandardCharsets.US_ASCII);
+                double uptime = Double.parseDouble(up.split(" ")[0]);
+                long mainAt = (long) (uptime * 1000) - (System.nanoTime() - Main.MAIN_ENTERED) / 1_000_000;
+                return mainAt - startTicks * 10;
+            } catch (IOException | RuntimeException e) {
+                return -1;
+            }
+        }
+    }
+
+    /**
+     * {@code report} or {@code json} into a JVM that does not run the agent yet, without JMX: the
+     * agent is loaded with the command, takes its first sample and leaves the answer in a system
+     * property that the attach connection reads back. The exit code; null when the agent runs
+     * already (its MBean answers, and loading it again would make a Java 21 or later JVM print
+     * JEP 451's warning again) or when no answer came back (then the JMX path asks the agent,
+     * which is loaded by now).
+     */
+    private static Integer withoutJmx(Class<?> vmClass, Object vm, String pid, String jar, String command,
+            String options) {
+        Properties props;
+        try {
+            props = (Properties) vmClass.getMethod("getSystemProperties").invoke(vm);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return null;
+        }
+        if (props.getProperty(Agent.RUNNING_PROPERTY) != null) {
+            return null;
+        }
+        String nonce = Long.toHexString(System.nanoTime()) + Long.toHexString(Double.doubleToLongBits(Math.random()));
+        try {
+            vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, jar, "@" + command + " " + nonce + " " + options);
+        } catch (InvocationTargetException e) {
+            return fail("cannot load the agent into " + pid + ": " + attachFailure(e.getCause()));
+        } catch (ReflectiveOperationException e) {
+            return fail("cannot load the agent into " + pid + ": " + describe(e));
+        }
+        Timing.phase("load agent and " + command);
+        System.err.println("offheap-doctor: loaded the agent into " + pid + (options.isEmpty() ? "" : " with " + options));
+        String release = dynamicAgentWarning(vmClass, vm, props);
+        if (release != null) {
+            System.err.println("offheap-doctor: note: Java " + release + " in " + pid + " printed a warning"
+                    + " on its stderr about a dynamically loaded agent (JEP 451); start it with"
+                    + " -XX:+EnableDynamicAgentLoading, or with -javaagent, to avoid it");
+        }
+        String reply;
+        try {
+            reply = ((Properties) vmClass.getMethod("getSystemProperties").invoke(vm))
+                    .getProperty(Agent.REPLY_PROPERTY + nonce);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            reply = null;
+        }
+        Timing.phase("answer");
+        if (reply == null || reply.isEmpty()) {
+            return null;
+        }
+        if (reply.charAt(0) != '0') {
+            return fail(command + " failed in " + pid + ": " + reply.substring(1));
+        }
+        String text = printable(reply.substring(1));
+        System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
+        System.out.flush();
+        return 0;
+    }
+
+    /**
+     * As {@link #dynamicAgentWarning(MBeanServerConnection)}, from what the attach connection
+     * tells: Java 21 or later, and no {@code EnableDynamicAgentLoading} among the JVM's options
+     * (its command line, JAVA_TOOL_OPTIONS included, or its flags file).
+     */
+    static String dynamicAgentWarning(Class<?> vmClass, Object vm, Properties props) {
+        String release = props.getProperty("java.specification.version", "");
+        if (!release.matches("\\d+") || Integer.parseInt(release) < 21) {
+            return null;
+        }
+        try {
+            Properties agent = (Properties) vmClass.getMethod("getAgentProperties").invoke(vm);
+            String options = agent.getProperty("sun.jvm.args", "") + " " + agent.getProperty("sun.jvm.flags", "");
+            return options.contains("EnableDynamicAgentLoading") ? null : release;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return release;
         }
     }
 
@@ -329,15 +463,21 @@ final class RemoteCommand {
      * MBean is registered yet.
      */
     static boolean agentRuns(MBeanServerConnection server) {
+        // Plain attribute and operation calls, not an MXBean proxy: building the proxy (its
+        // interface's introspection, a dynamic proxy class) cost this short-lived JVM more than
+        // the question itself.
         try {
-            ThreadMXBean threads = ManagementFactory.newPlatformMXBeanProxy(server,
-                    ManagementFactory.THREAD_MXBEAN_NAME, ThreadMXBean.class);
-            for (ThreadInfo t : threads.getThreadInfo(threads.getAllThreadIds())) {
-                if (t != null && t.getThreadName().equals(Doctor.THREAD_NAME)) {
-                    return true;
+            ObjectName threading = new ObjectName(ManagementFactory.THREAD_MXBEAN_NAME);
+            Object ids = server.getAttribute(threading, "AllThreadIds");
+            Object infos = server.invoke(threading, "getThreadInfo", new Object[] {ids}, new String[] {"[J"});
+            if (infos instanceof CompositeData[]) {
+                for (CompositeData t : (CompositeData[]) infos) {
+                    if (t != null && Doctor.THREAD_NAME.equals(t.get("threadName"))) {
+                        return true;
+                    }
                 }
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | JMException | RuntimeException e) {
             // Unknown: load the agent, which says so if it runs already.
         }
         return false;
