@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import AGENT_JAR, Background, command, read_report, run_jvm, wait_for_samples
+from harness import (AGENT_JAR, Background, command, prerequisite_missing, read_report, run_jvm,
+                     wait_for_samples)
 from jdks import MAIN, java
 
 MiB = 1 << 20
@@ -378,7 +379,7 @@ def test_growth_under_a_memory_limit_is_oom_risk_with_the_time_left(jdk, workloa
     limit = 512 * MiB
     group, version = make_memory_cgroup(f"offheap-doctor-test-{os.getpid()}-{jdk}", limit)
     if group is None:
-        pytest.skip(f"no memory cgroup with a limit can be made here: {version}")
+        prerequisite_missing(f"a memory cgroup with a limit (v1 or v2): {version}")
     report = tmp_path / "r.jsonl"
     try:
         # 1 MiB of touched direct memory every 100 ms (at most 10 MiB/s) for 15 s, from about
