@@ -107,6 +107,8 @@ def bad_values(tmp_path):
     return {
         "interval": ("fast", "interval='fast'"),
         "report": (str(tmp_path), "cannot open report file"),
+        "reportMaxSize": ("1k", "reportMaxSize='1k'"),
+        "reportFiles": ("0", "reportFiles='0'"),
         "log": ("loud", "log='loud'"),
         "extractDir": (str(not_a_dir / "sub"), "cannot extract the native library"),
         "library": ("/nonexistent/liboffheap_doctor.so", "does not exist"),
@@ -115,6 +117,8 @@ def bad_values(tmp_path):
         "trimRetainedRss": ("150%", "trimRetainedRss='150%'"),
         "trimMinInterval": ("5ms", "trimMinInterval='5ms'"),
         "trimMaxBackoff": ("0", "trimMaxBackoff='0'"),
+        "trimRegainWindow": ("soon", "trimRegainWindow='soon'"),
+        "trimQuietWait": ("-1s", "trimQuietWait='-1s'"),
         "arenaMax": ("-1", "arenaMax='-1'"),
         "mmapThreshold": ("huge", "mmapThreshold='huge'"),
         "trimThreshold": ("1x", "trimThreshold='1x'"),

@@ -20,6 +20,8 @@ OVERSIZED = {
     "trimThreshold": "999999999999999t",
     "topPad": "999999999999999t",
     "zipInterval": "99999999999h",
+    "trimRegainWindow": "99999999999h",
+    "trimQuietWait": "99999999999h",
     "interval": "99999999999h",
     "threshold.retentionMin": "999999999999999t",
     "threshold.directRateMin": "999999999999999t/h",
@@ -35,7 +37,10 @@ def native_active(sample):
 
 
 def auto_policy(sample):
-    return sample["trim"]["policy"]["mode"]
+    """The settings these tests set; the mode carries others (the regain window, the quiet wait)."""
+    mode = sample["trim"]["policy"]["mode"]
+    keys = ("mode", "retained_bytes", "retained_rss_fraction", "min_interval_ms", "max_backoff")
+    return {k: mode.get(k) for k in keys}
 
 
 def test_each_oversized_value_is_one_line_and_its_default_with_the_native_core_on(workloads, tmp_path):

@@ -212,6 +212,10 @@ class Interactive(Background):
         env = dict(os.environ)
         for k in ("JAVA_TOOL_OPTIONS", "OFFHEAP_DOCTOR_OPTS", "JDK_JAVA_OPTIONS"):
             env.pop(k, None)
+        # The harness's bookkeeping (its -Xcheck:jni check reads what the JVM printed).
+        self.cmd = cmd
+        self._stdout_seen = []
+        self._observed = False
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env, start_new_session=True)
 

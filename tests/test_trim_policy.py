@@ -31,7 +31,7 @@ def result(stdout):
 
 
 @pytest.mark.parametrize("jdk", MAIN)
-def test_auto_trim_keeps_rss_well_below_trim_off(jdk, fragmenter, tmp_path):
+def test_auto_trims_under_load_by_policy_while_off_never_does(jdk, fragmenter, tmp_path):
     args = ["16", "10", "42", "1500", "1000"]
     flags = ["-XX:MaxDirectMemorySize=64m"]
     off_report, auto_report = tmp_path / "off.jsonl", tmp_path / "auto.jsonl"
@@ -47,9 +47,8 @@ def test_auto_trim_keeps_rss_well_below_trim_off(jdk, fragmenter, tmp_path):
           f"after {t['count']} trims releasing {t['released_total'] >> 20} MiB")
     assert t["count"] >= 2 and t["released_total"] > 32 << 20
     # Mean RSS over a short run on two busy cores differs by 11-20% between equal runs, so the
-    # ratio of means lives in bench/trim_bench.py. What noise cannot cross: once the load is over,
-    # the policy has given back what trim=off still holds (the workload's own VmRSS at its end).
-    assert r_auto["final"] <= r_off["final"] - 16 * (1 << 20), (r_auto, r_off)
+    # ratio of means against trim=off lives in bench/trim_bench.py (bench/RESULTS.md);
+    # test_auto_trims_after_the_load_ends_as_far_as_a_manual_trim holds the policy to VmRSS.
     assert off.samples[-1]["trim"]["count"] == 0
     assert all(e["reason"] == "policy" for s in auto.samples for e in s["trim"]["events"])
 

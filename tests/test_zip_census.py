@@ -234,6 +234,7 @@ def test_the_demo_census_equals_the_workloads_own_count(jdk, tmp_path):
     d = z["deflaters"]
     unended = d["alive"] + d["pending_cleanup"] + (d["finalizable_alive"] or 0) + (d["finalizable_pending"] or 0)
     assert unended == said[-1], (unended, said, z)
-    # Every sample after the first carried a census of its own or one at most a few samples old.
+    # The census ran again and again, not once (it used to run once in 30 s); how often depends
+    # on its measured cost, which a loaded machine inflates.
     scans = {s["zip"]["scan_ns"] for s in r.samples}
-    assert len(scans) >= len(r.samples) // 2, (len(scans), len(r.samples))
+    assert len(scans) >= 3, (len(scans), len(r.samples))
