@@ -1,4 +1,4 @@
-"""Issue 12 end to end: arenaMax, mmapThreshold, trimThreshold and topPad applied through mallopt
+"""End to end: arenaMax, mmapThreshold, trimThreshold and topPad applied through mallopt
 from premain, the environment winning, other allocators ignoring them, bad values refused.
 
 arenaMax, measured here (glibc 2.36, 2 CPUs): the JVM's own threads have made 9 to 16 arenas

@@ -1,4 +1,4 @@
-"""Issue 3 end to end: memory held in known places lands in the breakdown class it belongs to.
+"""End to end: memory held in known places lands in the breakdown class it belongs to.
 
 The workload (workloads/Placement.java) grows one kind of memory per phase and prints the seq of
 a sample taken after the phase and before the next, so each phase is measured as the change of

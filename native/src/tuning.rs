@@ -1,4 +1,4 @@
-//! glibc malloc settings applied from the agent's `premain` through `mallopt` (issue 12), for
+//! glibc malloc settings applied from the agent's `premain` through `mallopt`, for
 //! users who cannot change the JVM's environment.
 //!
 //! | option          | `mallopt`               | environment it yields to                      |
