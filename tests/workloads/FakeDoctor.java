@@ -33,6 +33,8 @@ public class FakeDoctor {
         };
         ManagementFactory.getPlatformMBeanServer().registerMBean(new StandardMBean(fake, Fake.class),
                 new ObjectName("io.offheapdoctor:type=OffHeapDoctor"));
+        // Claims a running agent too, so the commands ask its bean instead of loading the agent.
+        System.setProperty("offheap.doctor.running", "true");
         System.out.println("ready");
         System.out.flush();
         Thread.sleep((long) (Double.parseDouble(args.length > 0 ? args[0] : "60") * 1000));
