@@ -1,4 +1,3 @@
-import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -16,21 +15,8 @@ import java.util.concurrent.TimeUnit;
  * <epoch_ms>" at the end, then ends every thread it made.
  */
 public final class ThreadPool {
-    private static void awaitFirstSample() throws Exception {
-        Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
-        Object d = doctor.getMethod("get").invoke(null);
-        if (d == null) {
-            return;
-        }
-        Method last = doctor.getMethod("lastSample");
-        long deadline = System.nanoTime() + 20_000_000_000L;
-        while (last.invoke(d) == null && System.nanoTime() < deadline) {
-            Thread.sleep(20);
-        }
-    }
-
     public static void main(String[] args) throws Exception {
-        awaitFirstSample();
+        ZipWorkload.awaitFirstSample();
         final CountDownLatch stop = new CountDownLatch(1);
         Runnable worker = new Runnable() {
             @Override

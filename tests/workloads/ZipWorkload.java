@@ -65,7 +65,7 @@ public final class ZipWorkload {
      * The agent's first sample loads classes (and so may open jar Inflaters) on its own thread;
      * wait for it so the baseline is not disturbed by it.
      */
-    private static void awaitFirstSample() throws Exception {
+    static void awaitFirstSample() throws Exception {
         Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
         Object d = doctor.getMethod("get").invoke(null);
         if (d == null) {

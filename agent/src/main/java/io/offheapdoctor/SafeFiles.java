@@ -294,15 +294,23 @@ final class SafeFiles {
             content.writeTo(fresh);
             checkOwnFile(fresh, true);
             checkReplaceable(p);
-            try {
-                Files.move(fresh, p, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(fresh, p, StandardCopyOption.REPLACE_EXISTING);
-            }
+            moveIntoPlace(fresh, p);
         } finally {
             Files.deleteIfExists(fresh);
         }
         return p;
+    }
+
+    /**
+     * Renames {@code from} over {@code to}: atomically where the file system can, so a reader
+     * sees the old file or the new one, never a part.
+     */
+    static void moveIntoPlace(Path from, Path to) throws IOException {
+        try {
+            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+        }
     }
 
     private static void checkReplaceable(Path p) throws IOException {
