@@ -12,6 +12,15 @@ from harness import AGENT_JAR  # noqa: E402
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
 
 
+def pytest_sessionstart(session):
+    # Sockets of JVMs killed in earlier runs: a JVM of this run that gets the same pid would
+    # otherwise meet one on its first attach (the stale-socket test makes its own).
+    for sock in Path("/tmp").glob(".java_pid*"):
+        pid = sock.name[len(".java_pid"):]
+        if pid.isdigit():
+            harness.forget_attach_socket(int(pid))
+
+
 @pytest.fixture(scope="session")
 def agent_jar():
     if not AGENT_JAR.exists():

@@ -4,6 +4,7 @@ timeout, and hands back what the process printed and the parsed report lines."""
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -114,6 +115,24 @@ def run_jvm(jdk, main, args=(), agent_opts=None, jvm_args=(), classpath=None, en
     return r
 
 
+def forget_attach_socket(pid):
+    """Removes the attach socket a JVM killed with SIGKILL leaves in /tmp, once it is dead: a
+    later process with the same pid would find it and fail to attach ("Connection refused")."""
+    try:
+        os.kill(pid, 0)
+        return
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return
+    sock = Path(f"/tmp/.java_pid{pid}")
+    try:
+        if stat.S_ISSOCK(sock.lstat().st_mode):
+            sock.unlink()
+    except OSError:
+        pass
+
+
 class Background:
     """A JVM left running while the test does something to it; always killed at the end."""
 
@@ -169,6 +188,11 @@ class Background:
 
     def __exit__(self, *exc):
         self.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        forget_attach_socket(self.proc.pid)
         if not self._observed:
             # Dead after the kill, so reading each stream to its end cannot block; read() also
             # returns what readline() buffered and communicate() would not see.

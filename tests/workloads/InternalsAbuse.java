@@ -23,6 +23,8 @@ public class InternalsAbuse {
     private static int calls;
 
     public static void main(String[] args) throws Exception {
+        // The agent loads its library on a thread of its own: the natives exist once it sampled.
+        ZipWorkload.awaitFirstSample();
         Class<?> core = Class.forName("io.offheapdoctor.NativeCore");
         int natives = 0;
         for (Method m : core.getDeclaredMethods()) {

@@ -65,15 +65,25 @@ public final class ZipWorkload {
      * The agent's first sample loads classes (and so may open jar Inflaters) on its own thread;
      * wait for it so the baseline is not disturbed by it.
      */
+    /**
+     * Waits until the agent (started by premain on a thread of its own) has loaded its library
+     * and written its first sample; returns at once in a JVM without the agent's jar.
+     */
     static void awaitFirstSample() throws Exception {
-        Class<?> doctor = Class.forName("io.offheapdoctor.Doctor");
-        Object d = doctor.getMethod("get").invoke(null);
-        if (d == null) {
+        Class<?> doctor;
+        try {
+            doctor = Class.forName("io.offheapdoctor.Doctor");
+        } catch (ClassNotFoundException e) {
             return;
         }
+        Method get = doctor.getMethod("get");
         Method last = doctor.getMethod("lastSample");
         long deadline = System.nanoTime() + 20_000_000_000L;
-        while (last.invoke(d) == null && System.nanoTime() < deadline) {
+        while (System.nanoTime() < deadline) {
+            Object d = get.invoke(null);
+            if (d != null && last.invoke(d) != null) {
+                return;
+            }
             Thread.sleep(20);
         }
     }

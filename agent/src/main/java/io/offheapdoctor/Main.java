@@ -238,7 +238,7 @@ public final class Main {
         }
         RemoteCommand.warnIfRootAgainstOtherUser(pid);
         try {
-            Object vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
+            Object vm = RemoteCommand.attach(vmClass, pid);
             try {
                 vmClass.getMethod("loadAgent", String.class, String.class).invoke(vm, jar, options);
             } finally {

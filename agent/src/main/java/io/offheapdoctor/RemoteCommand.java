@@ -67,7 +67,7 @@ final class RemoteCommand {
         Timing.phase("checks");
         Object vm;
         try {
-            vm = vmClass.getMethod("attach", String.class).invoke(null, pid);
+            vm = attach(vmClass, pid);
             Timing.phase("attach");
         } catch (InvocationTargetException e) {
             return fail("cannot attach to " + pid + ": " + attachFailure(e.getCause()));
@@ -401,6 +401,95 @@ final class RemoteCommand {
             // Not HotSpot, or no such option: no warning to explain.
         }
         return null;
+    }
+
+    /**
+     * {@code VirtualMachine.attach(pid)}, once more after removing a stale attach socket. A JVM
+     * killed with SIGKILL leaves its {@code .java_pid<pid>} socket behind; a later process with
+     * the same pid (pids wrap at 32768 on many hosts) then looks attachable, the JDK's client
+     * connects to the dead socket without signalling the target and fails with "Connection
+     * refused". Where the target would have to replace the file itself it often cannot (the
+     * sticky /tmp keeps another user's file). A socket older than the process cannot be its own.
+     */
+    static Object attach(Class<?> vmClass, String pid) throws ReflectiveOperationException {
+        Method attach = vmClass.getMethod("attach", String.class);
+        try {
+            return attach.invoke(null, pid);
+        } catch (InvocationTargetException e) {
+            String msg = e.getCause() == null ? null : e.getCause().getMessage();
+            if (msg == null || !msg.contains("Connection refused") || !removeStaleSocket(pid)) {
+                throw e;
+            }
+            return attach.invoke(null, pid);
+        }
+    }
+
+    /** Removes the target's attach socket when it predates the process; whether it did. */
+    static boolean removeStaleSocket(String pid) {
+        long started = startMillis(pid);
+        if (started <= 0) {
+            return false;
+        }
+        java.util.List<java.nio.file.Path> candidates = new java.util.ArrayList<java.nio.file.Path>();
+        String nsPid = namespacePid(pid);
+        candidates.add(java.nio.file.Paths.get("/proc", pid, "root", "tmp", ".java_pid" + nsPid));
+        candidates.add(java.nio.file.Paths.get("/tmp", ".java_pid" + pid));
+        for (java.nio.file.Path socket : candidates) {
+            try {
+                java.nio.file.attribute.BasicFileAttributes a = java.nio.file.Files.readAttributes(socket,
+                        java.nio.file.attribute.BasicFileAttributes.class, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                // A socket is "other": neither a file, a directory nor a link.
+                if (!a.isOther() || a.lastModifiedTime().toMillis() >= started) {
+                    continue;
+                }
+                java.nio.file.Files.delete(socket);
+                System.err.println("offheap-doctor: removed " + printable(socket.toString())
+                        + ", a stale attach socket left by an earlier process with pid " + pid);
+                return true;
+            } catch (IOException | RuntimeException e) {
+                // Absent, or not ours to remove: the attach's own error stands.
+            }
+        }
+        return false;
+    }
+
+    /** When the process started, in milliseconds since the epoch, from /proc; 0 if unknown. */
+    static long startMillis(String pid) {
+        try {
+            String stat = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc", pid, "stat")),
+                    java.nio.charset.StandardCharsets.ISO_8859_1);
+            // Fields after the command name, which may hold spaces and parentheses: starttime is
+            // the 22nd field, the 20th after the closing parenthesis, in clock ticks since boot.
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+            long ticks = Long.parseLong(f[19]);
+            long bootSeconds = 0;
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/stat"),
+                    java.nio.charset.StandardCharsets.ISO_8859_1)) {
+                if (line.startsWith("btime ")) {
+                    bootSeconds = Long.parseLong(line.substring(6).trim());
+                }
+            }
+            // USER_HZ is 100 on every Linux ABI the agent ships for; a second's slack for btime's rounding.
+            return bootSeconds <= 0 ? 0 : bootSeconds * 1000 + ticks * 10 - 1000;
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /** The target's pid inside its own pid namespace (the name of its socket there). */
+    private static String namespacePid(String pid) {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc", pid, "status"),
+                    java.nio.charset.StandardCharsets.ISO_8859_1)) {
+                if (line.startsWith("NSpid:")) {
+                    String[] f = line.substring(6).trim().split("\\s+");
+                    return f[f.length - 1];
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // No namespaces to speak of.
+        }
+        return pid;
     }
 
     /** The attach API's failure in words, naming the usual causes. */
