@@ -184,12 +184,15 @@ fn intern_tune(text: &str, by: &str) -> Result<String> {
     Ok(serde_json::to_string(&outcomes)?)
 }
 
-fn intern_sample(facts_json: &str) -> Result<String> {
-    let facts: serde_json::Value = if facts_json.trim().is_empty() {
+fn intern_sample(facts_json: &str, sites: serde_json::Value) -> Result<String> {
+    let mut facts: serde_json::Value = if facts_json.trim().is_empty() {
         serde_json::Value::Null
     } else {
         serde_json::from_str(facts_json)?
     };
+    if let Some(o) = facts.as_object_mut() {
+        o.insert("sites".into(), sites);
+    }
     with_core(|core| core.sample_line(facts))
 }
 
@@ -243,7 +246,9 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_sample0<'l>(
 ) -> JString<'l> {
     install_panic_hook();
     env.with_env(|env| -> Result<_> {
-        let out = intern_sample(&jstring_arg(env, &facts, "facts")?)?;
+        let facts = jstring_arg(env, &facts, "facts")?;
+        let sites = crate::sites::snapshot(env.get_raw());
+        let out = intern_sample(&facts, sites)?;
         new_jstring(env, &out)
     })
     .resolve::<ThrowMapped>()
@@ -283,6 +288,7 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_setBaseline0<'l>(mut env
     env.with_env(|_env| -> Result<_> {
         with_core(|core| {
             core.reset_baseline();
+            crate::sites::reset_baseline();
             Ok(())
         })
     })
@@ -391,4 +397,33 @@ pub unsafe extern "C" fn Agent_OnLoad(
         let _ = std::io::Write::write_all(&mut err, format!("[offheap-doctor] {line}\n").as_bytes());
     }
     0
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_sitesInstall0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        match crate::sites::install(env.get_raw()) {
+            Ok(()) => Ok(JString::null()),
+            Err(why) => new_jstring(env, &why),
+        }
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_sitesFailed0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    why: JString<'l>,
+) {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        crate::sites::failed(&jstring_arg(env, &why, "why")?);
+        Ok(())
+    })
+    .resolve::<ThrowMapped>()
 }

@@ -18,6 +18,7 @@ pub mod proc_fs;
 pub mod retention;
 pub mod rollup;
 pub mod sample;
+pub mod sites;
 pub mod smaps;
 pub mod timefmt;
 pub mod timeline;

@@ -174,6 +174,9 @@ pub struct Sample {
     pub trim: TrimView,
     /// The zip census: Inflaters and Deflaters holding native zlib memory (from the Java side).
     pub zip: Value,
+    /// Call sites of zip streams, direct buffers and threads (see `sites`); null without a JVM.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub sites: Value,
     /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
     /// as given, less the texts the core parses itself.
     pub jvm: Value,
@@ -578,6 +581,7 @@ impl Core {
         let started = std::time::Instant::now();
         let texts = JvmTexts::take_from(&mut facts);
         let zip = facts.as_object_mut().and_then(|o| o.remove("zip")).unwrap_or(Value::Null);
+        let sites = facts.as_object_mut().and_then(|o| o.remove("sites")).unwrap_or(Value::Null);
         let heap = texts.heap_info.as_deref().map(heap_info::parse_heap_info);
         self.seq += 1;
         let epoch_ms = timefmt::now_millis();
@@ -751,6 +755,7 @@ impl Core {
             findings_cleared: report.update.cleared,
             trim,
             zip,
+            sites,
             jvm: facts,
             problems,
             sample_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
