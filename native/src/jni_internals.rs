@@ -833,11 +833,23 @@ impl Counted {
 struct Tally {
     counts: [jlong; 4],
     seen: jlong,
+    /// Alive and pending by call site, for the streams whose making was recorded.
+    by_site: HashMap<u32, (u64, u64)>,
 }
 
 impl Tally {
-    fn add(&mut self, inflater: bool, pending: bool) {
+    /// Counts one unended stream; `zs` is its ZStreamRef, tagged with its site when recorded.
+    fn add(&mut self, inflater: bool, pending: bool, zs: jobject) {
         self.counts[usize::from(!inflater) * 2 + usize::from(pending)] += 1;
+        // SAFETY: `zs` is a live local reference of this native call.
+        if let Some((_, site)) = unsafe { crate::sites::tag(zs) } {
+            let e = self.by_site.entry(site).or_default();
+            if pending {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
     }
 }
 
@@ -858,7 +870,7 @@ fn tally_cleaner(jni: &Jni, t: &Table, s: &Snapshot, skip: &Counted) -> Result<T
                 // Racy by design: end() on another thread may zero it now; it is then ended.
                 let address = jni.long_field(a, if inflater { iaddr } else { daddr })?;
                 if address != 0 && !skip.contains(jni, t, a)? {
-                    tally.add(inflater, cleared(jni, t, c, refers_to)?);
+                    tally.add(inflater, cleared(jni, t, c, refers_to)?, a);
                 }
             }
             jni.delete(a);
@@ -920,7 +932,7 @@ fn tally_finalizer(jni: &Jni, t: &Table, s: &Snapshot, queue: jobject) -> Result
                     // Registered: Reference.queue is Finalizer.queue; enqueued or taken by the
                     // finalizer thread: no longer. Not yet enqueued: still alive.
                     let q = jni.object_field(f, rqueue)?;
-                    tally.add(inflater, !jni.same(q, queue));
+                    tally.add(inflater, !jni.same(q, queue), zs);
                     jni.delete(q);
                 }
             }
@@ -974,6 +986,7 @@ fn census(jni: &Jni, parts: jint, limit: jlong, budget_ns: jlong) -> Result<jobj
     jni.push_frame(32)?;
     let r = (|| -> Result<jobject> {
         let mut skip = Counted { array: std::ptr::null_mut(), by_hash: HashMap::new() };
+        let mut split: HashMap<u32, (u64, u64)> = HashMap::new();
         if parts & PART_FINALIZER != 0 {
             let enabled = t.get(M::FinalizerEnabled).map(|m| jni.static_boolean(m)).unwrap_or(true);
             if enabled {
@@ -998,6 +1011,7 @@ fn census(jni: &Jni, parts: jint, limit: jlong, budget_ns: jlong) -> Result<jobj
                 )?;
                 let (tally, counted) = tally_finalizer(jni, t, &s, queue)?;
                 put(&mut out, 1, STATE_READ, &tally, s.truncated, s.lock_ns);
+                split = tally.by_site;
                 skip = counted;
             } else {
                 put(&mut out, 1, STATE_DISABLED, &Tally::default(), false, 0);
@@ -1007,6 +1021,12 @@ fn census(jni: &Jni, parts: jint, limit: jlong, budget_ns: jlong) -> Result<jobj
             let s = copy_cleaner(jni, t, limit, Instant::now() + budget)?;
             let tally = tally_cleaner(jni, t, &s, &skip)?;
             put(&mut out, 0, STATE_READ, &tally, s.truncated, s.lock_ns);
+            for (site, (alive, pending)) in tally.by_site {
+                let e = split.entry(site).or_default();
+                e.0 += alive;
+                e.1 += pending;
+            }
+            crate::sites::set_zip_split(std::mem::take(&mut split));
         }
         jni.long_array(&out)
     })();
@@ -1318,13 +1338,13 @@ mod tests {
     #[test]
     fn tallies_go_to_their_slots() {
         let mut t = Tally::default();
-        t.add(true, false);
-        t.add(true, true);
-        t.add(true, true);
-        t.add(false, false);
-        t.add(false, true);
-        t.add(false, true);
-        t.add(false, true);
+        t.add(true, false, std::ptr::null_mut());
+        t.add(true, true, std::ptr::null_mut());
+        t.add(true, true, std::ptr::null_mut());
+        t.add(false, false, std::ptr::null_mut());
+        t.add(false, true, std::ptr::null_mut());
+        t.add(false, true, std::ptr::null_mut());
+        t.add(false, true, std::ptr::null_mut());
         assert_eq!(t.counts, [1, 2, 1, 3]);
         let mut out = [0; 16];
         put(&mut out, 1, STATE_READ, &t, true, 9);
