@@ -314,15 +314,17 @@ fn let_java_base_read(env: *mut JNIEnv, jv: *mut Table, hooks: jclass) -> Result
         return Err("no java.lang.Class".into());
     }
     let get_module = jni_fn!(env, GetMethodID, class_class, c"getModule".as_ptr(), c"()Ljava/lang/Module;".as_ptr());
+    let no_method = clear_exception(env);
     let object_class = jni_fn!(env, FindClass, c"java/lang/Object".as_ptr());
-    if clear_exception(env) || get_module.is_null() || object_class.is_null() {
+    if clear_exception(env) || no_method || get_module.is_null() || object_class.is_null() {
         delete_local(env, class_class);
         return Err("no Class.getModule on a JDK of version 9 or later".into());
     }
     let no_args: [jvalue; 0] = [];
     let base = jni_fn!(env, CallObjectMethodA, object_class, get_module, no_args.as_ptr());
+    let base_failed = clear_exception(env);
     let ours = jni_fn!(env, CallObjectMethodA, hooks, get_module, no_args.as_ptr());
-    let failed = clear_exception(env) || base.is_null() || ours.is_null();
+    let failed = clear_exception(env) || base_failed || base.is_null() || ours.is_null();
     let rc = if failed {
         -1
     } else {
