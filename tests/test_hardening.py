@@ -124,6 +124,7 @@ def bad_values(tmp_path):
         "trimThreshold": ("1x", "trimThreshold='1x'"),
         "topPad": ("-5", "topPad='-5'"),
         "zipCensus": ("maybe", "zipCensus='maybe'"),
+        "sites": ("maybe", "sites='maybe'"),
         "mbean": ("sometimes", "mbean='sometimes' is not valid; choose auto, on or off; keeping auto"),
         "zipInterval": ("soon", "zipInterval='soon'"),
         "procRoot": ("/nonexistent/proc", "/nonexistent/proc/smaps"),

@@ -203,6 +203,24 @@ public final class NativeCore {
         return bufferPoolBeans0();
     }
 
+    /**
+     * Readies the call sites: defines the boot loader's hook class
+     * {@code io.offheapdoctor.hooks.Sites}, whose natives the rewritten Inflater, Deflater,
+     * DirectByteBuffer and {@code Thread.start} call, and lets {@code java.base} read it. Returns
+     * null when done (again, once done), or why it cannot in one line.
+     */
+    public static String sitesInstall() {
+        NativeLoader.ensureLoaded();
+        return sitesInstall0();
+    }
+
+    /** Records why the call sites are off (a refused rewrite, the option), for the report. */
+    static void sitesFailed(String why) {
+        requireNonNull(why, "why");
+        NativeLoader.ensureLoaded();
+        sitesFailed0(why);
+    }
+
     private static native long[] zipCensus0(int parts, long limit, long budgetNs);
 
     private static native String zipCensusProblem0(int part);
@@ -214,4 +232,8 @@ public final class NativeCore {
     private static native Object platformBean0(int which);
 
     private static native Object[] bufferPoolBeans0();
+
+    private static native String sitesInstall0();
+
+    private static native void sitesFailed0(String why);
 }

@@ -68,6 +68,8 @@ final class Options {
         k.put("topPad", "glibc: extra bytes obtained per heap growth (M_TOP_PAD), e.g. 1m");
         k.put("zipInterval", "time between zip census scans, <n>ms, <n>s, <n>m; samples in between reuse the last scan (default 0: every sample while a scan is cheap, spaced by its measured cost)");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
+        k.put("sites", "on|off: record the code that creates Inflaters/Deflaters, direct buffers and threads"
+                + " (rewrites those JDK classes at start; default on)");
         k.put("mbean", "auto|on|off: register the MXBean in the platform MBeanServer once something creates that"
                 + " server (auto, the default: JConsole, jcmd ManagementAgent.start, -Dcom.sun.management.jmxremote,"
                 + " the attach commands, the application), create the server for it (on), or none (off)");
@@ -145,6 +147,7 @@ final class Options {
     String library;
     String procRoot;
     boolean zipCensus = true;
+    boolean sites = true;
     /** auto, on or off: see {@link #KEYS}. */
     String mbean = "auto";
     long zipIntervalMs = 0;
@@ -260,6 +263,14 @@ final class Options {
                     problems.add("zipCensus='" + value + "' is not valid; choose on or off; keeping on");
                 } else {
                     zipCensus = on;
+                }
+                break;
+            case "sites":
+                Boolean sitesOn = parseSwitch(value);
+                if (sitesOn == null) {
+                    problems.add("sites='" + value + "' is not valid; choose on or off; keeping on");
+                } else {
+                    sites = sitesOn;
                 }
                 break;
             case "mbean":
