@@ -14,7 +14,9 @@ OPTS = "interval=500ms,zipInterval=500ms,log=quiet"
 
 
 def jvm_args(jdk):
-    return ["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else []
+    # The JVM does not verify rewritten JDK classes unless asked: these runs ask.
+    verify = ["-XX:+UnlockDiagnosticVMOptions", "-XX:+BytecodeVerificationLocal"]
+    return verify + (["--enable-native-access=ALL-UNNAMED"] if jdk >= 24 else [])
 
 
 def run(jdk, workloads, tmp_path, args, extra=""):

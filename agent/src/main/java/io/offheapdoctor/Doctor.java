@@ -160,12 +160,6 @@ public final class Doctor {
             // Here, on the agent's thread before its first sample: the sites of the objects made
             // from now on are known to every sample, and premain has long returned.
             SiteHooks.install(inst);
-        } else {
-            try {
-                NativeCore.sitesFailed("off (sites=off)");
-            } catch (Throwable t) {
-                Log.debug("cannot tell the native core that call sites are off: " + t);
-            }
         }
         nativeFailure = failure;
         openReport();
