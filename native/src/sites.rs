@@ -29,6 +29,8 @@ use serde_json::{json, Value};
 pub const DIRECT_SAMPLE_BYTES: u64 = 256 * 1024;
 /// Frames taken per record: enough to reach the application below the JDK's own layers.
 const MAX_FRAMES: usize = 24;
+/// Frames that identify a stack on the hot path.
+const KEY_FRAMES: usize = 8;
 /// Frames of the application kept per site for its stack, the site's own first.
 const KEPT_FRAMES: usize = 6;
 /// Distinct sites kept in all; later ones count as their kind's "other".
@@ -397,26 +399,32 @@ fn hash_frames(kind: Kind, frames: &[FrameInfo]) -> u64 {
     h
 }
 
-/// The site of the calling thread's stack, or `None` when it cannot be taken.
-fn capture(jv: *mut Table, env: *mut JNIEnv, kind: Kind) -> Option<u32> {
-    let mut frames = [FrameInfo { method: std::ptr::null_mut(), location: 0 }; MAX_FRAMES];
+/// Frames of the calling thread's stack, innermost first, at most `N`.
+fn stack<const N: usize>(jv: *mut Table) -> Option<([FrameInfo; N], usize)> {
+    let mut frames = [FrameInfo { method: std::ptr::null_mut(), location: 0 }; N];
     let mut count: jint = 0;
-    let rc = {
-        let f = jvmti_fn!(jv, 104, GetStackTraceFn);
-        // SAFETY: the current thread (null), into a buffer of MAX_FRAMES frames.
-        unsafe { f(jv, std::ptr::null_mut(), 0, MAX_FRAMES as jint, frames.as_mut_ptr(), &mut count) }
-    };
+    let f = jvmti_fn!(jv, 104, GetStackTraceFn);
+    // SAFETY: the current thread (null), into a buffer of N frames.
+    let rc = unsafe { f(jv, std::ptr::null_mut(), 0, N as jint, frames.as_mut_ptr(), &mut count) };
     if rc != 0 || count <= 0 {
         return None;
     }
-    let frames = &frames[..(count as usize).min(MAX_FRAMES)];
-    let key = hash_frames(kind, frames);
+    Some((frames, (count as usize).min(N)))
+}
+
+/// The site of the calling thread's stack, or `None` when it cannot be taken. The innermost
+/// [`KEY_FRAMES`] frames are the key: walking them is most of a record's cost, and the site's
+/// own frame is nearly always among them. A new key is resolved from a deeper walk.
+fn capture(jv: *mut Table, env: *mut JNIEnv, kind: Kind) -> Option<u32> {
+    let (frames, n) = stack::<KEY_FRAMES>(jv)?;
+    let key = hash_frames(kind, &frames[..n]);
     if let Some(t) = KEYS.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
         if let Some(id) = t.keys.get(&key) {
             return Some(*id);
         }
     }
-    let site = resolve(jv, env, kind, frames)?;
+    let (deep, m) = stack::<MAX_FRAMES>(jv)?;
+    let site = resolve(jv, env, kind, &deep[..m])?;
     let id = intern(site);
     let mut guard = KEYS.write().unwrap_or_else(|p| p.into_inner());
     let t = guard.get_or_insert_with(|| Table2 { keys: HashMap::new() });
