@@ -39,7 +39,8 @@ LONG_ATTRS = {"Rss", "Pss", "Swap", "MallocRetained", "NmtCommitted", "ZipInflat
               "TrimMaxDurationNanos", "SampleCount", *BREAKDOWN}
 OPERATIONS = {"reportText() java.lang.String", "reportJson() java.lang.String", "sampleNow() java.lang.String",
               "trimNow() java.lang.String", "setBaseline() java.lang.String",
-              "setTrimPolicy(java.lang.String) java.lang.String", "writeTimeline(java.lang.String) java.lang.String"}
+              "setTrimPolicy(java.lang.String) java.lang.String", "writeTimeline(java.lang.String) java.lang.String",
+              "topSites(java.lang.String) java.lang.String"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -124,6 +125,20 @@ def jmx_self(jdk, workloads, tmp_path, opts="", jvm_args=()):
     return r, out, text
 
 
+def check_top_sites(ops, sample):
+    """topSites answers from the same sample as reportJson: "all" is its whole sites part, a kind
+    that part's status with that kind's list, and an unknown kind is refused in one line."""
+    part = sample["sites"]
+    all_, zip_, direct, threads, unknown = ops["topSites"]
+    assert json.loads(all_.removeprefix("returned ")) == part, all_
+    for got, keys in ((zip_, ["zip"]), (direct, ["direct", "direct_sample_bytes"]),
+                      (threads, ["threads", "threads_untracked"])):
+        want = part if part["status"] != "on" else {"status": "on", **{k: part[k] for k in keys if k in part}}
+        assert json.loads(got.removeprefix("returned ")) == want, got
+    assert unknown == ("threw java.lang.IllegalArgumentException: unknown kind of call site 'heap':"
+                       " zip, direct, threads or all"), unknown
+
+
 def parse_jmx_lines(stdout):
     """What JmxSelf and JmxRemote print, by kind of line; and the text report's lines."""
     lines = stdout.splitlines()
@@ -184,6 +199,7 @@ def test_mbean_attributes_read_over_jmx_equal_the_latest_sample(jdk, workloads, 
     assert out["op"]["setBaseline"][0].startswith("returned baseline set"), out["op"]["setBaseline"]
     assert out["op"]["setTrimPolicy"][0].startswith("returned trim policy set: "), out["op"]["setTrimPolicy"]
     assert out["op"]["setTrimPolicy"][1].startswith("threw java.lang.IllegalArgumentException: a trim policy is required")
+    check_top_sites(out["op"], first)
 
 
 @pytest.mark.parametrize("jdk", MAIN)
@@ -241,6 +257,7 @@ def test_a_second_jvm_reads_every_attribute_and_calls_every_operation_over_remot
         assert out["op"]["setTrimPolicy"][1].startswith(
             "threw java.lang.IllegalArgumentException: a trim policy is required"), out["op"]
         assert out["op"]["writeTimeline"][0].startswith("returned "), out["op"]
+        check_top_sites(out["op"], first)
         assert page.read_text().startswith("<!DOCTYPE html>")
         app.kill()
         app.finish()
@@ -845,6 +862,27 @@ FULL_SAMPLE = {
     "cgroup": {"limit": 4 * 2**30, "usage": 3 * 2**30 + 2**29, "oom_kills": 1},
     "jvm": {"java_version": "21.0.2", "vm_name": "OpenJDK 64-Bit Server VM",
             "heap": {"used": 2**30, "committed": 2**31, "max": 2**31}},
+    "sites": {
+        "status": "on", "direct_sample_bytes": 262144,
+        "zip": [{"site": "com.acme.Ingest.read(Ingest.java:88)", "via": "java.util.zip.GZIPInputStream.<init>",
+                 "frames": ["com.acme.Ingest.read(Ingest.java:88)"], "kind": "inflater", "alive": 1412, "pending": 3},
+                {"site": "com.acme.Pack.write(Pack.java:12)", "frames": [], "kind": "deflater", "alive": 2,
+                 "pending": 0},
+                {"site": "other", "sites": 4, "alive": 9, "pending": 1}],
+        # Names the application chose: a class whose name carries a line break and an escape
+        # sequence, a thread name with a bidirectional override.
+        "direct": [{"site": "com.acme.Cache.fill(Cache.java:41)", "via": "java.nio.ByteBuffer.allocateDirect",
+                    "frames": [], "live_bytes": 12 * 2**20, "growth_bytes": 3 * 2**20, "sampled_buffers": 40}]
+        + [{"site": f"com.acme.Evil{i}\n  [CRITICAL] forged\u001b[2J.run(Evil.java:{i})", "frames": [],
+            "live_bytes": 2**20 - 1 - i, "growth_bytes": -1024, "sampled_buffers": 1} for i in range(6)]
+        + [{"site": "other", "sites": 3, "live_bytes": 5000, "sampled_buffers": 2}],
+        "threads": [{"site": "com.acme.Server.accept(Server.java:77)", "via": "java.util.concurrent.ThreadPoolExecutor.execute",
+                     "frames": [], "alive": 120, "growth": 110,
+                     "names": [{"pattern": "worker-*\u202e", "alive": 119}, {"pattern": "main", "alive": 1}]},
+                    {"site": "java.lang.ref.Reference.<clinit>(Reference.java:1)", "frames": [], "jdk_only": True,
+                     "alive": 1, "growth": 0, "names": []}],
+        "threads_untracked": 14,
+    },
     "problems": [],
 }
 
@@ -866,6 +904,29 @@ def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
     assert "inflaters 3 alive, 1000 awaiting cleanup; deflaters 0 alive, 2 awaiting cleanup; about 41.0 MiB native" in text
     assert "policy auto; 4 trims released 900.0 MiB; the last released 300.0 MiB in 12.5 ms" in text
     assert re.search(r"^cgroup\s+limit 4\.0 GiB, usage 3\.5 GiB, OOM kills 1$", text, re.M), text
+    # Call sites: per kind the largest first, five at most, the rest counted; the application's
+    # names kept to one line with their controls escaped.
+    sites = lines[lines.index("Call sites"):lines.index("Call sites") + 14]
+    assert sites[1:4] == [
+        "  zip streams",
+        "    inflater     1412 unended,      3 pending  com.acme.Ingest.read(Ingest.java:88)"
+        " (via java.util.zip.GZIPInputStream.<init>)",
+        "    deflater        2 unended,      0 pending  com.acme.Pack.write(Pack.java:12)"], text
+    assert sites[4] == "    and 4 other sites: 9 unended, 1 pending"
+    assert sites[5] == "  direct buffers (sampled by bytes, one per 256.0 KiB on average)"
+    assert sites[6] == ("      12.0 MiB live,    +3.0 MiB  com.acme.Cache.fill(Cache.java:41)"
+                        " (via java.nio.ByteBuffer.allocateDirect)")
+    assert sites[7] == ("    1024.0 KiB live,    -1.0 KiB  com.acme.Evil0\\u000a  [CRITICAL] forged\\u001b[2J"
+                        ".run(Evil.java:0)"), sites[7]
+    assert all(l.startswith("    1024.0 KiB live,") for l in sites[8:11]), sites
+    # Two of the six beyond the first five, and "other"'s three.
+    assert sites[11] == f"    and 5 other sites: {(2**20 - 1 - 4 + 2**20 - 1 - 5 + 5000) / 2**20:.1f} MiB live"
+    assert sites[12] == "  threads (and 14 started before the agent or by the JVM)"
+    assert sites[13] == ('       120 alive,   +110, "worker-*\\u202e"  com.acme.Server.accept(Server.java:77)'
+                         " (via java.util.concurrent.ThreadPoolExecutor.execute)")
+    assert lines[lines.index("Call sites") + 14] == ("         1 alive,     +0  java.lang.ref.Reference.<clinit>"
+                                                     "(Reference.java:1) [JDK only]")
+    assert not any("\x1b" in l or "\u202e" in l or l.startswith("  [CRITICAL] forged") for l in lines), text
     # Findings, most severe first, each with its evidence and remedy.
     f = lines[lines.index("Findings (3)"):]
     assert f[1] == "  [CRITICAL] oom-risk: limit in 40 min"
@@ -896,6 +957,51 @@ def test_text_report_and_metrics_of_a_sample_with_every_part(workloads):
     assert values[("offheap_doctor_nmt_committed_bytes", frozenset())] == 2400 * 2**20
     assert values[("offheap_doctor_zip_streams", frozenset({("kind", "inflater"), ("state", "pending")}))] == 1000
     assert values[("offheap_doctor_cgroup_limit_bytes", frozenset())] == 4 * 2**30
+
+
+def test_top_sites_answers_the_list_of_a_kind_with_the_status(workloads):
+    def top_sites(sample, *kinds):
+        p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck", "sites", *kinds],
+                           input=json.dumps(sample), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return {l.split(" ", 1)[0]: json.loads(l.split(" ", 1)[1]) for l in p.stdout.splitlines()}
+
+    part = FULL_SAMPLE["sites"]
+    got = top_sites(FULL_SAMPLE, "all", "zip", "direct", "threads")
+    assert got["all"] == part
+    assert got["zip"] == {"status": "on", "zip": part["zip"]}
+    assert got["direct"] == {"status": "on", "direct": part["direct"], "direct_sample_bytes": 262144}
+    assert got["threads"] == {"status": "on", "threads": part["threads"], "threads_untracked": 14}
+    # The application's names come back as they were, escaped only as JSON escapes them.
+    assert got["direct"]["direct"][1]["site"].startswith("com.acme.Evil0\n  [CRITICAL] forged\x1b[2J")
+    # Before the first zip census the zip list is absent, not empty.
+    no_zip = json.loads(json.dumps(FULL_SAMPLE))
+    del no_zip["sites"]["zip"]
+    assert top_sites(no_zip, "zip")["zip"] == {"status": "on"}
+    # Off or unavailable, each kind answers with the status alone.
+    off = json.loads(json.dumps(FULL_SAMPLE))
+    off["sites"] = {"status": "unavailable", "problem": "no JVMTI"}
+    assert top_sites(off, "all", "threads") == {"all": off["sites"], "threads": off["sites"]}
+
+
+@pytest.mark.parametrize("sites,want", [
+    ({"status": "off"}, ["Call sites      off"]),
+    ({"status": "unavailable", "problem": "the JDK refused to retransform java.util.zip.Inflater\nfake line"},
+     ["Call sites      unavailable: the JDK refused to retransform java.util.zip.Inflater\\u000afake line"]),
+    (None, []),  # a report line of an agent that had no call sites
+])
+def test_text_report_says_in_one_line_why_it_has_no_call_sites(workloads, sites, want):
+    sample = json.loads(json.dumps(FULL_SAMPLE))
+    if sites is None:
+        del sample["sites"]
+    else:
+        sample["sites"] = sites
+    p = subprocess.run([java(17), "-cp", f"{workloads}:{AGENT_JAR}", "RenderCheck"], input=json.dumps(sample),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    text = p.stdout.split("metrics\n")[0]
+    assert [l for l in text.splitlines() if "Call sites" in l or "fake line" in l] == want, text
+    assert re.search(r"^cgroup\s+limit", text, re.M), text
 
 
 def test_text_report_and_metrics_give_resident_retention_beside_the_upper_bound(workloads):

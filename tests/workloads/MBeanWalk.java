@@ -59,9 +59,15 @@ final class MBeanWalk {
         }
     }
 
-    /** The reports ("json", "text" up to "end"), a fresh sample and the sample count. */
+    /**
+     * The reports ("json", the call sites of each kind and of an unknown one, "text" up to
+     * "end"), a fresh sample and the sample count.
+     */
     static void printReports(MBeanServerConnection server, ObjectName name) throws Exception {
         System.out.println("json " + server.invoke(name, "reportJson", null, null));
+        for (String kind : new String[] {"all", "zip", "direct", "threads", "heap"}) {
+            operation(server, name, "topSites", new Object[] {kind}, new String[] {"java.lang.String"});
+        }
         System.out.println("text");
         System.out.print(server.invoke(name, "reportText", null, null));
         System.out.println("end");

@@ -5,7 +5,8 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Renders one report line from stdin the way the MBean and the Prometheus endpoint do, without
- * an agent: prints the text report, a line "metrics", then the metrics text.
+ * an agent: prints the text report, a line "metrics", then the metrics text; or, given "sites"
+ * and kinds, what the MBean's topSites answers for each kind.
  */
 public class RenderCheck {
     public static void main(String[] args) throws Exception {
@@ -18,6 +19,15 @@ public class RenderCheck {
         text.setAccessible(true);
         Method metrics = Class.forName("io.offheapdoctor.PrometheusEndpoint").getDeclaredMethod("render", view);
         metrics.setAccessible(true);
+        if (args.length > 0 && args[0].equals("sites")) {
+            // The MBean's topSites of each kind given, one line each: "<kind> <answer>".
+            Method sites = Class.forName("io.offheapdoctor.OffHeapDoctorBean").getDeclaredMethod("topSites", view, String.class);
+            sites.setAccessible(true);
+            for (int i = 1; i < args.length; i++) {
+                System.out.println(args[i] + " " + sites.invoke(null, v, args[i]));
+            }
+            return;
+        }
         System.out.print(text.invoke(null, v));
         System.out.println("metrics");
         System.out.print(metrics.invoke(null, v));

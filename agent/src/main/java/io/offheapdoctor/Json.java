@@ -49,6 +49,48 @@ final class Json {
         return sb.append('}').toString();
     }
 
+    /**
+     * A value as {@link JsonReader} returns it (map, list, string, number, boolean or null)
+     * written back as JSON text.
+     */
+    static String write(Object v) {
+        StringBuilder b = new StringBuilder(256);
+        write(b, v);
+        return b.toString();
+    }
+
+    private static void write(StringBuilder b, Object v) {
+        if (v instanceof String) {
+            quote(b, (String) v);
+        } else if (v instanceof java.util.Map) {
+            b.append('{');
+            boolean first = true;
+            for (java.util.Map.Entry<?, ?> e : ((java.util.Map<?, ?>) v).entrySet()) {
+                b.append(first ? "" : ",");
+                first = false;
+                quote(b, String.valueOf(e.getKey()));
+                b.append(':');
+                write(b, e.getValue());
+            }
+            b.append('}');
+        } else if (v instanceof java.util.List) {
+            b.append('[');
+            boolean first = true;
+            for (Object o : (java.util.List<?>) v) {
+                b.append(first ? "" : ",");
+                first = false;
+                write(b, o);
+            }
+            b.append(']');
+        } else if (v instanceof Double && (((Double) v).isNaN() || ((Double) v).isInfinite())) {
+            b.append("null");
+        } else if (v instanceof Number || v instanceof Boolean) {
+            b.append(v);
+        } else {
+            b.append("null");
+        }
+    }
+
     static String quote(String s) {
         StringBuilder b = new StringBuilder(s.length() + 2);
         quote(b, s);

@@ -1,6 +1,7 @@
 package io.offheapdoctor;
 
 import java.lang.management.ManagementFactory;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import javax.management.InstanceAlreadyExistsException;
@@ -272,6 +273,61 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
     @Override
     public String reportJson() {
         return viewOrSample().line;
+    }
+
+    /** The kinds {@link #topSites} answers, each with the keys of the sites part it returns. */
+    private static final String[][] SITE_KINDS = {
+        {"zip", "zip"},
+        {"direct", "direct", "direct_sample_bytes"},
+        {"threads", "threads", "threads_untracked"},
+    };
+
+    @Override
+    public String topSites(String kind) {
+        check(kind);
+        return topSites(viewOrSample(), kind.trim());
+    }
+
+    private static void check(String kind) {
+        String k = kind == null ? "" : kind.trim();
+        if (!k.equals("all") && kindKeys(k) == null) {
+            throw new IllegalArgumentException("unknown kind of call site '" + ReportText.oneLine(k)
+                    + "': zip, direct, threads or all");
+        }
+    }
+
+    private static String[] kindKeys(String kind) {
+        for (String[] s : SITE_KINDS) {
+            if (s[0].equals(kind)) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /** The answer of {@link #topSites(String)} from {@code v}. */
+    static String topSites(SampleView v, String kind) {
+        check(kind);
+        String[] keys = kindKeys(kind);
+        Object sites = v.at("sites");
+        if (!(sites instanceof Map)) {
+            Map<String, Object> none = new LinkedHashMap<>();
+            none.put("status", "unavailable");
+            none.put("problem", "the latest sample has no call sites (the native core is not loaded)");
+            return Json.write(none);
+        }
+        Map<?, ?> all = (Map<?, ?>) sites;
+        if (keys == null || !"on".equals(all.get("status"))) {
+            return Json.write(all);
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("status", "on");
+        for (int i = 1; i < keys.length; i++) {
+            if (all.containsKey(keys[i])) {
+                out.put(keys[i], all.get(keys[i]));
+            }
+        }
+        return Json.write(out);
     }
 
     @Override

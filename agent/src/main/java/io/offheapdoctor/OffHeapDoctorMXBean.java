@@ -109,6 +109,14 @@ public interface OffHeapDoctorMXBean {
     /** The latest sample's report line, JSON (takes one if there is none yet). */
     String reportJson();
 
+    /**
+     * The call sites of the latest sample as JSON text: {@code kind} is "zip", "direct",
+     * "threads" or "all". An object with the sites part's "status" ("on", "off" or "unavailable"
+     * with its "problem") and, when on, the list of that kind (its top sites, largest first,
+     * then "other"); "all" is the whole part, as the report line holds it.
+     */
+    String topSites(String kind);
+
     /** Takes a sample now, in addition to the scheduled ones, and returns its JSON line. */
     String sampleNow();
 

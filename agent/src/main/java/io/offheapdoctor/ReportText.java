@@ -78,6 +78,7 @@ final class ReportText {
         nmt();
         zip();
         jvm();
+        sites();
         trim();
         cgroup();
         findings();
@@ -311,6 +312,145 @@ final class ReportText {
             line("Threads", (os >= 0 ? os + " in the process" : "") + (os >= 0 && java >= 0 ? ", " : "")
                     + (java >= 0 ? java + " Java threads" : ""));
         }
+    }
+
+    /** Sites shown per kind in the text report; the JSON keeps more. */
+    static final int TEXT_SITES = 5;
+
+    /**
+     * Which code made the zip streams, direct buffers and threads alive now: up to
+     * {@link #TEXT_SITES} sites per kind, the rest summed. Site, via and thread names are the
+     * application's to choose, so each is shown on one line with its controls escaped.
+     */
+    private void sites() {
+        Object sites = v.at("sites");
+        if (!(sites instanceof Map)) {
+            return;
+        }
+        String status = v.text("sites", "status");
+        if ("off".equals(status)) {
+            line("Call sites", "off");
+            return;
+        }
+        if (!"on".equals(status)) {
+            String problem = v.text("sites", "problem");
+            line("Call sites", "unavailable" + (problem != null ? ": " + oneLine(problem) : ""));
+            return;
+        }
+        line("Call sites", "");
+        siteKind("zip streams", "", v.at("sites", "zip"));
+        long every = v.number("sites", "direct_sample_bytes");
+        siteKind("direct buffers", every > 0 ? " (sampled by bytes, one per " + bytes(every) + " on average)" : "",
+                v.at("sites", "direct"));
+        long untracked = v.number("sites", "threads_untracked");
+        siteKind("threads", untracked > 0 ? " (and " + untracked + " started before the agent or by the JVM)" : "",
+                v.at("sites", "threads"));
+    }
+
+    private void siteKind(String label, String note, Object list) {
+        if (!(list instanceof List)) {
+            return;
+        }
+        String nl = System.lineSeparator();
+        List<?> rows = (List<?>) list;
+        if (rows.isEmpty()) {
+            out.append("  ").append(label).append(": none").append(note).append(nl);
+            return;
+        }
+        out.append("  ").append(label).append(note).append(nl);
+        int shown = 0;
+        long hiddenSites = 0;
+        // The sums of the sites not shown: alive (or live bytes) and pending.
+        long hiddenSize = 0;
+        long hiddenPending = 0;
+        String size = label.startsWith("direct") ? "live_bytes" : "alive";
+        for (Object row : rows) {
+            if (!(row instanceof Map)) {
+                continue;
+            }
+            boolean other = "other".equals(JsonReader.at(row, "site")) && JsonReader.at(row, "sites") != null;
+            if (other || shown >= TEXT_SITES) {
+                long n = other ? SampleView.asLong(JsonReader.at(row, "sites")) : 1;
+                hiddenSites += Math.max(n, 0);
+                hiddenSize += Math.max(SampleView.asLong(JsonReader.at(row, size)), 0);
+                hiddenPending += Math.max(SampleView.asLong(JsonReader.at(row, "pending")), 0);
+                continue;
+            }
+            shown++;
+            out.append("    ").append(siteFigures(label, row)).append("  ").append(siteName(row)).append(nl);
+        }
+        if (hiddenSites > 0) {
+            out.append("    and ").append(hiddenSites).append(hiddenSites == 1 ? " other site: " : " other sites: ")
+                    .append(label.startsWith("zip") ? hiddenSize + " unended, " + hiddenPending + " pending"
+                            : label.startsWith("direct") ? bytes(hiddenSize) + " live" : hiddenSize + " alive")
+                    .append(nl);
+        }
+    }
+
+    /** The figures of one site, before its name: what a reader compares down the column. */
+    private static String siteFigures(String label, Object row) {
+        long alive = SampleView.asLong(JsonReader.at(row, "alive"));
+        if (label.startsWith("zip")) {
+            Object kind = JsonReader.at(row, "kind");
+            return String.format(Locale.ROOT, "%-8s %8d unended, %6d pending", kind instanceof String ? oneLine((String) kind) : "?",
+                    Math.max(alive, 0), Math.max(SampleView.asLong(JsonReader.at(row, "pending")), 0));
+        }
+        if (label.startsWith("direct")) {
+            Object growth = JsonReader.at(row, "growth_bytes");
+            return String.format(Locale.ROOT, "%10s live, %11s", bytes(SampleView.asLong(JsonReader.at(row, "live_bytes"))),
+                    growth instanceof Number ? delta(((Number) growth).longValue()) : "-");
+        }
+        Object growth = JsonReader.at(row, "growth");
+        String g = growth instanceof Number ? String.format(Locale.ROOT, "%+d", ((Number) growth).longValue()) : "-";
+        Object names = JsonReader.at(row, "names");
+        Object top = names instanceof List && !((List<?>) names).isEmpty() ? ((List<?>) names).get(0) : null;
+        Object pattern = JsonReader.at(top, "pattern");
+        return String.format(Locale.ROOT, "%6d alive, %6s", Math.max(alive, 0), g)
+                + (pattern instanceof String ? ", " + quoted((String) pattern) : "");
+    }
+
+    /** {@code com.acme.Ingest.read(Ingest.java:88) (via java.util.zip.GZIPInputStream.<init>)}. */
+    private static String siteName(Object row) {
+        Object site = JsonReader.at(row, "site");
+        Object via = JsonReader.at(row, "via");
+        StringBuilder b = new StringBuilder(site instanceof String ? oneLine((String) site) : "?");
+        if (via instanceof String && !((String) via).isEmpty()) {
+            b.append(" (via ").append(oneLine((String) via)).append(')');
+        }
+        if (Boolean.TRUE.equals(JsonReader.at(row, "jdk_only"))) {
+            b.append(" [JDK only]");
+        }
+        return b.toString();
+    }
+
+    /** A thread name pattern in quotes, so that spaces and an empty name stay visible. */
+    private static String quoted(String s) {
+        return '"' + oneLine(s) + '"';
+    }
+
+    /**
+     * {@code s} kept to one line of plain text: line breaks, tabs, C0 and C1 controls, DEL and
+     * the Unicode controls that reorder text are written as a Java escape (backslash, u, four
+     * hex digits). A name the
+     * application chose (a class, a thread) could otherwise start a line of its own that reads
+     * like a finding, or steer a terminal.
+     */
+    static String oneLine(String s) {
+        StringBuilder b = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            boolean bad = c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x202a && c <= 0x202e)
+                    || (c >= 0x2066 && c <= 0x2069) || c == 0x2028 || c == 0x2029;
+            if (bad) {
+                if (b == null) {
+                    b = new StringBuilder(s.length() + 16).append(s, 0, i);
+                }
+                b.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+            } else if (b != null) {
+                b.append(c);
+            }
+        }
+        return b == null ? s : b.toString();
     }
 
     private void trim() {
