@@ -76,16 +76,10 @@ final class SiteHooks {
         if (problem != null) {
             return problem;
         }
-        Class<?>[] classes = new Class<?>[4];
-        try {
-            classes[0] = java.util.zip.Inflater.class;
-            classes[1] = java.util.zip.Deflater.class;
-            // Not initialized here: its class initializer is the JDK's business.
-            classes[2] = Class.forName("java.nio.DirectByteBuffer", false, null);
-            classes[3] = Thread.class;
-        } catch (ClassNotFoundException e) {
-            return "this JDK has no " + e.getMessage();
-        }
+        Class<?>[] classes = {java.util.zip.Inflater.class, java.util.zip.Deflater.class,
+            // The class of what allocateDirect returns: Class.forName with the boot loader would
+            // need the getClassLoader permission under a security manager.
+            java.nio.ByteBuffer.allocateDirect(0).getClass(), Thread.class};
         for (Class<?> c : classes) {
             if (!inst.isModifiableClass(c)) {
                 return "this JVM does not let " + c.getName() + " be retransformed";

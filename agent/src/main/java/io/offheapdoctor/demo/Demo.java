@@ -57,8 +57,9 @@ public final class Demo {
         synchronized (leaked) {
             System.out.println("demo: done, unended Deflaters=" + leaked.size());
         }
-        // The agent's next samples see the final state: the demo's script checks its census against it.
-        Thread.sleep(2000);
+        // The agent's next samples see the final state: the demo's script checks its census
+        // against it. A census spaces itself by its cost, which a loaded machine stretches.
+        Thread.sleep(4000);
         System.out.println("demo: done");
     }
 }
