@@ -108,3 +108,13 @@ def test_sites_off_shows_none_and_rewrites_nothing(jdk, workloads, tmp_path):
     assert "hooks absent" in r.stdout.splitlines(), r.stdout
     f = finding(r.samples[-1], "zip-unclosed")
     assert f is None or not mentions(f, sites["inflater"])
+
+
+@pytest.mark.parametrize("jdk", MAIN)
+def test_streams_made_too_fast_to_record_each_are_sampled_and_weighted_back(jdk, workloads, tmp_path):
+    r, sites, kept = run(jdk, workloads, tmp_path, ["churn", "200000", "0"])
+    last = r.samples[-1]
+    churn = next(z for z in last["sites"]["zip"] if z["site"] == sites["churn"])
+    # Beyond 256 a second per thread, one stream in 16 is recorded and stands for 16.
+    assert churn["estimated"] is True, churn
+    assert abs(churn["alive"] - kept) <= 0.25 * kept, (churn, kept)

@@ -834,7 +834,7 @@ struct Tally {
     counts: [jlong; 4],
     seen: jlong,
     /// Alive and pending by call site, for the streams whose making was recorded.
-    by_site: HashMap<u32, (u64, u64)>,
+    by_site: HashMap<u32, crate::sites::ZipCount>,
 }
 
 impl Tally {
@@ -842,13 +842,16 @@ impl Tally {
     fn add(&mut self, inflater: bool, pending: bool, zs: jobject) {
         self.counts[usize::from(!inflater) * 2 + usize::from(pending)] += 1;
         // SAFETY: `zs` is a live local reference of this native call.
-        if let Some((_, site)) = unsafe { crate::sites::tag(zs) } {
+        if let Some(tag) = unsafe { crate::sites::tag(zs) } {
+            let Some((_, site)) = crate::sites::decode(tag) else { return };
+            let w = crate::sites::weight(tag);
             let e = self.by_site.entry(site).or_default();
             if pending {
-                e.1 += 1;
+                e.pending += w;
             } else {
-                e.0 += 1;
+                e.alive += w;
             }
+            e.estimated |= w > 1;
         }
     }
 }
@@ -986,7 +989,7 @@ fn census(jni: &Jni, parts: jint, limit: jlong, budget_ns: jlong) -> Result<jobj
     jni.push_frame(32)?;
     let r = (|| -> Result<jobject> {
         let mut skip = Counted { array: std::ptr::null_mut(), by_hash: HashMap::new() };
-        let mut split: HashMap<u32, (u64, u64)> = HashMap::new();
+        let mut split: HashMap<u32, crate::sites::ZipCount> = HashMap::new();
         if parts & PART_FINALIZER != 0 {
             let enabled = t.get(M::FinalizerEnabled).map(|m| jni.static_boolean(m)).unwrap_or(true);
             if enabled {
@@ -1021,10 +1024,11 @@ fn census(jni: &Jni, parts: jint, limit: jlong, budget_ns: jlong) -> Result<jobj
             let s = copy_cleaner(jni, t, limit, Instant::now() + budget)?;
             let tally = tally_cleaner(jni, t, &s, &skip)?;
             put(&mut out, 0, STATE_READ, &tally, s.truncated, s.lock_ns);
-            for (site, (alive, pending)) in tally.by_site {
+            for (site, c) in tally.by_site {
                 let e = split.entry(site).or_default();
-                e.0 += alive;
-                e.1 += pending;
+                e.alive += c.alive;
+                e.pending += c.pending;
+                e.estimated |= c.estimated;
             }
             crate::sites::set_zip_split(std::mem::take(&mut split));
         }

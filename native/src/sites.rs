@@ -74,6 +74,16 @@ pub fn decode(tag: jlong) -> Option<(Kind, u32)> {
     Some((kind, (tag as u64 & 0xffff_ffff) as u32))
 }
 
+/// How many objects a tagged one stands for: 1, or more for a zip stream recorded while its
+/// thread made them too fast to record each.
+pub fn weight(tag: jlong) -> u64 {
+    ((tag as u64 >> 32) & 0xff_ffff).max(1)
+}
+
+fn weighted_tag(kind: Kind, site: u32, weight: u32) -> jlong {
+    tag_of(kind, site) | ((u64::from(weight.min(0xff_ffff)) << 32) as jlong)
+}
+
 /// One call site as the reports show it.
 #[derive(Clone, Debug)]
 pub struct Site {
@@ -547,11 +557,11 @@ fn set_tag(jv: *mut Table, obj: jobject, tag: jlong) {
     unsafe { f(jv, obj, tag) };
 }
 
-/// The tag this module set on `obj`, if any: for the zip census.
+/// The tag this module set on `obj`, if any (see [`decode`], [`weight`]): for the zip census.
 ///
 /// # Safety
 /// `obj` must be null or a live reference of the caller's current native call.
-pub unsafe fn tag(obj: jobject) -> Option<(Kind, u32)> {
+pub unsafe fn tag(obj: jobject) -> Option<jlong> {
     let jv = jvmti()?;
     if obj.is_null() {
         return None;
@@ -559,20 +569,56 @@ pub unsafe fn tag(obj: jobject) -> Option<(Kind, u32)> {
     let mut t: jlong = 0;
     let f = jvmti_fn!(jv, 106, GetTagFn);
     // SAFETY: `obj` is a live reference of the caller's native call.
-    if unsafe { f(jv, obj, &mut t) } != 0 {
+    if unsafe { f(jv, obj, &mut t) } != 0 || decode(t).is_none() {
         return None;
     }
-    decode(t)
+    Some(t)
 }
 
-fn record(env: *mut JNIEnv, obj: jobject, kind: Kind) {
+fn record(env: *mut JNIEnv, obj: jobject, kind: Kind, weight: u32) {
     let Some(jv) = jvmti() else { return };
     if obj.is_null() {
         return;
     }
     if let Some(id) = capture(jv, env, kind) {
-        set_tag(jv, obj, tag_of(kind, id));
+        set_tag(jv, obj, if weight > 1 { weighted_tag(kind, id, weight) } else { tag_of(kind, id) });
     }
+}
+
+/// Zip streams a thread records each per second; beyond, one in [`ZIP_SAMPLE_EVERY`].
+pub const ZIP_EXACT_PER_SECOND: u32 = 256;
+/// The chance of a stream beyond the exact ones to be recorded is one in this.
+pub const ZIP_SAMPLE_EVERY: u32 = 16;
+
+thread_local! {
+    /// The second this thread's zip records are counted in, and how many it made in it.
+    static ZIP_WINDOW: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
+}
+
+fn coarse_seconds() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes the coarse monotonic clock into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0)
+}
+
+/// Whether to record this thread's next zip stream, and how many streams the record stands for.
+/// A stack costs about as much as making a small stream: a thread that makes them by the
+/// thousand a second would pay for its sites in throughput. Recording each one with a chance
+/// and weighting it by the inverse keeps every site's count unbiased (it is exact below the
+/// rate), and a leak, which piles streams up, still shows at its site.
+fn zip_weight() -> Option<u32> {
+    let now = coarse_seconds();
+    let n = ZIP_WINDOW.with(|w| {
+        let (at, n) = w.get();
+        let n = if at == now { n.saturating_add(1) } else { 1 };
+        w.set((now, n));
+        n
+    });
+    if n <= ZIP_EXACT_PER_SECOND {
+        return Some(1);
+    }
+    next_random().is_multiple_of(u64::from(ZIP_SAMPLE_EVERY)).then_some(ZIP_SAMPLE_EVERY)
 }
 
 extern "system" fn hook_zip(env: *mut JNIEnv, _class: jclass, zs_ref: jobject, kind: jint) {
@@ -581,7 +627,14 @@ extern "system" fn hook_zip(env: *mut JNIEnv, _class: jclass, zs_ref: jobject, k
         2 => Kind::Deflater,
         _ => return,
     };
-    let _ = std::panic::catch_unwind(|| record(env, zs_ref, kind));
+    let _ = std::panic::catch_unwind(|| {
+        if jvmti().is_none() {
+            return;
+        }
+        if let Some(w) = zip_weight() {
+            record(env, zs_ref, kind, w);
+        }
+    });
 }
 
 thread_local! {
@@ -592,7 +645,14 @@ thread_local! {
 
 /// An exponentially distributed gap with mean [`DIRECT_SAMPLE_BYTES`] (a Poisson process over bytes).
 fn next_gap() -> i64 {
-    let x = RNG.with(|r| {
+    let x = next_random();
+    let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    (-(u.ln()) * DIRECT_SAMPLE_BYTES as f64) as i64 + 1
+}
+
+/// This thread's next pseudo-random number (xorshift, seeded apart per thread).
+fn next_random() -> u64 {
+    RNG.with(|r| {
         let mut x = r.get();
         if x == 0 {
             x = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1;
@@ -602,9 +662,7 @@ fn next_gap() -> i64 {
         x ^= x << 17;
         r.set(x);
         x
-    });
-    let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    (-(u.ln()) * DIRECT_SAMPLE_BYTES as f64) as i64 + 1
+    })
 }
 
 /// The bytes one sampled buffer of `capacity` stands for: its size over its chance to be sampled.
@@ -633,24 +691,32 @@ extern "system" fn hook_direct(env: *mut JNIEnv, _class: jclass, buffer: jobject
             }
         });
         if sample {
-            record(env, buffer, Kind::Direct);
+            record(env, buffer, Kind::Direct, 1);
         }
     });
 }
 
 extern "system" fn hook_thread(env: *mut JNIEnv, _class: jclass, thread: jobject) {
-    let _ = std::panic::catch_unwind(|| record(env, thread, Kind::Thread));
+    let _ = std::panic::catch_unwind(|| record(env, thread, Kind::Thread, 1));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading back.
 
-/// Per-site figures of the zip census, filled by the census walk: (alive, pending) by site.
-static ZIP: Mutex<Option<HashMap<u32, (u64, u64)>>> = Mutex::new(None);
+/// Per-site figures of the zip census, filled by the census walk.
+static ZIP: Mutex<Option<HashMap<u32, ZipCount>>> = Mutex::new(None);
+
+/// One site's unended streams in a census; `estimated` when some were recorded by chance.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZipCount {
+    pub alive: u64,
+    pub pending: u64,
+    pub estimated: bool,
+}
 static BASELINE: Mutex<Option<HashMap<u32, i64>>> = Mutex::new(None);
 
 /// The census's split by site, replacing the previous one.
-pub fn set_zip_split(split: HashMap<u32, (u64, u64)>) {
+pub fn set_zip_split(split: HashMap<u32, ZipCount>) {
     *ZIP.lock().unwrap_or_else(|p| p.into_inner()) = Some(split);
 }
 
@@ -870,21 +936,24 @@ pub fn snapshot(env: *mut JNIEnv) -> Value {
     out
 }
 
-fn zip_json(sites: &[Site], split: HashMap<u32, (u64, u64)>) -> Value {
-    let rows: Vec<(u32, (u64, u64))> = split.into_iter().collect();
-    let (shown, rest) = top(rows, |(alive, pending)| (*alive + *pending) as i64);
+fn zip_json(sites: &[Site], split: HashMap<u32, ZipCount>) -> Value {
+    let rows: Vec<(u32, ZipCount)> = split.into_iter().collect();
+    let (shown, rest) = top(rows, |c| (c.alive + c.pending) as i64);
     let mut out = Vec::new();
-    for (id, (alive, pending)) in shown {
+    for (id, c) in shown {
         let Some(s) = sites.get(id as usize) else { continue };
         let mut m = site_json(s);
         m.insert("kind".into(), json!(if s.kind == Kind::Deflater { "deflater" } else { "inflater" }));
-        m.insert("alive".into(), json!(alive));
-        m.insert("pending".into(), json!(pending));
+        m.insert("alive".into(), json!(c.alive));
+        m.insert("pending".into(), json!(c.pending));
+        if c.estimated {
+            m.insert("estimated".into(), json!(true));
+        }
         out.push(Value::Object(m));
     }
     if !rest.is_empty() {
-        let alive: u64 = rest.iter().map(|(_, (a, _))| a).sum();
-        let pending: u64 = rest.iter().map(|(_, (_, p))| p).sum();
+        let alive: u64 = rest.iter().map(|(_, c)| c.alive).sum();
+        let pending: u64 = rest.iter().map(|(_, c)| c.pending).sum();
         out.push(json!({"site": "other", "sites": rest.len(), "alive": alive, "pending": pending}));
     }
     Value::Array(out)
@@ -901,6 +970,33 @@ mod tests {
         }
         assert_eq!(decode(0), None);
         assert_eq!(decode(12345), None);
+    }
+
+    #[test]
+    fn a_weighted_tag_keeps_its_site_and_says_its_weight() {
+        let t = weighted_tag(Kind::Deflater, 9, ZIP_SAMPLE_EVERY);
+        assert_eq!(decode(t), Some((Kind::Deflater, 9)));
+        assert_eq!(weight(t), u64::from(ZIP_SAMPLE_EVERY));
+        assert_eq!(weight(tag_of(Kind::Inflater, 9)), 1);
+    }
+
+    #[test]
+    fn zip_streams_are_each_recorded_up_to_the_rate_then_by_chance() {
+        let (mut recorded, mut weighted) = (0u32, 0u64);
+        for _ in 0..ZIP_EXACT_PER_SECOND {
+            assert_eq!(zip_weight(), Some(1));
+        }
+        let n = 160_000u64;
+        for _ in 0..n {
+            if let Some(w) = zip_weight() {
+                recorded += 1;
+                weighted += u64::from(w);
+            }
+        }
+        // Unless the second turned meanwhile, the rest are one in ZIP_SAMPLE_EVERY, weighted back.
+        if recorded < n as u32 / 2 {
+            assert!((weighted as f64 - n as f64).abs() < 0.05 * n as f64, "{weighted}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ import java.util.zip.GZIPOutputStream;
  * GZIPInputStreams kept, made over the seconds; {@code direct <MiB> <seconds>}: a cache of 1 MiB
  * direct buffers kept, plus churned small ones from another method; {@code threads <n> <seconds>}:
  * a thread per request, never ending; {@code pool <n>}: n Inflaters made once and ended on
- * replacement (a steady pool). Prints "site <kind> <frame>" and "done", then sleeps a while for
+ * replacement (a steady pool); {@code churn <n>}: n Inflaters as fast as possible, one in ten kept. Prints "site <kind> <frame>" and "done", then sleeps a while for
  * the agent's last samples.
  */
 public class SiteLeaks {
@@ -69,6 +69,12 @@ public class SiteLeaks {
         return (java.util.zip.Inflater) made[0];
     }
 
+    static java.util.zip.Inflater churned() {
+        Object[] made = {new java.util.zip.Inflater(), new Throwable()};
+        site("churn", (Throwable) made[1]);
+        return (java.util.zip.Inflater) made[0];
+    }
+
     private static final java.util.Set<String> printed = new java.util.HashSet<String>();
 
     static void site(String kind, Throwable t) {
@@ -111,6 +117,15 @@ public class SiteLeaks {
                     break;
                 case "pool":
                     keep.add(pooled());
+                    break;
+                case "churn":
+                    // Made far faster than each can be recorded: one in ten kept, the rest ended.
+                    java.util.zip.Inflater f = churned();
+                    if (i % 10 == 0) {
+                        keep.add(f);
+                    } else {
+                        f.end();
+                    }
                     break;
                 default:
                     throw new IllegalArgumentException(mode);
