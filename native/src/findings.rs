@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cgroup;
 use crate::history::{series, Growth, History, HistoryConfig};
-use crate::observation::Observation;
+use crate::observation::{Observation, SitesObs};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -671,6 +671,82 @@ fn nmt_off(o: &Observation, _g: &Growth, _t: &Thresholds) -> Option<Finding> {
     ))
 }
 
+/// Sites named in a finding's evidence, each as `site_<n>` and its figures.
+const SITES_IN_EVIDENCE: usize = 3;
+const SITE_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1", "site_2", "site_3"];
+const SITE_VIA_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_via", "site_2_via", "site_3_via"];
+const SITE_UNENDED_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_unended", "site_2_unended", "site_3_unended"];
+const SITE_BYTES_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_estimated", "site_2_estimated", "site_3_estimated"];
+const SITE_LIVE_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_live", "site_2_live", "site_3_live"];
+const SITE_GROWTH_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_growth", "site_2_growth", "site_3_growth"];
+
+/// Per-stream zlib memory the census's estimate counts (the Java side's constants).
+const INFLATER_NATIVE_BYTES: u64 = 40 * KIB;
+const DEFLATER_NATIVE_BYTES: u64 = 262 * KIB;
+
+/// `1412` -> `1,412`.
+fn fmt_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the application holds when a zip stream was made through `via`: the JDK stream class
+/// that owns the Inflater or Deflater (`GZIPInputStream` for `java.util.zip.GZIPInputStream.<init>`,
+/// `ZipFile` for its inner classes), else the Inflater or Deflater itself.
+fn zip_owner(via: Option<&str>, deflater: bool) -> String {
+    let class = via.and_then(|v| v.rsplit_once('.')).map(|(class, _method)| class);
+    let owner = class
+        .and_then(|c| c.strip_prefix("java.util.zip."))
+        .map(|c| c.split('$').next().unwrap_or(c))
+        .filter(|c| !matches!(*c, "Inflater" | "Deflater") && !c.is_empty() && !c.contains('.'));
+    match owner {
+        Some(c) => format!("the {c}"),
+        None if deflater => "the Deflater".to_string(),
+        None => "the Inflater".to_string(),
+    }
+}
+
+fn verb_for(owner: &str) -> &'static str {
+    if owner == "the Inflater" || owner == "the Deflater" {
+        "end"
+    } else {
+        "close"
+    }
+}
+
+/// The call's short name for the evidence: `java.nio.ByteBuffer.allocateDirect` stays whole.
+fn site_via(f: Finding, i: usize, via: Option<&str>) -> Finding {
+    match via {
+        Some(v) => f.text(SITE_VIA_KEYS[i], v, None),
+        None => f,
+    }
+}
+
+/// The zip sites with their estimated bytes: each site's streams at its kind's per-stream
+/// constant, scaled like the finding's figure (`held / by_constants`).
+fn zip_sites(sites: Option<&SitesObs>, held: u64, by_constants: u64) -> Vec<(&crate::observation::ZipSite, u64)> {
+    let scale = if by_constants == 0 { 1.0 } else { (held as f64 / by_constants as f64).min(1.0) };
+    let mut rows: Vec<_> = sites
+        .map(|s| s.zip.iter().filter(|z| z.unended() > 0).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|z| {
+            let each = if z.deflater { DEFLATER_NATIVE_BYTES } else { INFLATER_NATIVE_BYTES };
+            (z, (z.unended().saturating_mul(each) as f64 * scale) as u64)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.unended().cmp(&a.0.unended()).then(b.1.cmp(&a.1)));
+    rows.truncate(SITES_IN_EVIDENCE);
+    rows
+}
+
 /// Unended Inflaters and Deflaters. A population that holds steady is a pool (one stream per
 /// connection, ended when replaced): `info`, with what it holds. A warning when the count or its
 /// estimated memory keeps growing over the rate window, or when many wait for the Cleaner or the
@@ -734,6 +810,12 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
     if z.finalizable > 0 {
         f = f.count("finalizable", z.finalizable).count("finalizable_pending", z.finalizable_pending);
     }
+    let sites = zip_sites(o.sites.as_ref(), held_bytes, z.estimated_native_bytes);
+    for (i, (s, bytes)) in sites.iter().enumerate() {
+        f = f.text(SITE_KEYS[i], s.site.as_str(), None);
+        f = site_via(f, i, s.via.as_deref());
+        f = f.count(SITE_UNENDED_KEYS[i], s.unended()).bytes(SITE_BYTES_KEYS[i], *bytes);
+    }
     if severity == Severity::Info {
         return Some(f.remedy(
             "Nothing to fix while the count holds steady: each of these streams is alive and keeps its zlib \
@@ -742,7 +824,20 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
              and call end() on Inflaters and Deflaters created directly.",
         ));
     }
-    let mut remedy = String::from(
+    let mut remedy = match sites.first() {
+        Some((s, bytes)) => {
+            let owner = zip_owner(s.via.as_deref(), s.deflater);
+            format!(
+                "{} {owner} created at {}: {} unended, about {}. ",
+                capitalise(verb_for(&owner)),
+                s.site,
+                fmt_thousands(s.unended()),
+                fmt_bytes(*bytes)
+            )
+        }
+        None => String::new(),
+    };
+    remedy.push_str(
         "Close every stream that owns an Inflater or Deflater (GZIPInputStream, GZIPOutputStream, \
          InflaterInputStream, DeflaterOutputStream, ZipInputStream, ZipOutputStream, ZipFile) in \
          try-with-resources, and call end() in a finally block on every Inflater and Deflater created \
@@ -767,6 +862,14 @@ fn zip_unclosed(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> 
     Some(f.remedy(remedy))
 }
 
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// A `-XX:MaxDirectMemorySize` that leaves room above today's use: 1.5 times it, rounded up to
 /// 64 MiB, in `m`.
 fn suggested_direct_cap(used: u64) -> String {
@@ -783,7 +886,7 @@ fn direct_buffers(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding
     if d.used < t.direct_min || !(share >= t.direct_min_rss || growing) {
         return None;
     }
-    let f = Finding::new(
+    let mut f = Finding::new(
         ids::DIRECT_BUFFERS,
         Severity::Warning,
         format!("{} direct ByteBuffers use {} ({} of RSS)", d.count, fmt_bytes(d.used), fmt_percent(share)),
@@ -794,8 +897,30 @@ fn direct_buffers(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding
     .share("share_of_rss", share)
     .rate("direct_rate", rate)
     .delta("direct_growth", g.delta(series::DIRECT_USED).unwrap_or(0));
+    let sites: Vec<_> = o.sites.as_ref().map(|s| s.direct.iter().filter(|d| d.live_bytes > 0).collect()).unwrap_or_default();
+    for (i, s) in sites.iter().take(SITES_IN_EVIDENCE).enumerate() {
+        f = f.text(SITE_KEYS[i], s.site.as_str(), None);
+        f = site_via(f, i, s.via.as_deref());
+        f = f.bytes(SITE_LIVE_KEYS[i], s.live_bytes).delta(SITE_GROWTH_KEYS[i], s.growth_bytes);
+    }
+    // The site that grew most is the one to fix; without growth, the largest.
+    let named = sites
+        .iter()
+        .filter(|s| s.growth_bytes > 0)
+        .max_by_key(|s| s.growth_bytes)
+        .or_else(|| sites.first())
+        .map(|s| {
+            format!(
+                "Release or reuse the direct buffers allocated at {}{}: about {} live, {} since the baseline. ",
+                s.site,
+                s.via.as_deref().map(|v| format!(" (through {v})")).unwrap_or_default(),
+                fmt_bytes(s.live_bytes),
+                fmt_delta_bytes(s.growth_bytes)
+            )
+        })
+        .unwrap_or_default();
     Some(f.remedy(format!(
-        "Cap direct memory so it fails fast instead of growing RSS: -XX:MaxDirectMemorySize={} (the default \
+        "{named}Cap direct memory so it fails fast instead of growing RSS: -XX:MaxDirectMemorySize={} (the default \
          is the maximum heap size). Reuse direct buffers instead of allocating them per request; the JDK \
          caches a temporary direct buffer per thread for I/O on heap buffers, bounded by \
          -Djdk.nio.maxCachedBufferSize=262144; Netty has -Dio.netty.maxDirectMemory.",
@@ -842,6 +967,20 @@ fn thread_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding>
     if let Some(d) = g.delta(&series::part("thread_stack")) {
         f = f.delta("thread_stack_growth", d);
     }
+    // The creating site that added most threads since the baseline (else the one with most alive).
+    let top = o.sites.as_ref().and_then(|s| {
+        s.threads.iter().filter(|t| t.growth > 0).max_by_key(|t| t.growth).or_else(|| s.threads.iter().max_by_key(|t| t.alive))
+    });
+    if let Some(t) = top {
+        f = f.text("top_site", t.site.as_str(), None);
+        if let Some(v) = &t.via {
+            f = f.text("top_site_via", v.as_str(), None);
+        }
+        f = f.count("top_site_alive", t.alive).text("top_site_growth", format!("{:+}", t.growth), Some(t.growth as f64));
+        if let Some((pattern, n)) = &t.top_name {
+            f = f.text("top_name_pattern", pattern.as_str(), Some(*n as f64));
+        }
+    }
     if !growing {
         return Some(f.remedy(
             "Nothing to fix while the count holds: an executor that grew to its maximum under load keeps its \
@@ -849,11 +988,20 @@ fn thread_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding>
              malloc arena; lower the pool's maximum or its keep-alive time if that is too much.",
         ));
     }
-    Some(f.remedy(
-        "Threads are created and not ended: bound the executors that grow (jcmd <pid> Thread.print names \
+    let named = top
+        .map(|t| {
+            let names = t.top_name.as_ref().map(|(p, _)| format!(" (named {p})")).unwrap_or_default();
+            format!(
+                "Most of them are started at {}{names}: {} alive, {:+} since the baseline; bound or reuse them there. ",
+                t.site, t.alive, t.growth
+            )
+        })
+        .unwrap_or_default();
+    Some(f.remedy(format!(
+        "{named}Threads are created and not ended: bound the executors that grow (jcmd <pid> Thread.print names \
          them; a pool per request or an unbounded cached pool is the usual cause). Each thread costs its \
-         touched stack (-Xss, 1 MiB reserved by default on Linux x86_64) and often a malloc arena.",
-    ))
+         touched stack (-Xss, 1 MiB reserved by default on Linux x86_64) and often a malloc arena."
+    )))
 }
 
 fn metaspace_growth(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Finding> {
@@ -1536,6 +1684,173 @@ mod tests {
         let (o, g) = run(60, |i| direct(i, 300 * MIB + i * MIB));
         let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::DIRECT_BUFFERS).expect("growing");
         assert_eq!(ev(&f, "direct_rate").value, "+360.0 MiB/h");
+    }
+
+    /// The `sites` part of a report line with sites on, as `Core::sample` receives it.
+    fn sites_json() -> serde_json::Value {
+        serde_json::json!({
+            "status": "on", "direct_sample_bytes": 262144,
+            "direct": [
+                {"site": "com.acme.Cache.fill(Cache.java:41)", "via": "java.nio.ByteBuffer.allocateDirect",
+                 "frames": ["com.acme.Cache.fill(Cache.java:41)"], "live_bytes": 900 * MIB, "growth_bytes": 10 * MIB,
+                 "sampled_buffers": 40},
+                {"site": "com.acme.Net.read(Net.java:12)", "frames": [], "live_bytes": 500 * MIB,
+                 "growth_bytes": 400 * MIB, "sampled_buffers": 30},
+                {"site": "other", "sites": 3, "live_bytes": 4 * MIB, "sampled_buffers": 2}],
+            "threads": [
+                {"site": "com.acme.Pool.init(Pool.java:9)", "frames": [], "alive": 300, "growth": 0,
+                 "names": [{"pattern": "pool-*-thread-*", "alive": 300}]},
+                {"site": "com.acme.Server.accept(Server.java:77)", "via": "java.lang.Thread.start", "frames": [],
+                 "alive": 180, "growth": 170, "names": [{"pattern": "idle", "alive": 5}, {"pattern": "worker-*", "alive": 175}]},
+                {"site": "other", "sites": 2, "alive": 5}],
+            "threads_untracked": 14,
+            "zip": [
+                {"site": "com.acme.Ingest.read(Ingest.java:88)", "via": "java.util.zip.GZIPInputStream.<init>",
+                 "frames": [], "kind": "inflater", "alive": 1409, "pending": 3},
+                {"site": "com.acme.Pack.write(Pack.java:20)", "frames": [], "kind": "deflater", "alive": 10, "pending": 0},
+                {"site": "com.acme.Jar.open(Jar.java:3)", "via": "java.util.zip.ZipFile$ZipFileInflaterInputStream.<init>",
+                 "frames": [], "kind": "inflater", "alive": 4, "pending": 0},
+                {"site": "com.acme.Tiny.x(Tiny.java:1)", "frames": [], "kind": "inflater", "alive": 1, "pending": 0},
+                {"site": "other", "sites": 4, "alive": 2, "pending": 0}]
+        })
+    }
+
+    fn with_sites(mut o: Observation, sites: &serde_json::Value) -> Observation {
+        o.sites = SitesObs::from_report(sites);
+        o
+    }
+
+    #[test]
+    fn zip_unclosed_names_the_top_sites_and_the_first_in_its_remedy() {
+        let sites = sites_json();
+        let (o, g) = run(60, |i| {
+            let mut o = with_sites(zip(1000 + 10 * i, 0), &sites);
+            o.epoch_ms = i * STEP_MS;
+            o
+        });
+        let z = o.zip.expect("zip");
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(ev(&f, "site_1").value, "com.acme.Ingest.read(Ingest.java:88)");
+        assert_eq!(ev(&f, "site_1_via").value, "java.util.zip.GZIPInputStream.<init>");
+        assert_eq!(ev(&f, "site_1_unended").raw, Some(1412.0));
+        // 1,412 Inflaters at 40 KiB each, the estimate being by the constants here.
+        assert_eq!(ev(&f, "site_1_estimated").raw, Some((1412 * 40 * KIB) as f64));
+        assert_eq!(ev(&f, "site_2").value, "com.acme.Pack.write(Pack.java:20)");
+        assert_eq!(ev(&f, "site_2_estimated").raw, Some((10 * 262 * KIB) as f64));
+        assert_eq!(ev(&f, "site_3").value, "com.acme.Jar.open(Jar.java:3)");
+        assert!(f.evidence.iter().all(|e| e.key != "site_4" && e.value != "com.acme.Tiny.x(Tiny.java:1)"), "{f:?}");
+        assert!(
+            f.remedy.starts_with(
+                "Close the GZIPInputStream created at com.acme.Ingest.read(Ingest.java:88): 1,412 unended, about 55.2 MiB. Close every stream"
+            ),
+            "{}",
+            f.remedy
+        );
+        assert!(z.estimated_native_bytes > 0);
+    }
+
+    #[test]
+    fn zip_site_owners_are_the_jdk_streams_or_the_inflater_itself() {
+        assert_eq!(zip_owner(Some("java.util.zip.GZIPOutputStream.<init>"), true), "the GZIPOutputStream");
+        assert_eq!(zip_owner(Some("java.util.zip.ZipFile$ZipFileInflaterInputStream.<init>"), false), "the ZipFile");
+        assert_eq!(zip_owner(Some("java.util.zip.Inflater.<init>"), false), "the Inflater");
+        assert_eq!(zip_owner(Some("com.acme.Codec.<init>"), true), "the Deflater");
+        assert_eq!(zip_owner(None, false), "the Inflater");
+        assert_eq!(verb_for("the Deflater"), "end");
+        assert_eq!((fmt_thousands(1412), fmt_thousands(999), fmt_thousands(1_000_000)), ("1,412".into(), "999".into(), "1,000,000".into()));
+    }
+
+    #[test]
+    fn zip_unclosed_steady_pool_names_its_site_and_stays_info() {
+        let sites = serde_json::json!({"status": "on", "direct": [], "threads": [], "zip": [
+            {"site": "com.acme.Conn.open(Conn.java:30)", "via": "java.util.zip.DeflaterOutputStream.<init>",
+             "kind": "deflater", "alive": 200, "pending": 0}]});
+        let (o, g) = run(60, |i| {
+            let mut o = with_sites(zip(200, 0), &sites);
+            o.epoch_ms = i * STEP_MS;
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::ZIP_UNCLOSED).expect("raised");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(ev(&f, "site_1").value, "com.acme.Conn.open(Conn.java:30)");
+        assert!(f.remedy.starts_with("Nothing to fix"), "{}", f.remedy);
+    }
+
+    #[test]
+    fn findings_without_sites_are_unchanged() {
+        let sites = sites_json();
+        type Make = Box<dyn Fn(u64) -> Observation>;
+        let cases: Vec<(&str, Make)> = vec![
+            (ids::ZIP_UNCLOSED, Box::new(|i| {
+                let mut o = zip(1000 + 10 * i, 0);
+                o.epoch_ms = i * STEP_MS;
+                o
+            })),
+            (ids::DIRECT_BUFFERS, Box::new(|i| direct(i, 300 * MIB + i * MIB))),
+            (ids::THREAD_GROWTH, Box::new(|i| {
+                let mut o = base(i * STEP_MS, GIB);
+                o.java_threads = Some(50 + 3 * i);
+                o
+            })),
+        ];
+        for (id, make) in cases {
+            let (o, g) = run(60, &make);
+            let plain = find(&evaluate_with(&o, &g), id).expect("raised").clone();
+            for off in [serde_json::json!({"status": "off"}), serde_json::json!({"status": "unavailable", "problem": "x"}),
+                        serde_json::json!({"status": "on", "direct": [], "threads": [], "zip": []})] {
+                let (o, g) = run(60, |i| with_sites(make(i), &off));
+                assert_eq!(find(&evaluate_with(&o, &g), id), Some(&plain), "{id} with {off}");
+            }
+            assert!(!plain.evidence.iter().any(|e| e.key.starts_with("site") || e.key.starts_with("top_")), "{plain:?}");
+            // With sites on the same finding names code.
+            let (o, g) = run(60, |i| with_sites(make(i), &sites));
+            let named = find(&evaluate_with(&o, &g), id).expect("raised").clone();
+            assert_eq!((named.severity, &named.title), (plain.severity, &plain.title));
+            assert!(named.remedy.contains("com.acme."), "{}", named.remedy);
+        }
+    }
+
+    #[test]
+    fn direct_buffers_names_the_sites_and_the_growing_one_in_its_remedy() {
+        let sites = sites_json();
+        let (o, g) = run(60, |i| with_sites(direct(i, 300 * MIB + i * MIB), &sites));
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::DIRECT_BUFFERS).expect("raised");
+        assert_eq!(ev(&f, "site_1").value, "com.acme.Cache.fill(Cache.java:41)");
+        assert_eq!(ev(&f, "site_1_via").value, "java.nio.ByteBuffer.allocateDirect");
+        assert_eq!(ev(&f, "site_1_live").value, "900.0 MiB");
+        assert_eq!(ev(&f, "site_2").value, "com.acme.Net.read(Net.java:12)");
+        assert_eq!(ev(&f, "site_2_growth").value, "+400.0 MiB");
+        assert!(f.evidence.iter().all(|e| e.key != "site_3"), "other is no site: {f:?}");
+        assert!(
+            f.remedy.starts_with(
+                "Release or reuse the direct buffers allocated at com.acme.Net.read(Net.java:12): about 500.0 MiB live, +400.0 MiB since the baseline."
+            ),
+            "{}",
+            f.remedy
+        );
+    }
+
+    #[test]
+    fn thread_growth_names_the_creating_site_and_its_name_pattern() {
+        let sites = sites_json();
+        let (o, g) = run(60, |i| {
+            let mut o = with_sites(base(i * STEP_MS, GIB), &sites);
+            o.java_threads = Some(50 + 3 * i);
+            o
+        });
+        let f = evaluate_with(&o, &g).into_iter().find(|f| f.id == ids::THREAD_GROWTH).expect("raised");
+        assert_eq!(f.severity, Severity::Warning);
+        // The site that grew, not the larger steady pool.
+        assert_eq!(ev(&f, "top_site").value, "com.acme.Server.accept(Server.java:77)");
+        assert_eq!(ev(&f, "top_site_growth").raw, Some(170.0));
+        assert_eq!(ev(&f, "top_site_alive").raw, Some(180.0));
+        assert_eq!((ev(&f, "top_name_pattern").value.as_str(), ev(&f, "top_name_pattern").raw), ("worker-*", Some(175.0)));
+        assert!(
+            f.remedy.starts_with("Most of them are started at com.acme.Server.accept(Server.java:77) (named worker-*): 180 alive, +170"),
+            "{}",
+            f.remedy
+        );
     }
 
     #[test]

@@ -54,6 +54,111 @@ pub struct Observation {
     pub cgroup: Option<CgroupState>,
     /// `-XX:TrimNativeHeapInterval` when the JVM has the flag; 0 means off.
     pub jvm_trim_interval_ms: Option<u64>,
+    /// The call sites behind the zip streams, direct buffers and threads; `None` when sites are
+    /// off or unavailable.
+    #[serde(default)]
+    pub sites: Option<SitesObs>,
+}
+
+/// The report's `sites` part as the rules read it: per kind its named sites, largest first, the
+/// "other" row left out (it names no code).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SitesObs {
+    pub zip: Vec<ZipSite>,
+    pub direct: Vec<DirectSite>,
+    pub threads: Vec<ThreadSite>,
+}
+
+/// Where unended Inflaters or Deflaters were made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZipSite {
+    /// `com.acme.Ingest.read(Ingest.java:88)`.
+    pub site: String,
+    /// The JDK method the site called (`java.util.zip.GZIPInputStream.<init>`), if not the
+    /// Inflater's or Deflater's own constructor.
+    pub via: Option<String>,
+    pub deflater: bool,
+    pub alive: u64,
+    pub pending: u64,
+}
+
+/// Where live direct buffers were allocated (an estimate from weighted samples).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirectSite {
+    pub site: String,
+    pub via: Option<String>,
+    pub live_bytes: u64,
+    /// Since the sites' baseline.
+    pub growth_bytes: i64,
+}
+
+/// Where live threads were started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadSite {
+    pub site: String,
+    pub via: Option<String>,
+    pub alive: u64,
+    /// Since the sites' baseline.
+    pub growth: i64,
+    /// The most frequent name pattern of its live threads (`pool-*-thread-*`) and how many.
+    pub top_name: Option<(String, u64)>,
+}
+
+impl ZipSite {
+    pub fn unended(&self) -> u64 {
+        self.alive.saturating_add(self.pending)
+    }
+}
+
+impl SitesObs {
+    /// Reads the report's `sites` part; `None` unless its `status` is `on`. Rows without a site,
+    /// and the "other" row of each kind, are skipped; a malformed row never fails the rest.
+    pub fn from_report(sites: &Value) -> Option<SitesObs> {
+        if sites.get("status").and_then(Value::as_str) != Some("on") {
+            return None;
+        }
+        fn rows<'a>(sites: &'a Value, kind: &str) -> impl Iterator<Item = (&'a Value, String, Option<String>)> + 'a {
+            sites
+                .get(kind)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|r| !(r.get("site").and_then(Value::as_str) == Some("other") && r.get("sites").is_some()))
+                .filter_map(|r| {
+                    let site = r.get("site")?.as_str()?.to_string();
+                    let via = r.get("via").and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_string);
+                    Some((r, site, via))
+                })
+        }
+        let u = |r: &Value, k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let i = |r: &Value, k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
+        Some(SitesObs {
+            zip: rows(sites, "zip")
+                .map(|(r, site, via)| ZipSite {
+                    site,
+                    via,
+                    deflater: r.get("kind").and_then(Value::as_str) == Some("deflater"),
+                    alive: u(r, "alive"),
+                    pending: u(r, "pending"),
+                })
+                .collect(),
+            direct: rows(sites, "direct")
+                .map(|(r, site, via)| DirectSite { site, via, live_bytes: u(r, "live_bytes"), growth_bytes: i(r, "growth_bytes") })
+                .collect(),
+            threads: rows(sites, "threads")
+                .map(|(r, site, via)| {
+                    let top_name = r
+                        .get("names")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| Some((n.get("pattern")?.as_str()?.to_string(), u(n, "alive"))))
+                        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+                    ThreadSite { site, via, alive: u(r, "alive"), growth: i(r, "growth"), top_name }
+                })
+                .collect(),
+        })
+    }
 }
 
 /// glibc's own account of its arenas.
@@ -277,6 +382,40 @@ mod tests {
         c.insert("Metaspace".to_string(), 5_000);
         assert_eq!(metaspace_from_nmt(&c), Some(5_000));
         assert_eq!(metaspace_from_nmt(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn reads_the_sites_part_and_leaves_out_other() {
+        let sites = json!({
+            "status": "on", "direct_sample_bytes": 262144,
+            "direct": [{"site": "com.acme.Cache.fill(Cache.java:41)", "via": "java.nio.ByteBuffer.allocateDirect",
+                        "frames": [], "live_bytes": 300, "growth_bytes": -20, "sampled_buffers": 4},
+                       {"site": "other", "sites": 3, "live_bytes": 9, "sampled_buffers": 1}],
+            "threads": [{"site": "com.acme.Server.accept(Server.java:77)", "frames": [], "alive": 120, "growth": 110,
+                         "names": [{"pattern": "worker-*", "alive": 100}, {"pattern": "idle-*", "alive": 20}]}],
+            "threads_untracked": 14,
+            "zip": [{"site": "com.acme.Ingest.read(Ingest.java:88)", "via": "java.util.zip.GZIPInputStream.<init>",
+                     "frames": [], "kind": "inflater", "alive": 1412, "pending": 3},
+                    {"site": "com.acme.Out.write(Out.java:5)", "kind": "deflater", "alive": 2, "pending": 0},
+                    {"site": "other", "sites": 4, "alive": 7, "pending": 0}]
+        });
+        let s = SitesObs::from_report(&sites).expect("on");
+        assert_eq!(s.zip.len(), 2);
+        assert_eq!(s.zip[0].via.as_deref(), Some("java.util.zip.GZIPInputStream.<init>"));
+        assert_eq!((s.zip[0].unended(), s.zip[0].deflater, s.zip[1].deflater), (1415, false, true));
+        assert_eq!(s.direct, vec![DirectSite {
+            site: "com.acme.Cache.fill(Cache.java:41)".into(),
+            via: Some("java.nio.ByteBuffer.allocateDirect".into()),
+            live_bytes: 300,
+            growth_bytes: -20
+        }]);
+        assert_eq!(s.threads[0].top_name, Some(("worker-*".to_string(), 100)));
+        assert_eq!((s.threads[0].alive, s.threads[0].growth, s.threads[0].via.clone()), (120, 110, None));
+
+        assert_eq!(SitesObs::from_report(&json!({"status": "off"})), None);
+        assert_eq!(SitesObs::from_report(&json!({"status": "unavailable", "problem": "x"})), None);
+        assert_eq!(SitesObs::from_report(&Value::Null), None);
+        assert_eq!(SitesObs::from_report(&json!({"status": "on", "direct": 5})), Some(SitesObs::default()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range, RegionC
 use crate::cgroup::{CgroupFs, CgroupState};
 use crate::findings::{Diagnosis, Finding, SeverityChange, Thresholds};
 use crate::history::Growth;
-use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, ZipObs};
+use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, SitesObs, ZipObs};
 use crate::smaps::{self, Backing, Mapping};
 use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
@@ -725,6 +725,7 @@ impl Core {
             metaspace,
             cgroup: cgroup.clone(),
             jvm_trim_interval_ms,
+            sites: SitesObs::from_report(&sites),
         };
         let report = self.diagnosis.observe(obs);
         for line in report.update.log_lines() {
