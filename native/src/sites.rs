@@ -11,8 +11,9 @@
 //!
 //! Direct buffers are sampled by bytes (one sample per [`DIRECT_SAMPLE_BYTES`] on average, a
 //! Poisson process per thread), each sample weighted by the inverse of its chance to be
-//! sampled, so a site's estimate is unbiased whatever the buffer sizes. Zip streams and threads
-//! are all recorded: each costs far more to make than its stack.
+//! sampled, so a site's estimate is unbiased whatever the buffer sizes. Threads are all
+//! recorded; so are zip streams up to [`ZIP_EXACT_PER_SECOND`] per thread, and beyond that one in
+//! [`ZIP_SAMPLE_EVERY`], weighted back (a stack costs about as much as a small stream).
 //!
 //! Nothing here throws into the application: a hook that cannot record drops the record.
 
