@@ -83,6 +83,109 @@ pub struct Timeline {
     thinned: u32,
     /// Samples pushed since the last point that stands for 2^`thinned` of them (the newest rows).
     open: usize,
+    /// The call site tables of the latest sample that had sites on, with its time.
+    sites: Option<(f64, SiteTables)>,
+}
+
+/// The call sites of one sample, as table rows of text cells (escaped only when rendered).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SiteTables {
+    zip: Vec<[String; 5]>,
+    direct: Vec<[String; 4]>,
+    threads: Vec<[String; 5]>,
+}
+
+/// A number of the report as a cell: whole, or `-` when absent.
+fn cell_count(v: f64) -> String {
+    if v.is_finite() {
+        format!("{}", v.round() as i64)
+    } else {
+        "-".to_string()
+    }
+}
+
+fn cell_bytes(v: f64, signed: bool) -> String {
+    if !v.is_finite() {
+        return "-".to_string();
+    }
+    let b = v.round() as i64;
+    if signed {
+        crate::findings::fmt_delta_bytes(b)
+    } else {
+        crate::findings::fmt_bytes(b.max(0).unsigned_abs())
+    }
+}
+
+fn site_cell(r: &lenient::SiteRow) -> String {
+    let site = r.site.0.clone().unwrap_or_default();
+    match (site.as_str(), r.sites.0) {
+        ("other", n) if n.is_finite() => format!("other ({} sites)", cell_count(n)),
+        _ => site,
+    }
+}
+
+impl SiteTables {
+    fn read(s: &lenient::Sites) -> SiteTables {
+        fn rows(a: &lenient::Arr<Obj<lenient::SiteRow>>) -> Vec<&lenient::SiteRow> {
+            a.0.iter().filter_map(Obj::get).take(crate::sites::TOP_SITES + 1).collect()
+        }
+        let via = |r: &lenient::SiteRow| r.via.0.clone().unwrap_or_default();
+        SiteTables {
+            zip: rows(&s.zip)
+                .into_iter()
+                .map(|r| [site_cell(r), via(r), r.kind.0.clone().unwrap_or_default(), cell_count(r.alive.0), cell_count(r.pending.0)])
+                .collect(),
+            direct: rows(&s.direct)
+                .into_iter()
+                .map(|r| [site_cell(r), via(r), cell_bytes(r.live_bytes.0, false), cell_bytes(r.growth_bytes.0, true)])
+                .collect(),
+            threads: rows(&s.threads)
+                .into_iter()
+                .map(|r| {
+                    let names: Vec<String> = r
+                        .names
+                        .0
+                        .iter()
+                        .filter_map(Obj::get)
+                        .filter_map(|n| Some(format!("{} ({})", n.pattern.0.as_deref()?, cell_count(n.alive.0))))
+                        .collect();
+                    let growth = if r.growth.0.is_finite() { format!("{:+}", r.growth.0.round() as i64) } else { "-".into() };
+                    [site_cell(r), via(r), cell_count(r.alive.0), growth, names.join(", ")]
+                })
+                .collect(),
+        }
+    }
+
+    /// The tables as HTML, every report string escaped.
+    fn html(&self, t: f64) -> String {
+        fn table<const N: usize>(out: &mut String, title: &str, head: [&str; N], rows: &[[String; N]]) {
+            if rows.is_empty() {
+                return;
+            }
+            out.push_str(&format!("<h3>{}</h3>\n<table class=\"sites\">\n<tr>", page::escape_html(title)));
+            for h in head {
+                out.push_str(&format!("<th>{}</th>", page::escape_html(h)));
+            }
+            out.push_str("</tr>\n");
+            for r in rows {
+                out.push_str("<tr>");
+                for (i, c) in r.iter().enumerate() {
+                    let class = if i >= 2 && !head[i].starts_with("kind") && !head[i].starts_with("names") { " class=\"n\"" } else { "" };
+                    out.push_str(&format!("<td{class}>{}</td>", page::escape_html(c)));
+                }
+                out.push_str("</tr>\n");
+            }
+            out.push_str("</table>\n");
+        }
+        let mut out = format!(
+            "<h2>Call sites</h2>\n<p class=\"note\">At the last sample with sites, {} UTC.</p>\n",
+            crate::timefmt::rfc3339_millis(t.max(0.0) as u64)
+        );
+        table(&mut out, "Zip streams not ended", ["site", "via", "kind", "alive", "pending"], &self.zip);
+        table(&mut out, "Direct buffers (estimated from samples)", ["site", "via", "live", "growth"], &self.direct);
+        table(&mut out, "Threads", ["site", "via", "alive", "growth", "names"], &self.threads);
+        out
+    }
 }
 
 /// Numeric series by name, one value per sample (NaN where the sample had none).
@@ -276,6 +379,11 @@ impl Timeline {
         for f in s.findings.0.iter().filter_map(Obj::get) {
             self.add_finding(f, t);
         }
+        if let Some(sites) = s.sites.get().filter(|x| x.status.0.as_deref() == Some("on")) {
+            if self.sites.as_ref().is_none_or(|(last, _)| t >= *last) {
+                self.sites = Some((t, SiteTables::read(sites)));
+            }
+        }
     }
 
     fn add_trim(&mut self, e: &TrimEventLine, sample_t: f64) {
@@ -438,7 +546,8 @@ impl Timeline {
     /// Renders the page.
     pub fn render(&self, title: &str) -> Result<String> {
         let data = self.page_data(title);
-        page::html(title, &self.header_lines(), &serde_json::to_string(&data)?)
+        let sites = self.sites.as_ref().map(|(t, tables)| tables.html(*t)).unwrap_or_default();
+        page::html(title, &self.header_lines(), &sites, &serde_json::to_string(&data)?)
     }
 
     /// The lines under the title that need no script: counts and what was skipped.

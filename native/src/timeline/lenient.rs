@@ -241,6 +241,39 @@ pub(super) struct Line {
     pub trim: Obj<Trim>,
     pub findings: Arr<Obj<Finding>>,
     pub jvm: Obj<Jvm>,
+    pub sites: Obj<Sites>,
+}
+
+/// The call sites part: per kind its rows (the "other" row has `sites`, a count, and no `via`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct Sites {
+    pub status: Str,
+    pub zip: Arr<Obj<SiteRow>>,
+    pub direct: Arr<Obj<SiteRow>>,
+    pub threads: Arr<Obj<SiteRow>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct SiteRow {
+    pub site: Str,
+    pub via: Str,
+    pub sites: Num,
+    pub kind: Str,
+    pub alive: Num,
+    pub pending: Num,
+    pub live_bytes: Num,
+    pub growth_bytes: Num,
+    pub growth: Num,
+    pub names: Arr<Obj<NamePattern>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct NamePattern {
+    pub pattern: Str,
+    pub alive: Num,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -40,8 +40,9 @@ pub(super) fn escape_script_json(json: &str) -> String {
     out
 }
 
-/// The whole page. `notes` are plain-text lines shown under the title without script.
-pub(super) fn html(title: &str, notes: &[String], data_json: &str) -> Result<String> {
+/// The whole page. `notes` are plain-text lines shown under the title without script;
+/// `sites_html` is markup whose report strings the caller escaped, shown below the charts.
+pub(super) fn html(title: &str, notes: &[String], sites_html: &str, data_json: &str) -> Result<String> {
     let title = escape_html(title);
     let data = escape_script_json(data_json);
     let mut notes_html = String::new();
@@ -72,6 +73,7 @@ pub(super) fn html(title: &str, notes: &[String], data_json: &str) -> Result<Str
 <section id="od-charts"><noscript><p>The charts need JavaScript.</p></noscript></section>
 <aside id="od-findings"></aside>
 </main>
+<section id="od-sites">{sites_html}</section>
 <div id="od-tip" hidden></div>
 <script type="application/json" id="od-data">{data}</script>
 <script>

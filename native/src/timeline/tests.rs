@@ -388,3 +388,53 @@ fn a_short_timeline_is_not_thinned() {
     assert_eq!(t.sample_count(), 100);
     assert!(!t.render("short").expect("page").contains("thinned"));
 }
+
+/// A report line with a `sites` part whose strings try to break out of the page.
+fn line_with_sites(seq: u64, epoch_ms: u64, status: &str, leak: u64) -> String {
+    let mut v: Value = serde_json::from_str(&line(seq, epoch_ms, 100 * MIB)).expect("line");
+    v["sites"] = json!({
+        "status": status, "direct_sample_bytes": 262144,
+        "direct": [{"site": "com.acme.Cache.fill(Cache.java:41)", "via": "java.nio.ByteBuffer.allocateDirect",
+                    "frames": ["com.acme.Cache.fill(Cache.java:41)"], "live_bytes": 12 * MIB, "growth_bytes": 3 * MIB,
+                    "sampled_buffers": 40}],
+        "threads": [{"site": "evil.<script>alert(1)</script>.run(X.java:1)", "via": "java.lang.Thread.start",
+                     "frames": [], "alive": 120, "growth": 110,
+                     "names": [{"pattern": "worker-*\"><img src=x>", "alive": 120}]},
+                    {"site": "other", "sites": 2, "alive": 5}],
+        "threads_untracked": 14,
+        "zip": [{"site": "com.acme.Ingest.read(Ingest.java:88)", "via": "java.util.zip.GZIPInputStream.<init>",
+                 "frames": [], "kind": "inflater", "alive": leak, "pending": 3}],
+    });
+    v.to_string()
+}
+
+#[test]
+fn the_last_samples_sites_render_as_escaped_tables() {
+    let lines = [
+        line_with_sites(1, T0, "on", 10),
+        line_with_sites(3, T0 + 20_000, "on", 1412),
+        // An earlier sample read later does not replace the latest, nor does one with sites off.
+        line_with_sites(2, T0 + 10_000, "on", 77),
+        line_with_sites(4, T0 + 30_000, "off", 5),
+    ];
+    let page = render_timeline(&lines, "sites").expect("page");
+    let start = page.find("<section id=\"od-sites\">").expect("sites section");
+    let sites = &page[start..start + page[start..].find("</section>").expect("end")];
+    for want in [
+        "<h3>Zip streams not ended</h3>",
+        "<td>com.acme.Ingest.read(Ingest.java:88)</td><td>java.util.zip.GZIPInputStream.&lt;init&gt;</td><td>inflater</td><td class=\"n\">1412</td><td class=\"n\">3</td>",
+        "<td>com.acme.Cache.fill(Cache.java:41)</td><td>java.nio.ByteBuffer.allocateDirect</td><td class=\"n\">12.0 MiB</td><td class=\"n\">+3.0 MiB</td>",
+        "<td>evil.&lt;script&gt;alert(1)&lt;/script&gt;.run(X.java:1)</td>",
+        "<td>worker-*&quot;&gt;&lt;img src=x&gt; (120)</td>",
+        "<td>other (2 sites)</td>",
+        "2026-",
+    ] {
+        assert!(sites.contains(want), "{want} not in {sites}");
+    }
+    assert!(!page.contains("<script>alert(1)") && !page.contains("<img src=x>"), "unescaped site text");
+    assert!(!sites.contains(">77<"), "an earlier sample replaced the latest");
+
+    // Without sites on, no section content.
+    let page = render_timeline([line_with_sites(1, T0, "off", 1), line(2, T0 + 10_000, 100 * MIB)], "off").expect("page");
+    assert!(page.contains("<section id=\"od-sites\"></section>"), "sites shown while off");
+}
