@@ -12,8 +12,8 @@
 //! Direct buffers are sampled by bytes (one sample per [`DIRECT_SAMPLE_BYTES`] on average, a
 //! Poisson process per thread), each sample weighted by the inverse of its chance to be
 //! sampled, so a site's estimate is unbiased whatever the buffer sizes. Threads are all
-//! recorded; so are zip streams up to [`ZIP_EXACT_PER_SECOND`] per thread, and beyond that one in
-//! [`ZIP_SAMPLE_EVERY`], weighted back (a stack costs about as much as a small stream).
+//! recorded; so are zip streams up to [`EXACT_PER_SECOND`] per thread, and beyond that one in
+//! [`RATE_SAMPLE_EVERY`], weighted back (a stack costs about as much as a small stream).
 //!
 //! Nothing here throws into the application: a hook that cannot record drops the record.
 
@@ -75,8 +75,8 @@ pub fn decode(tag: jlong) -> Option<(Kind, u32)> {
     Some((kind, (tag as u64 & 0xffff_ffff) as u32))
 }
 
-/// How many objects a tagged one stands for: 1, or more for a zip stream recorded while its
-/// thread made them too fast to record each.
+/// How many objects a tagged one stands for past its byte sampling: 1, or more for a record
+/// kept by chance while its thread made them too fast to keep each (see [`rate_weight`]).
 pub fn weight(tag: jlong) -> u64 {
     ((tag as u64 >> 32) & 0xff_ffff).max(1)
 }
@@ -586,14 +586,17 @@ fn record(env: *mut JNIEnv, obj: jobject, kind: Kind, weight: u32) {
     }
 }
 
-/// Zip streams a thread records each per second; beyond, one in [`ZIP_SAMPLE_EVERY`].
-pub const ZIP_EXACT_PER_SECOND: u32 = 256;
-/// The chance of a stream beyond the exact ones to be recorded is one in this.
-pub const ZIP_SAMPLE_EVERY: u32 = 16;
+/// Records a thread makes each per second, of zip streams and of sampled direct buffers apiece;
+/// beyond, one in [`RATE_SAMPLE_EVERY`].
+pub const EXACT_PER_SECOND: u32 = 256;
+/// The chance of a record beyond the exact ones to be kept is one in this.
+pub const RATE_SAMPLE_EVERY: u32 = 16;
 
 thread_local! {
-    /// The second this thread's zip records are counted in, and how many it made in it.
+    /// The second this thread's records are counted in, and how many it made in it: zip
+    /// streams, then sampled direct buffers.
     static ZIP_WINDOW: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
+    static DIRECT_WINDOW: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
 }
 
 fn coarse_seconds() -> u64 {
@@ -603,23 +606,27 @@ fn coarse_seconds() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0)
 }
 
-/// Whether to record this thread's next zip stream, and how many streams the record stands for.
-/// A stack costs about as much as making a small stream: a thread that makes them by the
-/// thousand a second would pay for its sites in throughput. Recording each one with a chance
-/// and weighting it by the inverse keeps every site's count unbiased (it is exact below the
-/// rate), and a leak, which piles streams up, still shows at its site.
-fn zip_weight() -> Option<u32> {
+/// Whether to keep this thread's next record, and how many it stands for. A stack costs about
+/// as much as making a small Inflater: a thread that makes thousands of streams (or large direct
+/// buffers) a second would pay for its sites in throughput. Keeping each record past the rate
+/// with a chance and weighting it by the inverse keeps every site's figure unbiased (exact below
+/// the rate), and a leak, which piles objects up, still shows at its site.
+fn rate_weight(window: &'static std::thread::LocalKey<Cell<(u64, u32)>>) -> Option<u32> {
     let now = coarse_seconds();
-    let n = ZIP_WINDOW.with(|w| {
+    let n = window.with(|w| {
         let (at, n) = w.get();
         let n = if at == now { n.saturating_add(1) } else { 1 };
         w.set((now, n));
         n
     });
-    if n <= ZIP_EXACT_PER_SECOND {
+    if n <= EXACT_PER_SECOND {
         return Some(1);
     }
-    next_random().is_multiple_of(u64::from(ZIP_SAMPLE_EVERY)).then_some(ZIP_SAMPLE_EVERY)
+    next_random().is_multiple_of(u64::from(RATE_SAMPLE_EVERY)).then_some(RATE_SAMPLE_EVERY)
+}
+
+fn zip_weight() -> Option<u32> {
+    rate_weight(&ZIP_WINDOW)
 }
 
 extern "system" fn hook_zip(env: *mut JNIEnv, _class: jclass, zs_ref: jobject, kind: jint) {
@@ -692,7 +699,9 @@ extern "system" fn hook_direct(env: *mut JNIEnv, _class: jclass, buffer: jobject
             }
         });
         if sample {
-            record(env, buffer, Kind::Direct, 1);
+            if let Some(w) = rate_weight(&DIRECT_WINDOW) {
+                record(env, buffer, Kind::Direct, w);
+            }
         }
     });
 }
@@ -745,7 +754,10 @@ fn direct_by_site(jv: *mut Table, env: *mut JNIEnv, ids: &[u32]) -> HashMap<u32,
     if ids.is_empty() {
         return out;
     }
-    let tags: Vec<jlong> = ids.iter().map(|id| tag_of(Kind::Direct, *id)).collect();
+    let tags: Vec<jlong> = ids
+        .iter()
+        .flat_map(|id| [tag_of(Kind::Direct, *id), weighted_tag(Kind::Direct, *id, RATE_SAMPLE_EVERY)])
+        .collect();
     let buffer = jni_fn!(env, FindClass, c"java/nio/Buffer".as_ptr());
     if clear_exception(env) || buffer.is_null() {
         return out;
@@ -772,7 +784,7 @@ fn direct_by_site(jv: *mut Table, env: *mut JNIEnv, ids: &[u32]) -> HashMap<u32,
             delete_local(env, o);
             if let (false, Some((_, id))) = (bad, decode(t)) {
                 let e = out.entry(id).or_insert((0.0, 0));
-                e.0 += direct_weight(u64::try_from(cap).unwrap_or(0));
+                e.0 += direct_weight(u64::try_from(cap).unwrap_or(0)) * weight(t) as f64;
                 e.1 += 1;
             }
         }
@@ -975,16 +987,16 @@ mod tests {
 
     #[test]
     fn a_weighted_tag_keeps_its_site_and_says_its_weight() {
-        let t = weighted_tag(Kind::Deflater, 9, ZIP_SAMPLE_EVERY);
+        let t = weighted_tag(Kind::Deflater, 9, RATE_SAMPLE_EVERY);
         assert_eq!(decode(t), Some((Kind::Deflater, 9)));
-        assert_eq!(weight(t), u64::from(ZIP_SAMPLE_EVERY));
+        assert_eq!(weight(t), u64::from(RATE_SAMPLE_EVERY));
         assert_eq!(weight(tag_of(Kind::Inflater, 9)), 1);
     }
 
     #[test]
     fn zip_streams_are_each_recorded_up_to_the_rate_then_by_chance() {
         let (mut recorded, mut weighted) = (0u32, 0u64);
-        for _ in 0..ZIP_EXACT_PER_SECOND {
+        for _ in 0..EXACT_PER_SECOND {
             assert_eq!(zip_weight(), Some(1));
         }
         let n = 160_000u64;
@@ -994,7 +1006,7 @@ mod tests {
                 weighted += u64::from(w);
             }
         }
-        // Unless the second turned meanwhile, the rest are one in ZIP_SAMPLE_EVERY, weighted back.
+        // Unless the second turned meanwhile, the rest are one in RATE_SAMPLE_EVERY, weighted back.
         if recorded < n as u32 / 2 {
             assert!((weighted as f64 - n as f64).abs() < 0.05 * n as f64, "{weighted}");
         }
