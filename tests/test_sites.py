@@ -10,7 +10,7 @@ from harness import run_jvm
 from jdks import ALL, MAIN
 
 MiB = 1 << 20
-OPTS = "interval=500ms,zipInterval=500ms,log=quiet"
+OPTS = "interval=500ms,zipInterval=500ms,log=quiet,sites=on"
 
 
 def jvm_args(jdk):
@@ -28,7 +28,7 @@ def run(jdk, workloads, tmp_path, args, extra=""):
     sites = {l.split()[1]: l.split()[2] for l in r.stdout.splitlines() if l.startswith("site ")}
     kept = int(next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("kept ")))
     assert r.samples, r.stderr
-    if ",sites=off" not in extra:
+    if "sites=off" not in extra:
         assert "hooks present" in r.stdout.splitlines(), r.stdout
     return r, sites, kept
 
@@ -103,6 +103,12 @@ def test_a_steady_pool_names_its_site_but_raises_no_warning(jdk, workloads, tmp_
 @pytest.mark.parametrize("jdk", MAIN)
 def test_sites_off_shows_none_and_rewrites_nothing(jdk, workloads, tmp_path):
     r, sites, kept = run(jdk, workloads, tmp_path, ["gzip", "50", "1"], ",sites=off")
+    # Off is also the default.
+    report = tmp_path / "default.jsonl"
+    d = run_jvm(jdk, "SiteLeaks", ["gzip", "50", "1"], agent_opts=f"interval=500ms,log=quiet,report={report}",
+                jvm_args=jvm_args(jdk), classpath=workloads, report=report, timeout=120)
+    assert d.rc == 0 and "hooks absent" in d.stdout.splitlines(), d.stdout
+    assert all(s["sites"] == {"status": "off"} for s in d.samples)
     assert all(s["sites"] == {"status": "off"} for s in r.samples), r.samples[-1]["sites"]
     # No hook class in the boot loader: no JDK method was rewritten to call one.
     assert "hooks absent" in r.stdout.splitlines(), r.stdout

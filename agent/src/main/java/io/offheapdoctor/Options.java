@@ -69,7 +69,7 @@ final class Options {
         k.put("zipInterval", "time between zip census scans, <n>ms, <n>s, <n>m; samples in between reuse the last scan (default 0: every sample while a scan is cheap, spaced by its measured cost)");
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("sites", "on|off: record the code that creates Inflaters/Deflaters, direct buffers and threads"
-                + " (rewrites those JDK classes at start; default on)");
+                + " (rewrites those JDK classes at start; default off)");
         k.put("mbean", "auto|on|off: register the MXBean in the platform MBeanServer once something creates that"
                 + " server (auto, the default: JConsole, jcmd ManagementAgent.start, -Dcom.sun.management.jmxremote,"
                 + " the attach commands, the application), create the server for it (on), or none (off)");
@@ -147,7 +147,7 @@ final class Options {
     String library;
     String procRoot;
     boolean zipCensus = true;
-    boolean sites = true;
+    boolean sites = false;
     /** auto, on or off: see {@link #KEYS}. */
     String mbean = "auto";
     long zipIntervalMs = 0;
@@ -268,7 +268,7 @@ final class Options {
             case "sites":
                 Boolean sitesOn = parseSwitch(value);
                 if (sitesOn == null) {
-                    problems.add("sites='" + value + "' is not valid; choose on or off; keeping on");
+                    problems.add("sites='" + value + "' is not valid; choose on or off; keeping " + (sites ? "on" : "off"));
                 } else {
                     sites = sitesOn;
                 }
