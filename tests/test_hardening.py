@@ -479,7 +479,7 @@ def churn_once(jdk, workloads, delay_ms, code, term_after_ms):
     cwd = tempfile.mkdtemp(prefix="od-exit-")
     try:
         cmd = command(jdk, "ExitChurn", [delay_ms, code],
-                      f"interval=100ms,trim=100ms,log=quiet,report={cwd}/r.jsonl,prometheus=127.0.0.1:0",
+                      f"interval=100ms,trim=100ms,log=quiet,report={cwd}/r.jsonl,prometheus=127.0.0.1:0,sites=on",
                       jdk_args(jdk), workloads,
                       xcheck=False)
         env = dict(os.environ)
