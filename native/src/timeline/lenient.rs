@@ -213,12 +213,53 @@ impl<'de> Deserialize<'de> for Strs {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strs, A::Error> {
                 let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<Str>()? {
+                while let Some(s) = seq.next_element::<Item>()? {
                     out.extend(s.0);
                 }
                 Ok(Strs(out))
             }
             ignore!(Strs(Vec::new()); bool num null map);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One element of a list of texts: a string, or an object with a `key` and a `value` (a
+/// finding's evidence item) shown as `key: value`; anything else is read past.
+struct Item(Option<String>);
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Item, E> {
+                Ok(Item(Some(v.to_string())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let (mut key, mut value) = (None, None);
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "key" => key = map.next_value::<Str>()?.0,
+                        "value" => value = map.next_value::<Str>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Item(match (key, value) {
+                    (Some(k), Some(v)) => Some(format!("{k}: {v}")),
+                    (k, v) => k.or(v),
+                }))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Item, A::Error> {
+                drain_seq(seq)?;
+                Ok(Item(None))
+            }
+            ignore!(Item(None); bool num null);
         }
         d.deserialize_any(V)
     }

@@ -438,3 +438,19 @@ fn the_last_samples_sites_render_as_escaped_tables() {
     let page = render_timeline([line_with_sites(1, T0, "off", 1), line(2, T0 + 10_000, 100 * MIB)], "off").expect("page");
     assert!(page.contains("<section id=\"od-sites\"></section>"), "sites shown while off");
 }
+
+#[test]
+fn evidence_items_as_the_report_writes_them_are_shown_as_key_and_value() {
+    let line = json!({"schema": 1, "kind": "sample", "epoch_ms": T0, "findings": [{
+        "id": "zip-unclosed", "severity": "warning", "title": "t",
+        "evidence": [{"key": "site_1", "value": "com.acme.Ingest.read(Ingest.java:88)", "raw": null},
+                     {"key": "inflaters_alive", "value": "1412", "raw": 1412.0}, 7, ["nested"], "plain"],
+        "since_ms": T0}]});
+    let l: super::lenient::Line = serde_json::from_value(line).expect("lenient");
+    let f = &l.findings.0[0];
+    let f = f.0.as_ref().expect("finding");
+    assert_eq!(
+        f.evidence.0,
+        vec!["site_1: com.acme.Ingest.read(Ingest.java:88)".to_string(), "inflaters_alive: 1412".into(), "plain".into()]
+    );
+}
