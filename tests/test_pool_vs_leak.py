@@ -94,7 +94,13 @@ def test_a_pool_of_800_deflaters_ended_on_replacement_is_info_at_most(jdk, workl
     raised = [(s["seq"], f["severity"], f["title"]) for s in r.samples for f in s["findings"] if f["id"] == "zip-unclosed"]
     assert raised and all(sev == "info" for _, sev, _ in raised), raised[:5]
     f = finding(judged[-1], "zip-unclosed")
-    assert f["title"].startswith(f"{evidence(f)['deflaters_alive']['raw'] + 2:.0f} live Inflaters/Deflaters hold about "), f
+    # The title counts the JDK's own cached Inflaters too (how many depends on how the JVM read
+    # its jars): the census's figures, not a constant.
+    e = evidence(f)
+    counted = sum(e[k]["raw"] for k in ("inflaters_alive", "inflaters_pending_cleanup", "deflaters_alive",
+                                        "deflaters_pending_cleanup"))
+    assert 2 <= e["inflaters_alive"]["raw"] <= 4, e["inflaters_alive"]
+    assert f["title"].startswith(f"{counted:.0f} live Inflaters/Deflaters hold about "), f
     assert evidence(f)["estimated_native"]["raw"] >= 800 * 262 * KiB
     assert not [l for l in r.agent_lines() if "zip-unclosed" in l and not l.startswith("[offheap-doctor] [info] ")]
     assert check_events(r, "zip-unclosed") == []
