@@ -251,10 +251,10 @@ impl Table {
     }
 }
 
-/// The raw interface of the current native call: every JNI function this module uses, each
-/// checked for a pending exception where the function can throw.
-struct Jni {
-    e: *mut jni::sys::JNIEnv,
+/// The raw interface of the current native call: every JNI function this module (and the call
+/// sites' hooks) uses, each checked for a pending exception where the function can throw.
+pub(crate) struct Jni {
+    pub(crate) e: *mut jni::sys::JNIEnv,
 }
 
 /// Calls one JNI function of this thread's interface.
@@ -262,17 +262,24 @@ macro_rules! jni_call {
     ($j:expr, $f:ident $(, $a:expr)*) => {{
         let e = $j.e;
         // SAFETY: `e` is the JNIEnv of the current native call on this thread (a `Jni` is made
-        // only from the `Env` of a call and never outlives it); every reference passed is a live
+        // only from the `Env` or the raw JNIEnv of a call and never outlives it); every reference passed is a live
         // local or global reference, every id was resolved from the class whose instance (checked
         // with IsInstanceOf by the callers) or class it is used with, and no exception is pending
         // (the callers check after every function that can throw).
         unsafe { ((**e).v1_2.$f)(e $(, $a)*) }
     }};
 }
+pub(crate) use jni_call;
 
 impl Jni {
     fn of(env: &Env<'_>) -> Jni {
         Jni { e: env.get_raw() }
+    }
+
+    /// The interface of a native method bound by hand (the call sites' hooks), from the JNIEnv
+    /// the JVM passed to it.
+    pub(crate) fn from_raw(e: *mut jni::sys::JNIEnv) -> Jni {
+        Jni { e }
     }
 
     fn pending(&self) -> bool {
@@ -288,7 +295,7 @@ impl Jni {
     }
 
     /// Clears a pending exception: for lookups whose failure only means "not on this JDK".
-    fn clear(&self) -> bool {
+    pub(crate) fn clear(&self) -> bool {
         let was = self.pending();
         if was {
             jni_call!(self, ExceptionClear);
@@ -323,7 +330,7 @@ impl Jni {
         Some(id)
     }
 
-    fn delete(&self, local: jobject) {
+    pub(crate) fn delete(&self, local: jobject) {
         if !local.is_null() {
             jni_call!(self, DeleteLocalRef, local);
         }

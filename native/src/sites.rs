@@ -26,6 +26,8 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use jni::sys::{jclass, jint, jlong, jmethodID, jobject, jvalue, JNIEnv, JNINativeMethod, JavaVM};
 use serde_json::{json, Value};
 
+use crate::jni_internals::{jni_call, Jni};
+
 /// Mean bytes of direct buffer allocation between two samples.
 pub const DIRECT_SAMPLE_BYTES: u64 = 256 * 1024;
 /// Frames taken per record: enough to reach the application below the JDK's own layers.
@@ -188,29 +190,6 @@ fn take_string(env: *mut Table, p: *mut c_char) -> String {
     s
 }
 
-macro_rules! jni_fn {
-    ($env:expr, $f:ident $(, $a:expr)*) => {{
-        let e: *mut JNIEnv = $env;
-        // SAFETY: `e` is the JNIEnv of the current native call on this thread; the references
-        // passed are live local references of this call.
-        unsafe { ((**e).v1_2.$f)(e $(, $a)*) }
-    }};
-}
-
-fn delete_local(env: *mut JNIEnv, o: jobject) {
-    if !o.is_null() {
-        jni_fn!(env, DeleteLocalRef, o);
-    }
-}
-
-fn clear_exception(env: *mut JNIEnv) -> bool {
-    let pending = jni_fn!(env, ExceptionCheck);
-    if pending {
-        jni_fn!(env, ExceptionClear);
-    }
-    pending
-}
-
 // ---------------------------------------------------------------------------------------------
 // Installation.
 
@@ -251,12 +230,12 @@ fn hook_class_bytes() -> Vec<u8> {
 /// capabilities to tag objects and name frames, and on JDK 9+ lets `java.base` read the hook's
 /// module. Once per process; later calls return the first outcome.
 pub fn install(env: *mut JNIEnv) -> Result<(), String> {
-    INSTALLED.get_or_init(|| install_once(env)).clone()
+    INSTALLED.get_or_init(|| install_once(&Jni::from_raw(env))).clone()
 }
 
-fn install_once(env: *mut JNIEnv) -> Result<(), String> {
+fn install_once(jni: &Jni) -> Result<(), String> {
     let mut vm: *mut JavaVM = std::ptr::null_mut();
-    if jni_fn!(env, GetJavaVM, &mut vm) != 0 || vm.is_null() {
+    if jni_call!(jni, GetJavaVM, &mut vm) != 0 || vm.is_null() {
         return Err("no JavaVM".into());
     }
     let mut table: *mut c_void = std::ptr::null_mut();
@@ -278,15 +257,14 @@ fn install_once(env: *mut JNIEnv) -> Result<(), String> {
     }
     let bytes = hook_class_bytes();
     let name = std::ffi::CString::new(HOOK_CLASS).map_err(|e| e.to_string())?;
-    let class = jni_fn!(
-        env,
+    let class = jni_call!(jni,
         DefineClass,
         name.as_ptr(),
         std::ptr::null_mut(),
         bytes.as_ptr().cast(),
         bytes.len() as jint
     );
-    if clear_exception(env) || class.is_null() {
+    if jni.clear() || class.is_null() {
         return Err("could not define the hook class in the boot loader".into());
     }
     let methods = [
@@ -294,13 +272,13 @@ fn install_once(env: *mut JNIEnv) -> Result<(), String> {
         native(c"direct", c"(Ljava/lang/Object;J)V", hook_direct as *mut c_void),
         native(c"thread", c"(Ljava/lang/Thread;)V", hook_thread as *mut c_void),
     ];
-    let rc = jni_fn!(env, RegisterNatives, class, methods.as_ptr(), methods.len() as jint);
-    if clear_exception(env) || rc != 0 {
-        delete_local(env, class);
+    let rc = jni_call!(jni, RegisterNatives, class, methods.as_ptr(), methods.len() as jint);
+    if jni.clear() || rc != 0 {
+        jni.delete(class);
         return Err("could not bind the hook class's natives".into());
     }
-    let read = let_java_base_read(env, jv, class);
-    delete_local(env, class);
+    let read = let_java_base_read(jni, jv, class);
+    jni.delete(class);
     read?;
     JVMTI.store(jv, Ordering::Release);
     Ok(())
@@ -312,7 +290,7 @@ fn native(name: &'static CStr, sig: &'static CStr, f: *mut c_void) -> JNINativeM
 
 /// `java.base` reads the boot loader's unnamed module, where the hook class lives, so the
 /// rewritten JDK methods may call it. Nothing to do before JDK 9.
-fn let_java_base_read(env: *mut JNIEnv, jv: *mut Table, hooks: jclass) -> Result<(), String> {
+fn let_java_base_read(jni: &Jni, jv: *mut Table, hooks: jclass) -> Result<(), String> {
     let mut version: jint = 0;
     {
         let f = jvmti_fn!(jv, 88, GetVersionNumberFn);
@@ -322,22 +300,22 @@ fn let_java_base_read(env: *mut JNIEnv, jv: *mut Table, hooks: jclass) -> Result
     if ((version >> 16) & 0x0fff) < 9 {
         return Ok(());
     }
-    let class_class = jni_fn!(env, FindClass, c"java/lang/Class".as_ptr());
-    if clear_exception(env) || class_class.is_null() {
+    let class_class = jni_call!(jni, FindClass, c"java/lang/Class".as_ptr());
+    if jni.clear() || class_class.is_null() {
         return Err("no java.lang.Class".into());
     }
-    let get_module = jni_fn!(env, GetMethodID, class_class, c"getModule".as_ptr(), c"()Ljava/lang/Module;".as_ptr());
-    let no_method = clear_exception(env);
-    let object_class = jni_fn!(env, FindClass, c"java/lang/Object".as_ptr());
-    if clear_exception(env) || no_method || get_module.is_null() || object_class.is_null() {
-        delete_local(env, class_class);
+    let get_module = jni_call!(jni, GetMethodID, class_class, c"getModule".as_ptr(), c"()Ljava/lang/Module;".as_ptr());
+    let no_method = jni.clear();
+    let object_class = jni_call!(jni, FindClass, c"java/lang/Object".as_ptr());
+    if jni.clear() || no_method || get_module.is_null() || object_class.is_null() {
+        jni.delete(class_class);
         return Err("no Class.getModule on a JDK of version 9 or later".into());
     }
     let no_args: [jvalue; 0] = [];
-    let base = jni_fn!(env, CallObjectMethodA, object_class, get_module, no_args.as_ptr());
-    let base_failed = clear_exception(env);
-    let ours = jni_fn!(env, CallObjectMethodA, hooks, get_module, no_args.as_ptr());
-    let failed = clear_exception(env) || base_failed || base.is_null() || ours.is_null();
+    let base = jni_call!(jni, CallObjectMethodA, object_class, get_module, no_args.as_ptr());
+    let base_failed = jni.clear();
+    let ours = jni_call!(jni, CallObjectMethodA, hooks, get_module, no_args.as_ptr());
+    let failed = jni.clear() || base_failed || base.is_null() || ours.is_null();
     let rc = if failed {
         -1
     } else {
@@ -346,7 +324,7 @@ fn let_java_base_read(env: *mut JNIEnv, jv: *mut Table, hooks: jclass) -> Result
         unsafe { f(jv, base, ours) }
     };
     for o in [base, ours, object_class, class_class] {
-        delete_local(env, o);
+        jni.delete(o);
     }
     if rc != 0 {
         return Err(format!("java.base cannot be made to read the hook class's module (error {rc})"));
@@ -362,11 +340,8 @@ pub fn failed(why: &str) {
 // ---------------------------------------------------------------------------------------------
 // Recording.
 
-struct Table2 {
-    keys: HashMap<u64, u32>,
-}
-
-static KEYS: RwLock<Option<Table2>> = RwLock::new(None);
+/// Raw stacks (a hash of their innermost frames) to the site they resolved to.
+static KEYS: RwLock<Option<HashMap<u64, u32>>> = RwLock::new(None);
 static SITES: Mutex<Vec<Site>> = Mutex::new(Vec::new());
 static METHODS: Mutex<Option<HashMap<usize, MethodInfo>>> = Mutex::new(None);
 static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
@@ -426,26 +401,26 @@ fn stack<const N: usize>(jv: *mut Table) -> Option<([FrameInfo; N], usize)> {
 /// The site of the calling thread's stack, or `None` when it cannot be taken. The innermost
 /// [`KEY_FRAMES`] frames are the key: walking them is most of a record's cost, and the site's
 /// own frame is nearly always among them. A new key is resolved from a deeper walk.
-fn capture(jv: *mut Table, env: *mut JNIEnv, kind: Kind) -> Option<u32> {
+fn capture(jv: *mut Table, jni: &Jni, kind: Kind) -> Option<u32> {
     let (frames, n) = stack::<KEY_FRAMES>(jv)?;
     let key = hash_frames(kind, &frames[..n]);
     if let Some(t) = KEYS.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        if let Some(id) = t.keys.get(&key) {
+        if let Some(id) = t.get(&key) {
             return Some(*id);
         }
     }
     let (deep, m) = stack::<MAX_FRAMES>(jv)?;
-    let site = resolve(jv, env, kind, &deep[..m])?;
+    let site = resolve(jv, jni, kind, &deep[..m])?;
     let id = intern(site);
     let mut guard = KEYS.write().unwrap_or_else(|p| p.into_inner());
-    let t = guard.get_or_insert_with(|| Table2 { keys: HashMap::new() });
-    if t.keys.len() < MAX_KEYS {
-        t.keys.insert(key, id);
+    let t = guard.get_or_insert_with(HashMap::new);
+    if t.len() < MAX_KEYS {
+        t.insert(key, id);
     }
     Some(id)
 }
 
-fn method_info(jv: *mut Table, env: *mut JNIEnv, m: jmethodID) -> Option<MethodInfo> {
+fn method_info(jv: *mut Table, jni: &Jni, m: jmethodID) -> Option<MethodInfo> {
     let mut cache = METHODS.lock().unwrap_or_else(|p| p.into_inner());
     let cache = cache.get_or_insert_with(HashMap::new);
     if let Some(i) = cache.get(&(m as usize)) {
@@ -473,7 +448,7 @@ fn method_info(jv: *mut Table, env: *mut JNIEnv, m: jmethodID) -> Option<MethodI
     let f = jvmti_fn!(jv, 50, GetSourceFileNameFn);
     // SAFETY: as above; a class without a SourceFile attribute returns an error and no string.
     let file = if unsafe { f(jv, class, &mut file) } == 0 { take_string(jv, file) } else { String::new() };
-    delete_local(env, class);
+    jni.delete(class);
     if sig_rc != 0 {
         return None;
     }
@@ -499,9 +474,9 @@ fn method_info(jv: *mut Table, env: *mut JNIEnv, m: jmethodID) -> Option<MethodI
     Some(info)
 }
 
-fn resolve(jv: *mut Table, env: *mut JNIEnv, kind: Kind, frames: &[FrameInfo]) -> Option<Site> {
+fn resolve(jv: *mut Table, jni: &Jni, kind: Kind, frames: &[FrameInfo]) -> Option<Site> {
     let infos: Vec<(MethodInfo, jlong)> =
-        frames.iter().filter_map(|f| method_info(jv, env, f.method).map(|i| (i, f.location))).collect();
+        frames.iter().filter_map(|f| method_info(jv, jni, f.method).map(|i| (i, f.location))).collect();
     let app = infos.iter().position(|(i, _)| !i.is_jdk());
     let (at, jdk_only) = match app {
         Some(i) => (i, false),
@@ -581,7 +556,7 @@ fn record(env: *mut JNIEnv, obj: jobject, kind: Kind, weight: u32) {
     if obj.is_null() {
         return;
     }
-    if let Some(id) = capture(jv, env, kind) {
+    if let Some(id) = capture(jv, &Jni::from_raw(env), kind) {
         set_tag(jv, obj, if weight > 1 { weighted_tag(kind, id, weight) } else { tag_of(kind, id) });
     }
 }
@@ -749,7 +724,7 @@ fn site_json(s: &Site) -> serde_json::Map<String, Value> {
 }
 
 /// Live sampled direct buffers by site: (estimated bytes, sampled buffers).
-fn direct_by_site(jv: *mut Table, env: *mut JNIEnv, ids: &[u32]) -> HashMap<u32, (f64, u64)> {
+fn direct_by_site(jv: *mut Table, jni: &Jni, ids: &[u32]) -> HashMap<u32, (f64, u64)> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return out;
@@ -758,13 +733,13 @@ fn direct_by_site(jv: *mut Table, env: *mut JNIEnv, ids: &[u32]) -> HashMap<u32,
         .iter()
         .flat_map(|id| [tag_of(Kind::Direct, *id), weighted_tag(Kind::Direct, *id, RATE_SAMPLE_EVERY)])
         .collect();
-    let buffer = jni_fn!(env, FindClass, c"java/nio/Buffer".as_ptr());
-    if clear_exception(env) || buffer.is_null() {
+    let buffer = jni_call!(jni, FindClass, c"java/nio/Buffer".as_ptr());
+    if jni.clear() || buffer.is_null() {
         return out;
     }
-    let capacity = jni_fn!(env, GetMethodID, buffer, c"capacity".as_ptr(), c"()I".as_ptr());
-    if clear_exception(env) || capacity.is_null() {
-        delete_local(env, buffer);
+    let capacity = jni_call!(jni, GetMethodID, buffer, c"capacity".as_ptr(), c"()I".as_ptr());
+    if jni.clear() || capacity.is_null() {
+        jni.delete(buffer);
         return out;
     }
     let mut n: jint = 0;
@@ -779,9 +754,9 @@ fn direct_by_site(jv: *mut Table, env: *mut JNIEnv, ids: &[u32]) -> HashMap<u32,
         for i in 0..usize::try_from(n).unwrap_or(0) {
             // SAFETY: i < n entries of both arrays.
             let (o, t) = unsafe { (*objects.add(i), *found.add(i)) };
-            let cap = jni_fn!(env, CallIntMethodA, o, capacity, no_args.as_ptr());
-            let bad = clear_exception(env);
-            delete_local(env, o);
+            let cap = jni_call!(jni, CallIntMethodA, o, capacity, no_args.as_ptr());
+            let bad = jni.clear();
+            jni.delete(o);
             if let (false, Some((_, id))) = (bad, decode(t)) {
                 let e = out.entry(id).or_insert((0.0, 0));
                 e.0 += direct_weight(u64::try_from(cap).unwrap_or(0)) * weight(t) as f64;
@@ -791,7 +766,7 @@ fn direct_by_site(jv: *mut Table, env: *mut JNIEnv, ids: &[u32]) -> HashMap<u32,
         deallocate(jv, objects);
         deallocate(jv, found);
     }
-    delete_local(env, buffer);
+    jni.delete(buffer);
     out
 }
 
@@ -815,7 +790,7 @@ pub fn name_pattern(name: &str) -> String {
 
 /// Live threads by site with their name patterns; the threads without a tag (started before
 /// the agent, or by the JVM itself) under `u32::MAX`.
-fn threads_by_site(jv: *mut Table, env: *mut JNIEnv) -> HashMap<u32, HashMap<String, u64>> {
+fn threads_by_site(jv: *mut Table, jni: &Jni) -> HashMap<u32, HashMap<String, u64>> {
     let mut out: HashMap<u32, HashMap<String, u64>> = HashMap::new();
     let mut n: jint = 0;
     let mut threads: *mut jobject = std::ptr::null_mut();
@@ -845,13 +820,13 @@ fn threads_by_site(jv: *mut Table, env: *mut JNIEnv) -> HashMap<u32, HashMap<Str
         let h = jvmti_fn!(jv, 9, GetThreadInfoFn);
         // SAFETY: fills `info`; its string is ours to free and its references are locals.
         let name = if unsafe { h(jv, t, &mut info) } == 0 {
-            delete_local(env, info.thread_group);
-            delete_local(env, info.context_class_loader);
+            jni.delete(info.thread_group);
+            jni.delete(info.context_class_loader);
             take_string(jv, info.name)
         } else {
             String::new()
         };
-        delete_local(env, t);
+        jni.delete(t);
         *out.entry(id).or_default().entry(name_pattern(&name)).or_default() += 1;
     }
     deallocate(jv, threads);
@@ -879,8 +854,9 @@ pub fn snapshot(env: *mut JNIEnv) -> Value {
     let sites = SITES.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let direct_ids: Vec<u32> =
         sites.iter().enumerate().filter(|(_, s)| s.kind == Kind::Direct).map(|(i, _)| i as u32).collect();
-    let direct = direct_by_site(jv, env, &direct_ids);
-    let threads = threads_by_site(jv, env);
+    let jni = Jni::from_raw(env);
+    let direct = direct_by_site(jv, &jni, &direct_ids);
+    let threads = threads_by_site(jv, &jni);
     let zip = ZIP.lock().unwrap_or_else(|p| p.into_inner()).clone();
 
     let mut baseline_guard = BASELINE.lock().unwrap_or_else(|p| p.into_inner());

@@ -196,11 +196,11 @@ final class RemoteCommand {
 
         /** Milliseconds from this process's start to {@link Main}'s first line, from /proc (10 ms steps). */
         private static long sinceProcessStartMs() {
+            long startTicks = startTicks("self");
+            if (startTicks < 0) {
+                return -1;
+            }
             try {
-                String stat = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc/self/stat")),
-                        java.nio.charset.StandardCharsets.US_ASCII);
-                String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-                long startTicks = Long.parseLong(f[19]);
                 String up = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc/uptime")),
                         java.nio.charset.StandardCharsets.US_ASCII);
                 double uptime = Double.parseDouble(up.split(" ")[0]);
@@ -455,13 +455,11 @@ final class RemoteCommand {
 
     /** When the process started, in milliseconds since the epoch, from /proc; 0 if unknown. */
     static long startMillis(String pid) {
+        long ticks = startTicks(pid);
+        if (ticks < 0) {
+            return 0;
+        }
         try {
-            String stat = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc", pid, "stat")),
-                    java.nio.charset.StandardCharsets.ISO_8859_1);
-            // Fields after the command name, which may hold spaces and parentheses: starttime is
-            // the 22nd field, the 20th after the closing parenthesis, in clock ticks since boot.
-            String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
-            long ticks = Long.parseLong(f[19]);
             long bootSeconds = 0;
             for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/stat"),
                     java.nio.charset.StandardCharsets.ISO_8859_1)) {
@@ -473,6 +471,23 @@ final class RemoteCommand {
             return bootSeconds <= 0 ? 0 : bootSeconds * 1000 + ticks * 10 - 1000;
         } catch (IOException | RuntimeException e) {
             return 0;
+        }
+    }
+
+    /**
+     * When a process ({@code self} or a pid) started, in clock ticks since boot (USER_HZ, 100 on
+     * every Linux ABI the agent ships for), from /proc; -1 if unknown.
+     */
+    static long startTicks(String pid) {
+        try {
+            String stat = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get("/proc", pid, "stat")),
+                    java.nio.charset.StandardCharsets.ISO_8859_1);
+            // Fields after the command name, which may hold spaces and parentheses: starttime is
+            // the 22nd field, the 20th after the closing parenthesis.
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+            return Long.parseLong(f[19]);
+        } catch (IOException | RuntimeException e) {
+            return -1;
         }
     }
 
