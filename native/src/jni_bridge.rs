@@ -184,7 +184,7 @@ fn intern_tune(text: &str, by: &str) -> Result<String> {
     Ok(serde_json::to_string(&outcomes)?)
 }
 
-fn intern_sample(facts_json: &str, sites: serde_json::Value) -> Result<String> {
+fn intern_sample(facts_json: &str, sites: serde_json::Value, native_sites: serde_json::Value) -> Result<String> {
     let mut facts: serde_json::Value = if facts_json.trim().is_empty() {
         serde_json::Value::Null
     } else {
@@ -192,6 +192,7 @@ fn intern_sample(facts_json: &str, sites: serde_json::Value) -> Result<String> {
     };
     if let Some(o) = facts.as_object_mut() {
         o.insert("sites".into(), sites);
+        o.insert("native_sites".into(), native_sites);
     }
     with_core(|core| core.sample_line(facts))
 }
@@ -248,7 +249,9 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_sample0<'l>(
     env.with_env(|env| -> Result<_> {
         let facts = jstring_arg(env, &facts, "facts")?;
         let sites = crate::sites::snapshot(env.get_raw());
-        let out = intern_sample(&facts, sites)?;
+        crate::native_sites::rescan();
+        let native_sites = crate::native_sites::snapshot(env.get_raw());
+        let out = intern_sample(&facts, sites, native_sites)?;
         new_jstring(env, &out)
     })
     .resolve::<ThrowMapped>()
@@ -289,6 +292,7 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_setBaseline0<'l>(mut env
         with_core(|core| {
             core.reset_baseline();
             crate::sites::reset_baseline();
+            crate::native_sites::reset_baseline();
             Ok(())
         })
     })
@@ -410,6 +414,52 @@ pub extern "system" fn Java_io_offheapdoctor_NativeCore_sitesInstall0<'l>(
             Ok(()) => Ok(JString::null()),
             Err(why) => new_jstring(env, &why),
         }
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_nativeSitesStart0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    sample_bytes: jlong,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        let bytes = u64::try_from(sample_bytes).unwrap_or(0);
+        match crate::native_sites::start(env.get_raw(), bytes) {
+            Ok(()) => Ok(JString::null()),
+            Err(why) => new_jstring(env, &why),
+        }
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_nativeSitesStop0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        match crate::native_sites::stop() {
+            Ok(()) => Ok(JString::null()),
+            Err(why) => new_jstring(env, &why),
+        }
+    })
+    .resolve::<ThrowMapped>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_offheapdoctor_NativeCore_nativeSitesJson0<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JString<'l> {
+    install_panic_hook();
+    env.with_env(|env| -> Result<_> {
+        crate::native_sites::rescan();
+        let v = crate::native_sites::snapshot(env.get_raw());
+        new_jstring(env, &v.to_string())
     })
     .resolve::<ThrowMapped>()
 }
