@@ -14,8 +14,7 @@ import zipfile
 
 import pytest
 
-from harness import (AGENT_JAR, PREFIX, Background, build_leaky_library, command, prerequisite_missing, run_jvm,
-                     wait_for_samples)
+from harness import AGENT_JAR, PREFIX, Background, build_leaky_library, command, prerequisite_missing, run_jvm
 from jdks import ALL, MAIN, java
 
 MiB = 1 << 20
@@ -194,10 +193,12 @@ def test_zlib_behind_an_inflater_shows_under_libz_with_the_java_frames_of_the_st
     part = native_part(r.samples[-1])
     zlib = [s for s in real_sites(part) if s["native"] and ZLIB.match(s["native"][0]["library"])]
     assert zlib, [s["label"] for s in real_sites(part)]
-    # Every zlib site was reached from a stream: the JDK's Inflater, called by ZipHold.open.
-    for s in zlib:
-        assert any(f.startswith("java.util.zip.Inflater.") for f in s.get("java", [])), s
-    ours = [s for s in zlib if any(f.startswith("ZipHold.open(") for f in s["java"])]
+    # The streams' zlib memory, reached through the JDK's Inflater from ZipHold.open; the JVM's
+    # own reading of jars may hold zlib memory too, under other frames.
+    ours = [s for s in zlib if any(f.startswith("ZipHold.open(") for f in s.get("java", []))]
+    assert ours, [(s["label"], s.get("java")) for s in zlib]
+    for s in ours:
+        assert any(f.startswith("java.util.zip.Inflater.") for f in s["java"]), s
     assert any(opened in s["java"] for s in ours), (opened, ours)
     # Each kept stream holds zlib's 32 KiB window (wbits 15) and its inflate state, a few KiB.
     live = sum(s["live_bytes"] for s in ours)
@@ -244,7 +245,7 @@ def test_start_and_stop_by_attach_leave_the_process_as_it_was(jdk, leaky, worklo
         assert any("libleaky.so leak_into_cache <- " in l for l in text), text
         assert any(l.strip().startswith("at LeakyCache.put(") for l in text), text
         # The sample's part says the same.
-        j = attach(jdk, app.pid, "json")
+        j = attach(jdk, app.pid, "sample")
         top = real_sites(native_part(json.loads(j.stdout)))[0]
         assert top["native"][0]["symbol"] == "leak_into_cache" and abs(top["live_bytes"] - leaked) <= 0.25 * leaked
         # Stop: every entry restored, this library's included.
