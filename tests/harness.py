@@ -3,6 +3,7 @@ timeout, and hands back what the process printed and the parsed report lines."""
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -133,10 +134,36 @@ def forget_attach_socket(pid):
         pass
 
 
-class Background:
-    """A JVM left running while the test does something to it; always killed at the end."""
+def jni_include_dir(jdk=17):
+    """The include directory (with jni.h) of the JDK whose `java` the suite runs as `jdk`, found
+    through its links (/usr/bin/java is a link into the JDK); None when that JDK ships no headers
+    (a jlinked runtime)."""
+    home = Path(os.path.realpath(java(jdk))).parent.parent
+    include = home / "include"
+    return include if (include / "jni.h").exists() and (include / "linux" / "jni_md.h").exists() else None
 
-    def __init__(self, cmd, env=None):
+
+def build_leaky_library(out_dir, jdk=17):
+    """tests/native/leaky.c built with cc into `out_dir` as libleaky.so (JNI headers of `jdk`);
+    its absolute path. The JNI ABI is the same on every JDK, so one build serves them all."""
+    include = jni_include_dir(jdk)
+    if include is None:
+        prerequisite_missing(f"the JNI headers of JDK {jdk} (include/jni.h next to {java(jdk)})")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        prerequisite_missing("a C compiler (cc) to build tests/native/leaky.c")
+    lib = Path(out_dir).resolve() / "libleaky.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-g", "-Wall", "-Werror", f"-I{include}", f"-I{include / 'linux'}",
+                    "-o", str(lib), str(ROOT / "tests" / "native" / "leaky.c")],
+                   check=True, capture_output=True, text=True, timeout=120)
+    return lib
+
+
+class Background:
+    """A JVM left running while the test does something to it; always killed at the end. With
+    `stdin=True` its standard input is a pipe that send() writes lines to."""
+
+    def __init__(self, cmd, env=None, stdin=False):
         self.cmd = cmd
         # Lines wait_for_stdout consumed: -Xcheck:jni writes its complaints to stdout.
         self._stdout_seen = []
@@ -145,8 +172,8 @@ class Background:
         full_env.pop("JAVA_TOOL_OPTIONS", None)
         if env:
             full_env.update(env)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=full_env, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else None, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=full_env, start_new_session=True)
 
     @property
     def pid(self):
@@ -162,6 +189,17 @@ class Background:
             if not line and self.proc.poll() is not None:
                 break
         raise AssertionError(f"no '{marker}' on stdout within {timeout}s")
+
+    def send(self, line):
+        """Writes one line to the JVM's standard input (started with stdin=True)."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def read_until(self, marker, timeout=30):
+        """The stdout lines up to and including the first one holding `marker`."""
+        start = len(self._stdout_seen)
+        self.wait_for_stdout(marker, timeout)
+        return [l.rstrip("\n") for l in self._stdout_seen[start:]]
 
     def finish(self, timeout=30):
         try:
@@ -203,6 +241,11 @@ class Background:
             except (subprocess.TimeoutExpired, ValueError, OSError):
                 out, err = "", ""
             self._observe(out, err)
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
         if self.proc.stdout:
             self.proc.stdout.close()
         if self.proc.stderr:

@@ -125,6 +125,8 @@ def bad_values(tmp_path):
         "topPad": ("-5", "topPad='-5'"),
         "zipCensus": ("maybe", "zipCensus='maybe'"),
         "sites": ("maybe", "sites='maybe'"),
+        "nativeSites": ("maybe", "nativeSites='maybe'"),
+        "nativeSitesRate": ("1k", "nativeSitesRate='1k'"),
         "mbean": ("sometimes", "mbean='sometimes' is not valid; choose auto, on or off; keeping auto"),
         "zipInterval": ("soon", "zipInterval='soon'"),
         "procRoot": ("/nonexistent/proc", "/nonexistent/proc/smaps"),

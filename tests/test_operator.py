@@ -40,7 +40,8 @@ LONG_ATTRS = {"Rss", "Pss", "Swap", "MallocRetained", "NmtCommitted", "ZipInflat
 OPERATIONS = {"reportText() java.lang.String", "reportJson() java.lang.String", "sampleNow() java.lang.String",
               "trimNow() java.lang.String", "setBaseline() java.lang.String",
               "setTrimPolicy(java.lang.String) java.lang.String", "writeTimeline(java.lang.String) java.lang.String",
-              "topSites(java.lang.String) java.lang.String"}
+              "topSites(java.lang.String) java.lang.String", "startNativeSites() java.lang.String",
+              "stopNativeSites() java.lang.String", "nativeSitesReport() java.lang.String"}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -139,6 +140,15 @@ def check_top_sites(ops, sample):
                        " zip, direct, threads or all"), unknown
 
 
+def check_native_sites_off(ops):
+    """Without nativeSites=on the sampler is not running: its report says so in its first line, and
+    a stop answers in one line why it did nothing, without throwing."""
+    report, = ops["nativeSitesReport"]
+    assert report.startswith("returned Native call sites "), report
+    stop, = ops["stopNativeSites"]
+    assert stop.startswith("returned native call sites not stopped: "), stop
+
+
 def parse_jmx_lines(stdout):
     """What JmxSelf and JmxRemote print, by kind of line; and the text report's lines."""
     lines = stdout.splitlines()
@@ -200,6 +210,7 @@ def test_mbean_attributes_read_over_jmx_equal_the_latest_sample(jdk, workloads, 
     assert out["op"]["setTrimPolicy"][0].startswith("returned trim policy set: "), out["op"]["setTrimPolicy"]
     assert out["op"]["setTrimPolicy"][1].startswith("threw java.lang.IllegalArgumentException: a trim policy is required")
     check_top_sites(out["op"], first)
+    check_native_sites_off(out["op"])
 
 
 @pytest.mark.parametrize("jdk", MAIN)
@@ -258,6 +269,7 @@ def test_a_second_jvm_reads_every_attribute_and_calls_every_operation_over_remot
             "threw java.lang.IllegalArgumentException: a trim policy is required"), out["op"]
         assert out["op"]["writeTimeline"][0].startswith("returned "), out["op"]
         check_top_sites(out["op"], first)
+        check_native_sites_off(out["op"])
         assert page.read_text().startswith("<!DOCTYPE html>")
         app.kill()
         app.finish()

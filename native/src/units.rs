@@ -18,6 +18,22 @@ pub const MIN_REPORT_FILE_BYTES: u64 = 16 << 10;
 /// no more rotated files than this.
 pub const MAX_REPORT_FILES: usize = 1000;
 
+/// The fewest bytes between two native call site samples (`nativeSitesRate`): below this the
+/// sampler takes most small allocations, and its cost is no longer a sampler's.
+pub const MIN_NATIVE_SAMPLE_BYTES: u64 = 4 << 10;
+/// The most bytes between two native call site samples: beyond this a leak of a few hundred
+/// MiB is a handful of samples.
+pub const MAX_NATIVE_SAMPLE_BYTES: u64 = 1 << 30;
+
+/// A `nativeSitesRate` value: a size from [`MIN_NATIVE_SAMPLE_BYTES`] to [`MAX_NATIVE_SAMPLE_BYTES`].
+pub fn parse_native_sites_rate(text: &str) -> Result<u64> {
+    let n = parse_bytes(text)?;
+    if !(MIN_NATIVE_SAMPLE_BYTES..=MAX_NATIVE_SAMPLE_BYTES).contains(&n) {
+        return Err(Error::invalid(format!("{:?} is not a sampling rate from 4k to 1g", text.trim())));
+    }
+    Ok(n)
+}
+
 /// A `reportMaxSize` value: a size of at least [`MIN_REPORT_FILE_BYTES`].
 pub fn parse_report_max_size(text: &str) -> Result<u64> {
     let n = parse_bytes(text)?;
@@ -207,6 +223,7 @@ mod tests {
                 "percent" => parse_percent(text).ok(),
                 "reportMaxSize" => parse_report_max_size(text).ok().map(|v| v as f64),
                 "reportFiles" => parse_report_files(text).ok().map(|v| v as f64),
+                "nativeSitesRate" => parse_native_sites_rate(text).ok().map(|v| v as f64),
                 other => panic!("unknown kind {other}"),
             };
             match expected {

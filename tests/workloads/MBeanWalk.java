@@ -75,12 +75,18 @@ final class MBeanWalk {
         System.out.println("count " + server.getAttribute(name, "SampleCount"));
     }
 
-    /** The mutating operations both callers exercise: trim, baseline, a good and a bad trim policy. */
+    /**
+     * The mutating operations both callers exercise: trim, baseline, a good and a bad trim policy,
+     * the native call sites' report and a stop while they are off.
+     */
     static void mutate(MBeanServerConnection server, ObjectName name) {
         operation(server, name, "trimNow", new Object[0], new String[0]);
         operation(server, name, "setBaseline", new Object[0], new String[0]);
         operation(server, name, "setTrimPolicy", new Object[] {"auto"}, new String[] {"java.lang.String"});
         operation(server, name, "setTrimPolicy", new Object[] {" "}, new String[] {"java.lang.String"});
+        // The native call sites are off here: the report says so, a stop says why it did nothing.
+        operation(server, name, "nativeSitesReport", new Object[0], new String[0]);
+        operation(server, name, "stopNativeSites", new Object[0], new String[0]);
     }
 
     /** One "op" line: what the operation returned, threw, or why the call failed. */

@@ -4,8 +4,8 @@ import java.nio.file.Files;
 import java.nio.file.Paths;
 
 /**
- * Runs the agent's option parsers (Options.parseSize, parseDuration, parsePercent and the report
- * rotation's two) over the table in args[0] ("kind TAB text TAB expected" lines) and prints, per
+ * Runs the agent's option parsers (Options.parseSize, parseDuration, parsePercent, the report
+ * rotation's two and the native sites' rate) over the table in args[0] ("kind TAB text TAB expected" lines) and prints, per
  * row, "kind TAB text TAB got", got being the value in the native core's unit (bytes, milliseconds, a fraction) or
  * "error" where the parser refuses it.
  */
@@ -17,6 +17,8 @@ public class OptionValuesCheck {
         Method percent = options.getDeclaredMethod("parsePercent", String.class);
         Method reportSize = options.getDeclaredMethod("parseReportMaxSize", String.class);
         Method reportFiles = options.getDeclaredMethod("parseReportFiles", String.class);
+        Method nativeRate = options.getDeclaredMethod("parseNativeSitesRate", String.class);
+        nativeRate.setAccessible(true);
         reportSize.setAccessible(true);
         reportFiles.setAccessible(true);
         size.setAccessible(true);
@@ -50,6 +52,10 @@ public class OptionValuesCheck {
                 case "reportFiles":
                     int rf = (Integer) reportFiles.invoke(null, cols[1]);
                     got = rf < 0 ? "error" : Integer.toString(rf);
+                    break;
+                case "nativeSitesRate":
+                    long nr = (Long) nativeRate.invoke(null, cols[1]);
+                    got = nr < 0 ? "error" : Long.toString(nr);
                     break;
                 default:
                     got = "unknown kind";

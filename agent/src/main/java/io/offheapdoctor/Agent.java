@@ -136,6 +136,15 @@ public final class Agent {
         if (command.equals("report")) {
             return bean.reportText();
         }
+        String op = RemoteCommand.sitesOperation(command);
+        if (op != null) {
+            String a = op.equals("startNativeSites") ? bean.startNativeSites()
+                    : op.equals("stopNativeSites") ? bean.stopNativeSites() : bean.nativeSitesReport();
+            if (RemoteCommand.notDone(a)) {
+                throw new IllegalStateException(a);
+            }
+            return a;
+        }
         throw new IllegalArgumentException("unknown command '" + command + "'");
     }
 

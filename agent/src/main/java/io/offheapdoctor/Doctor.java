@@ -162,6 +162,10 @@ public final class Doctor {
             SiteHooks.install(inst);
         }
         nativeFailure = failure;
+        if (failure == null && options.nativeSites) {
+            // As the sites above: before the first sample, so it carries the sampler's state.
+            Log.info(startNativeSites());
+        }
         openReport();
         Log.info((attached ? "attached" : "started") + ": sampling every " + Options.formatDuration(options.intervalMs)
                 + (report != null ? ", report " + options.report : "")
@@ -242,6 +246,50 @@ public final class Doctor {
 
     private static long num(Object o) {
         return o instanceof Number ? ((Number) o).longValue() : -1;
+    }
+
+    /** Held while the native call sites start or stop: an MBean call never meets the agent's start halfway. */
+    private final Object nativeSitesLock = new Object();
+
+    /**
+     * Starts the native call sites at the configured rate; says the outcome in one line
+     * ("native call sites on: ..." or "native call sites not started: why").
+     */
+    String startNativeSites() {
+        synchronized (nativeSitesLock) {
+            String why = nativeFailure != null ? "the native core is not loaded (" + nativeFailure + ")"
+                    : NativeCore.nativeSitesStart(options.nativeSitesRate);
+            return why == null ? "native call sites on: one sample per " + ReportText.wholeBytes(options.nativeSitesRate)
+                    : NOT_STARTED + why;
+        }
+    }
+
+    /** Stops the native call sites; says the outcome in one line ("native call sites off" or why not). */
+    String stopNativeSites() {
+        synchronized (nativeSitesLock) {
+            String why = nativeFailure != null ? "the native core is not loaded (" + nativeFailure + ")"
+                    : NativeCore.nativeSitesStop();
+            return why == null ? "native call sites off: every interposed entry restored" : NOT_STOPPED + why;
+        }
+    }
+
+    /** How a start or stop that did not happen begins: the attach command turns it into exit code 1. */
+    static final String NOT_STARTED = "native call sites not started: ";
+    static final String NOT_STOPPED = "native call sites not stopped: ";
+
+    /** The native call sites now, as text (the report's part, from a fresh look rather than the last sample). */
+    String nativeSitesReport() {
+        String json = nativeFailure != null
+                ? new Json().put("status", "unavailable").put("problem", "the native core is not loaded (" + nativeFailure + ")").end()
+                : NativeCore.nativeSitesJson();
+        Object part;
+        try {
+            part = JsonReader.parse(json);
+        } catch (IllegalArgumentException e) {
+            return "Native call sites unavailable: the native core's answer cannot be read (" + ReportText.oneLine(
+                    String.valueOf(e.getMessage())) + ")" + System.lineSeparator();
+        }
+        return ReportText.nativeSites(part);
     }
 
     /** Whether the native core is loaded and answering. */

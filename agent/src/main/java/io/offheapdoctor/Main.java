@@ -160,7 +160,8 @@ public final class Main {
         boolean legacy = !start && !command && what.contains("=");
         if (!start && !command && !legacy) {
             System.err.println("offheap-doctor: unknown command '" + what + "'; use report, json, sample, trim, baseline,"
-                    + " policy <off|auto|interval>, watch [interval], html=<file>, start, or key=value options");
+                    + " policy <off|auto|interval>, watch [interval], html=<file>, sites <start|stop|report>, start,"
+                    + " or key=value options");
             return 2;
         }
         if (what.equals("policy")) {
@@ -174,6 +175,18 @@ public final class Main {
                 return 2;
             }
             return RemoteCommand.run(pid, "policy " + args[1], args.length > 2 ? args[2] : "");
+        }
+        if (what.equals("sites")) {
+            // sites start|stop|report [options]
+            if (args.length < 2 || !args[1].matches("start|stop|report")) {
+                System.err.println("offheap-doctor: sites needs start, stop or report");
+                return 2;
+            }
+            if (args.length > 3) {
+                System.err.println("offheap-doctor: too many arguments after 'sites " + args[1] + "'");
+                return 2;
+            }
+            return RemoteCommand.run(pid, RemoteCommand.SITES + args[1], args.length > 2 ? args[2] : "");
         }
         if (what.equals("watch")) {
             // watch [interval] [options]
@@ -213,6 +226,8 @@ public final class Main {
         System.out.println("           baseline measure growth from now         policy <off|auto|interval>  set the trim policy");
         System.out.println("           html=<out.html>  write the timeline page of the JVM's samples so far");
         System.out.println("           watch [interval]  a live view, a fresh sample every interval (default 2s) until Ctrl-C");
+        System.out.println("           sites start|stop|report  native call sites: sample the libraries' malloc calls (at");
+        System.out.println("                    nativeSitesRate), stop and restore every entry, or show the top sites now");
         System.out.println("       java -jar offheap-doctor.jar agentpath [dir] [tune=auto|arenaMax=2,...]  extract the native library and print");
         System.out.println("           the -agentpath flag that applies malloc settings before the JVM starts its threads");
         System.out.println("       java -jar offheap-doctor.jar html <report.jsonl> [-o out.html]  the timeline page of a report");

@@ -221,6 +221,79 @@ public final class NativeCore {
         sitesFailed0(why);
     }
 
+    // Native call sites: the sampler interposes the allocation functions of the loaded libraries.
+    // Each wrapper answers in words instead of throwing: its callers (the agent's start, the
+    // MBean) say the outcome in one line, and a core built without the sampler is one such line.
+
+    /** Why a core without the sampler's natives cannot answer. */
+    static final String NATIVE_SITES_MISSING = "this build of the native core has no native call sites";
+
+    /**
+     * Starts sampling the native allocations, one sample per {@code sampleBytes} allocated on
+     * average ({@link Options#MIN_NATIVE_SAMPLE_BYTES} to {@link Options#MAX_NATIVE_SAMPLE_BYTES}).
+     * Returns null when started, else why not in one line.
+     */
+    public static String nativeSitesStart(long sampleBytes) {
+        if (sampleBytes < Options.MIN_NATIVE_SAMPLE_BYTES || sampleBytes > Options.MAX_NATIVE_SAMPLE_BYTES) {
+            throw new IllegalArgumentException("sampleBytes must be from " + Options.MIN_NATIVE_SAMPLE_BYTES + " to "
+                    + Options.MAX_NATIVE_SAMPLE_BYTES + ": " + sampleBytes);
+        }
+        try {
+            NativeLoader.ensureLoaded();
+            return nativeSitesStart0(sampleBytes);
+        } catch (UnsatisfiedLinkError e) {
+            return NATIVE_SITES_MISSING;
+        } catch (NativeException | UnsupportedOperationException | IllegalArgumentException e) {
+            return reason(e);
+        }
+    }
+
+    /** Stops the sampler and restores every entry it interposed; null when stopped, else why not. */
+    public static String nativeSitesStop() {
+        try {
+            NativeLoader.ensureLoaded();
+            return nativeSitesStop0();
+        } catch (UnsatisfiedLinkError e) {
+            return NATIVE_SITES_MISSING;
+        } catch (NativeException | UnsupportedOperationException | IllegalArgumentException e) {
+            return reason(e);
+        }
+    }
+
+    /**
+     * The {@code native_sites} part as a sample holds it (JSON text): {@code {"status":"on",...}},
+     * {@code {"status":"off"}}, or {@code {"status":"unavailable","problem":...}} when the core
+     * cannot say.
+     */
+    public static String nativeSitesJson() {
+        String problem;
+        try {
+            NativeLoader.ensureLoaded();
+            String json = nativeSitesJson0();
+            if (json != null) {
+                return json;
+            }
+            problem = "the native core gave no native call sites";
+        } catch (UnsatisfiedLinkError e) {
+            problem = NATIVE_SITES_MISSING;
+        } catch (NativeException | UnsupportedOperationException | IllegalArgumentException e) {
+            problem = reason(e);
+        }
+        return new Json().put("status", "unavailable").put("problem", problem).end();
+    }
+
+    /** The exception's message on one line: the core's errors say what failed. */
+    private static String reason(RuntimeException e) {
+        String m = e.getMessage();
+        return m == null || m.isEmpty() ? e.getClass().getSimpleName() : m.replace('\n', ' ').replace('\r', ' ');
+    }
+
+    private static native String nativeSitesStart0(long sampleBytes);
+
+    private static native String nativeSitesStop0();
+
+    private static native String nativeSitesJson0();
+
     private static native long[] zipCensus0(int parts, long limit, long budgetNs);
 
     private static native String zipCensusProblem0(int part);

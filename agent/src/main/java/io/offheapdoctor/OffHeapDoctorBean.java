@@ -350,6 +350,21 @@ final class OffHeapDoctorBean implements OffHeapDoctorMXBean {
     }
 
     @Override
+    public String startNativeSites() {
+        return doctor.startNativeSites();
+    }
+
+    @Override
+    public String stopNativeSites() {
+        return doctor.stopNativeSites();
+    }
+
+    @Override
+    public String nativeSitesReport() {
+        return doctor.nativeSitesReport();
+    }
+
+    @Override
     public String writeTimeline(String path) {
         if (path == null || path.trim().isEmpty()) {
             throw new IllegalArgumentException("path must name a file to write");

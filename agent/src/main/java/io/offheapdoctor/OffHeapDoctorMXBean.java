@@ -129,6 +129,18 @@ public interface OffHeapDoctorMXBean {
     /** Changes the trim policy: off, auto, or an interval such as 30s. */
     String setTrimPolicy(String policy);
 
+    /**
+     * Starts the native call sites (sampled malloc calls of the loaded libraries) at the
+     * {@code nativeSitesRate} the agent started with; says in one line whether it did, and why not.
+     */
+    String startNativeSites();
+
+    /** Stops the native call sites, restoring every interposed entry; says in one line whether it did. */
+    String stopNativeSites();
+
+    /** The native call sites now as text: status, sampling rate, live estimate, growth and the top sites. */
+    String nativeSitesReport();
+
     /** Writes the timeline page (one self-contained HTML file) of this JVM's samples to {@code path}. */
     String writeTimeline(String path);
 }

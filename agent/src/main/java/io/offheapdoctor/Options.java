@@ -36,6 +36,11 @@ final class Options {
     static final long MIN_REPORT_FILE_BYTES = 16L << 10;
     /** The most report files kept ({@code MAX_REPORT_FILES} in units.rs, which reads the set back). */
     static final int MAX_REPORT_FILES = 1000;
+    /** The fewest bytes between two native call site samples ({@code MIN_NATIVE_SAMPLE_BYTES} in units.rs). */
+    static final long MIN_NATIVE_SAMPLE_BYTES = 4L << 10;
+    /** The most bytes between two native call site samples ({@code MAX_NATIVE_SAMPLE_BYTES} in units.rs). */
+    static final long MAX_NATIVE_SAMPLE_BYTES = 1L << 30;
+    static final long DEFAULT_NATIVE_SAMPLE_BYTES = 512L << 10;
     static final long DEFAULT_REPORT_MAX_BYTES = 64L << 20;
     static final int DEFAULT_REPORT_FILES = 4;
     private static final String SIZE_FORM = "a size of at most 1024t (bytes or <n>k, <n>m, <n>g, <n>t)";
@@ -70,6 +75,11 @@ final class Options {
         k.put("zipCensus", "on|off: count Inflaters/Deflaters holding native zlib memory (default on)");
         k.put("sites", "on|off: record the code that creates Inflaters/Deflaters, direct buffers and threads"
                 + " (rewrites those JDK classes at start; default off)");
+        k.put("nativeSites", "on|off: sample the native code's malloc calls by bytes and name the call sites of what"
+                + " stays allocated (interposes the allocation functions of the loaded libraries; default off;"
+                + " also started and stopped on a running JVM with <pid> sites start|stop)");
+        k.put("nativeSitesRate", "native call sites: mean bytes allocated between two samples, from 4k to 1g"
+                + " (default 512k; lower is more precise and costs more)");
         k.put("mbean", "auto|on|off: register the MXBean in the platform MBeanServer once something creates that"
                 + " server (auto, the default: JConsole, jcmd ManagementAgent.start, -Dcom.sun.management.jmxremote,"
                 + " the attach commands, the application), create the server for it (on), or none (off)");
@@ -148,6 +158,8 @@ final class Options {
     String procRoot;
     boolean zipCensus = true;
     boolean sites = false;
+    boolean nativeSites = false;
+    long nativeSitesRate = DEFAULT_NATIVE_SAMPLE_BYTES;
     /** auto, on or off: see {@link #KEYS}. */
     String mbean = "auto";
     long zipIntervalMs = 0;
@@ -271,6 +283,24 @@ final class Options {
                     problems.add("sites='" + value + "' is not valid; choose on or off; keeping " + (sites ? "on" : "off"));
                 } else {
                     sites = sitesOn;
+                }
+                break;
+            case "nativeSites":
+                Boolean nativeOn = parseSwitch(value);
+                if (nativeOn == null) {
+                    problems.add("nativeSites='" + value + "' is not valid; choose on or off; keeping "
+                            + (nativeSites ? "on" : "off"));
+                } else {
+                    nativeSites = nativeOn;
+                }
+                break;
+            case "nativeSitesRate":
+                long rate = parseNativeSitesRate(value);
+                if (rate < 0) {
+                    problems.add("nativeSitesRate='" + value + "' is not a size from 4k to 1g (bytes or <n>k, <n>m,"
+                            + " <n>g); keeping " + formatSize(nativeSitesRate));
+                } else {
+                    nativeSitesRate = rate;
                 }
                 break;
             case "mbean":
@@ -421,6 +451,15 @@ final class Options {
         return n == null || n < MIN_REPORT_FILE_BYTES ? -1 : n;
     }
 
+    /**
+     * Bytes of a {@code nativeSitesRate} value; -1 unless a size from {@link #MIN_NATIVE_SAMPLE_BYTES}
+     * to {@link #MAX_NATIVE_SAMPLE_BYTES}.
+     */
+    static long parseNativeSitesRate(String value) {
+        Long n = parseSize(value);
+        return n == null || n < MIN_NATIVE_SAMPLE_BYTES || n > MAX_NATIVE_SAMPLE_BYTES ? -1 : n;
+    }
+
     /** A {@code reportFiles} value; -1 unless a whole number from 1 to {@link #MAX_REPORT_FILES}. */
     static int parseReportFiles(String value) {
         long n = parseCount(value.trim());
@@ -557,6 +596,18 @@ final class Options {
         }
         long n = parseCount(t.substring(0, split));
         return n < 0 || n > MAX_DURATION_MS / unit ? -1 : n * unit;
+    }
+
+    /** {@code 524288} as {@code 512k}: a size as an option takes it. */
+    static String formatSize(long bytes) {
+        String[] units = {"t", "g", "m", "k"};
+        for (int i = 0; i < units.length; i++) {
+            long unit = 1L << (10 * (units.length - i));
+            if (bytes > 0 && bytes % unit == 0) {
+                return bytes / unit + units[i];
+            }
+        }
+        return Long.toString(bytes);
     }
 
     static String formatDuration(long ms) {

@@ -42,6 +42,7 @@ final class RemoteCommand {
             case "baseline":
             case "policy":
             case "watch":
+            case "sites":
                 return true;
             default:
                 return arg.startsWith("policy=") || arg.startsWith("html=");
@@ -75,7 +76,7 @@ final class RemoteCommand {
             return fail("cannot attach to " + pid + ": " + describe(e));
         }
         try {
-            if (command.equals("report") || command.equals("json")) {
+            if (command.equals("report") || command.equals("json") || command.startsWith(SITES)) {
                 Integer done = withoutJmx(vmClass, vm, pid, jar, command, options);
                 if (done != null) {
                     return done;
@@ -137,12 +138,15 @@ final class RemoteCommand {
                 }
                 Object answer = invoke(server, name, command);
                 Timing.phase(command);
+                if (notDone(answer)) {
+                    return fail(String.valueOf(answer));
+                }
                 String text = printable(String.valueOf(answer));
                 System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
                 System.out.flush();
                 return 0;
             } catch (MBeanException | RuntimeMBeanException | RuntimeOperationsException e) {
-                return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
+                return fail(shown(command) + " failed in " + pid + ": " + describe(unwrap(e)));
             } catch (IOException e) {
                 if (refusedByFilter(e)) {
                     return fail(pid + " answered " + command + " with an object of a class no JMX client needs;"
@@ -151,7 +155,7 @@ final class RemoteCommand {
                 // Not the address: its stub part is the key to the connector, which stays up.
                 return fail("cannot talk to the JMX connector of " + pid + ": " + withoutAddress(describe(e), address));
             } catch (JMException | RuntimeException e) {
-                return fail(command + " failed in " + pid + ": " + describe(unwrap(e)));
+                return fail(shown(command) + " failed in " + pid + ": " + describe(unwrap(e)));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return fail("interrupted while waiting for the agent in " + pid);
@@ -259,7 +263,7 @@ final class RemoteCommand {
             return null;
         }
         if (reply.charAt(0) != '0') {
-            return fail(command + " failed in " + pid + ": " + reply.substring(1));
+            return fail(shown(command) + " failed in " + pid + ": " + reply.substring(1));
         }
         String text = printable(reply.substring(1));
         System.out.print(text.endsWith("\n") ? text : text + System.lineSeparator());
@@ -525,6 +529,34 @@ final class RemoteCommand {
         return describe(t);
     }
 
+    /** The internal form of {@code sites start|stop|report}: one word, as the attach request wants. */
+    static final String SITES = "sites=";
+
+    /** A command as the user wrote it. */
+    static String shown(String command) {
+        return command.startsWith(SITES) ? "sites " + command.substring(SITES.length()) : command;
+    }
+
+    /** Whether {@code answer} says the native call sites did not start or stop: exit code 1, on stderr. */
+    static boolean notDone(Object answer) {
+        String a = String.valueOf(answer);
+        return a.startsWith(Doctor.NOT_STARTED) || a.startsWith(Doctor.NOT_STOPPED);
+    }
+
+    /** The MBean operation of {@code sites=<what>}, or null for another word. */
+    static String sitesOperation(String command) {
+        switch (command) {
+            case SITES + "start":
+                return "startNativeSites";
+            case SITES + "stop":
+                return "stopNativeSites";
+            case SITES + "report":
+                return "nativeSitesReport";
+            default:
+                return null;
+        }
+    }
+
     private static Object invoke(MBeanServerConnection server, ObjectName name, String command)
             throws JMException, IOException {
         String op;
@@ -547,6 +579,10 @@ final class RemoteCommand {
                 op = "setBaseline";
                 break;
             default:
+                if (sitesOperation(command) != null) {
+                    op = sitesOperation(command);
+                    break;
+                }
                 if (command.startsWith("html=")) {
                     op = "writeTimeline";
                     params = new Object[] {new java.io.File(command.substring("html=".length())).getAbsolutePath()};

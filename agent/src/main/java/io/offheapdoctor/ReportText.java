@@ -79,6 +79,7 @@ final class ReportText {
         zip();
         jvm();
         sites();
+        out.append(nativeSites(v.at("native_sites")));
         trim();
         cgroup();
         findings();
@@ -419,6 +420,102 @@ final class ReportText {
         }
         if (Boolean.TRUE.equals(JsonReader.at(row, "jdk_only"))) {
             b.append(" [JDK only]");
+        }
+        return b.toString();
+    }
+
+    /** {@code 524288} as {@code 512 KiB}: a size that is a whole number of its unit, as options write it. */
+    static String wholeBytes(long n) {
+        for (int u = UNITS.length - 1; u > 0; u--) {
+            long unit = 1L << (10 * u);
+            if (n >= unit && n % unit == 0) {
+                return n / unit + " " + UNITS[u];
+            }
+        }
+        return bytes(n);
+    }
+
+    /**
+     * The {@code native_sites} part as text: its status, and when on the sampling rate, the live
+     * estimate and its growth, then up to {@link #TEXT_SITES} sites (live, growth, label, thread,
+     * the innermost Java frame), the rest summed. Empty when the sample has no such part (an
+     * agent or core without it). Labels, frames and thread names come from the application's
+     * libraries and threads, so each is kept to one line.
+     */
+    static String nativeSites(Object part) {
+        if (!(part instanceof Map)) {
+            return "";
+        }
+        String nl = System.lineSeparator();
+        StringBuilder b = new StringBuilder("Native call sites ");
+        Object status = JsonReader.at(part, "status");
+        if ("off".equals(status)) {
+            return b.append("off").append(nl).toString();
+        }
+        if (!"on".equals(status)) {
+            Object problem = JsonReader.at(part, "problem");
+            return b.append("unavailable").append(problem instanceof String ? ": " + oneLine((String) problem) : "")
+                    .append(nl).toString();
+        }
+        long every = SampleView.asLong(JsonReader.at(part, "sample_bytes"));
+        long live = SampleView.asLong(JsonReader.at(part, "live_bytes"));
+        Object growth = JsonReader.at(part, "growth_bytes");
+        b.append("on: ").append(every > 0 ? "one sample per " + wholeBytes(every) + " allocated on average" : "sampled by bytes")
+                .append("; about ").append(bytes(live)).append(" live");
+        if (growth instanceof Number) {
+            b.append(", ").append(delta(((Number) growth).longValue())).append(" since the baseline");
+        }
+        b.append(nl);
+        long sampled = SampleView.asLong(JsonReader.at(part, "sampled"));
+        long slots = SampleView.asLong(JsonReader.at(part, "slots"));
+        long libraries = SampleView.asLong(JsonReader.at(part, "libraries"));
+        long dropped = SampleView.asLong(JsonReader.at(part, "dropped"));
+        if (sampled >= 0 && slots >= 0 && libraries >= 0) {
+            b.append("  ").append(sampled).append(sampled == 1 ? " sample" : " samples").append(" through ").append(slots)
+                    .append(slots == 1 ? " entry" : " entries").append(" of ").append(libraries)
+                    .append(libraries == 1 ? " library" : " libraries")
+                    .append(dropped > 0 ? "; " + dropped + " dropped (the sampler was full or busy)" : "").append(nl);
+        }
+        if (Boolean.FALSE.equals(JsonReader.at(part, "java_frames"))) {
+            Object why = JsonReader.at(part, "java_problem");
+            b.append("  no Java frames").append(why instanceof String ? ": " + oneLine((String) why) : "").append(nl);
+        }
+        Object sites = JsonReader.at(part, "sites");
+        if (!(sites instanceof List) || ((List<?>) sites).isEmpty()) {
+            return b.append("  no sampled allocation is live").append(nl).toString();
+        }
+        int shown = 0;
+        long hiddenSites = 0;
+        long hiddenLive = 0;
+        long hiddenGrowth = 0;
+        for (Object row : (List<?>) sites) {
+            if (!(row instanceof Map)) {
+                continue;
+            }
+            boolean other = "other".equals(JsonReader.at(row, "site")) && JsonReader.at(row, "sites") != null;
+            if (other || shown >= TEXT_SITES) {
+                hiddenSites += other ? Math.max(SampleView.asLong(JsonReader.at(row, "sites")), 0) : 1;
+                hiddenLive += Math.max(SampleView.asLong(JsonReader.at(row, "live_bytes")), 0);
+                Object g = JsonReader.at(row, "growth_bytes");
+                hiddenGrowth += g instanceof Number ? ((Number) g).longValue() : 0;
+                continue;
+            }
+            shown++;
+            Object label = JsonReader.at(row, "label");
+            Object g = JsonReader.at(row, "growth_bytes");
+            Object thread = JsonReader.at(row, "thread");
+            b.append(String.format(Locale.ROOT, "    %10s live, %11s  ", bytes(SampleView.asLong(JsonReader.at(row, "live_bytes"))),
+                    g instanceof Number ? delta(((Number) g).longValue()) : "-"))
+                    .append(label instanceof String ? oneLine((String) label) : "?")
+                    .append(thread instanceof String ? ", thread " + quoted((String) thread) : "").append(nl);
+            Object java = JsonReader.at(row, "java");
+            if (java instanceof List && !((List<?>) java).isEmpty() && ((List<?>) java).get(0) instanceof String) {
+                b.append("        at ").append(oneLine((String) ((List<?>) java).get(0))).append(nl);
+            }
+        }
+        if (hiddenSites > 0) {
+            b.append("    and ").append(hiddenSites).append(hiddenSites == 1 ? " other site: " : " other sites: ")
+                    .append(bytes(hiddenLive)).append(" live, ").append(delta(hiddenGrowth)).append(nl);
         }
         return b.toString();
     }
