@@ -650,6 +650,7 @@ pub fn stop() -> Result<(), String> {
     if let Some(c) = control.as_mut() {
         got::restore(&mut c.patches);
     }
+    java::disable();
     ACTIVE.store(false, Ordering::Release);
     *control = None;
     LIVE_ENTRIES.store(0, Ordering::Relaxed);
