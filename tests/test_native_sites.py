@@ -172,7 +172,7 @@ def test_a_native_leak_is_named_by_its_function_and_java_method_with_its_live_by
     assert part["status"] == "on" and part["sample_bytes"] == DEFAULT_RATE, part
     top = real_sites(part)[0]
     assert top["native"][0]["library"] == "libleaky.so" and top["native"][0]["symbol"] == "leak_into_cache", top
-    assert top["label"].startswith("libleaky.so leak_into_cache <- "), top
+    assert top["label"] == "libleaky.so leak_into_cache <- LeakyCache.put", top
     assert put in top["java"], (put, top)
     assert top["thread"] == "cache-filler", top
     # Sampled by bytes and weighted back: within 25% of what the library says it keeps.
@@ -242,7 +242,7 @@ def test_start_and_stop_by_attach_leave_the_process_as_it_was(jdk, leaky, worklo
         assert rep.returncode == 0, rep.stderr
         text = rep.stdout.splitlines()
         assert text[0].startswith("Native call sites on: one sample per 512 KiB"), text
-        assert any("libleaky.so leak_into_cache <- " in l for l in text), text
+        assert any("libleaky.so leak_into_cache <- LeakyCache.put," in l for l in text), text
         assert any(l.strip().startswith("at LeakyCache.put(") for l in text), text
         # The sample's part says the same.
         j = attach(jdk, app.pid, "sample")

@@ -727,7 +727,12 @@ fn label(native: &[symbols::Frame], java: &[String]) -> String {
         },
         None => "?".to_string(),
     };
-    let app = java.iter().find(|f| !is_jdk_class(f)).or_else(|| java.first());
+    // The application's Java method that called into native code: past the JNI method itself.
+    let app = java
+        .iter()
+        .find(|f| !is_jdk_class(f) && !f.ends_with("(Native Method)"))
+        .or_else(|| java.iter().find(|f| !is_jdk_class(f)))
+        .or_else(|| java.first());
     if let Some(j) = app {
         let method = j.split('(').next().unwrap_or(j);
         out.push_str(" <- ");
@@ -912,8 +917,10 @@ mod tests {
     fn labels_name_the_caller_of_the_allocation_wrapper_and_the_application_frame() {
         let f = |lib: &str, s: Option<&str>| symbols::Frame { library: lib.into(), symbol: s.map(str::to_string), offset: 3 };
         let native = [f("libz.so.1", Some("zcalloc")), f("libz.so.1", Some("inflateInit2_")), f("libzip.so", None)];
-        let java = ["java.util.zip.Inflater.init(Inflater.java)".to_string(), "com.acme.Ingest.read(Ingest.java:8)".to_string()];
+        let java = ["java.util.zip.Inflater.init(Native Method)".to_string(), "com.acme.Ingest.read(Ingest.java:8)".to_string()];
         assert_eq!(label(&native, &java), "libz.so.1 inflateInit2_ <- com.acme.Ingest.read");
+        let jni = ["com.acme.Cache.put0(Native Method)".to_string(), "com.acme.Cache.put(Cache.java:3)".to_string()];
+        assert_eq!(label(&native[2..], &jni), "libzip.so+0x3 <- com.acme.Cache.put");
         assert_eq!(label(&[f("libfoo.so", None)], &[]), "libfoo.so+0x3");
     }
 

@@ -509,8 +509,19 @@ final class ReportText {
                     .append(label instanceof String ? oneLine((String) label) : "?")
                     .append(thread instanceof String ? ", thread " + quoted((String) thread) : "").append(nl);
             Object java = JsonReader.at(row, "java");
-            if (java instanceof List && !((List<?>) java).isEmpty() && ((List<?>) java).get(0) instanceof String) {
-                b.append("        at ").append(oneLine((String) ((List<?>) java).get(0))).append(nl);
+            if (java instanceof List) {
+                // The JNI method itself, then the Java code that called it.
+                int lines = 0;
+                for (Object f : (List<?>) java) {
+                    if (!(f instanceof String) || lines == 3) {
+                        break;
+                    }
+                    b.append("        at ").append(oneLine((String) f)).append(nl);
+                    lines++;
+                    if (!((String) f).endsWith("(Native Method)")) {
+                        break;
+                    }
+                }
             }
         }
         if (hiddenSites > 0) {
