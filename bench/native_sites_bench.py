@@ -11,8 +11,9 @@ Figures, not a verdict. Two parts (--only picks one):
   workload's own mean VmRSS over the run (read by it once a second, not the agent's figure) off
   and on and their difference; the native_sites status of each run's last sample (on, off,
   unavailable, or "-" without the part), so a run where the sampler did not start shows; and the
-  sampler's `sampled` count in that sample (median of the on runs). The rate column is the
-  `sample_bytes` the on runs' reports gave, not the one asked for.
+  sampler's `sampled` count in that sample (median of the on runs); last, the noise: the spread
+  (max - min) of the off runs' ops/s as a share of their median, against which to read a ratio.
+  The rate column is the `sample_bytes` the on runs' reports gave, not the one asked for.
 - estimate error: tests/workloads/NativeLeak.java with tests/native/leaky.c (built with cc as the
   tests build it) keeps a known total (--leak, repeatable) in four piece sizes (a quarter each in
   blocks of 1000 B, 8 KiB, 64 KiB and 256 KiB) from leak_into_cache, while another thread mallocs
@@ -32,6 +33,7 @@ Usage: bench/native_sites_bench.py [--short] [--jdk 17 --jdk 25] [--rate 128k --
            [--interval 1s] [--only throughput|error] [--jar other.jar]
 The full run (both JDKs, three rates against off):
     bench/native_sites_bench.py --jdk 17 --jdk 25 --rate 128k --rate 512k --rate 2m
+(about a quarter of an hour: 40 Fragmenter runs of 10 s per JDK, 18 leak runs per JDK.)
 --short: one JDK (17 unless --jdk), one repeat of 3 s, one 64 MiB leak: a smoke test of the
 script (under 30 s for one JDK on a quiet machine).
 """
@@ -123,10 +125,10 @@ def status_of(part):
 
 
 def orders(configs, repeat):
-    """Each repeat's order: rotated by one more each time and reversed every other repeat, so no
+    """Each repeat's order: reversed every other repeat and rotated by one more every two, so no
     configuration always runs first or always follows the same one."""
     for i in range(repeat):
-        k = i % len(configs)
+        k = (i // 2) % len(configs)
         order = configs[k:] + configs[:k]
         yield order if i % 2 == 0 else order[::-1]
 
@@ -138,7 +140,7 @@ def throughput(a, jdks, configs, d):
     print(f"throughput and resident memory: Fragmenter, {a.threads} threads continuous, {a.repeat} interleaved"
           f" repeats of {a.seconds} s, medians; agent interval={a.interval}; {a.jar}")
     print(f"{'JDK':<4}{'rate':<7}{'ops/s off':>11}{'ops/s on':>11}{'ratio':>8}{'RSS off MiB':>13}{'RSS on MiB':>12}"
-          f"{'diff MiB':>10}  {'status off/on':<15}{'sampled':>9}")
+          f"{'diff MiB':>10}  {'status off/on':<15}{'sampled':>9}{'off spread %':>14}")
     for jdk in jdks:
         ops = {c: [] for c in configs}
         rss = {c: [] for c in configs}
@@ -165,13 +167,14 @@ def throughput(a, jdks, configs, d):
                 if part and isinstance(part.get("sample_bytes"), int):
                     rate[c].add(part["sample_bytes"])
         off, roff = statistics.median(ops[OFF]), statistics.median(rss[OFF])
+        spread = 100 * (max(ops[OFF]) - min(ops[OFF])) / off if off else float("nan")
         for c in configs[1:]:
             on, ron = statistics.median(ops[c]), statistics.median(rss[c])
             seen = ",".join(human(r) for r in sorted(rate[c])) or "-"
             said = ",".join(sorted(status[OFF])) + "/" + ",".join(sorted(status[c]))
             count = f"{statistics.median(sampled[c]):.0f}" if sampled[c] else "-"
             print(f"{jdk:<4}{seen:<7}{off:>11.0f}{on:>11.0f}{on / off if off else float('nan'):>8.3f}"
-                  f"{roff:>13.1f}{ron:>12.1f}{ron - roff:>+10.1f}  {said:<15}{count:>9}", flush=True)
+                  f"{roff:>13.1f}{ron:>12.1f}{ron - roff:>+10.1f}  {said:<15}{count:>9}{spread:>14.1f}", flush=True)
 
 
 def leak_steps(total):

@@ -26,9 +26,9 @@ def test_native_sites_benchmark_short_mode_prints_every_figure():
     assert p.returncode == 0, p.stdout + p.stderr
     print(p.stdout)
     rows = re.findall(r"^17\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+\.\d{3})\s+(\d+\.\d)\s+(\d+\.\d)\s+([-+]\d+\.\d)"
-                      r"\s+(\S+)/(\S+)\s+(\d+|-)$", p.stdout, re.M)
+                      r"\s+(\S+)/(\S+)\s+(\d+|-)\s+(\d+\.\d)$", p.stdout, re.M)
     assert len(rows) == 1, p.stdout
-    rate, off, on, ratio, rss_off, rss_on, diff, status_off, status_on, sampled = rows[0]
+    rate, off, on, ratio, rss_off, rss_on, diff, status_off, status_on, sampled, spread = rows[0]
     # The agent's default rate, as the on run's report gave it.
     assert rate == "512k", rows
     assert int(off) > 0 and int(on) > 0, rows
@@ -40,6 +40,8 @@ def test_native_sites_benchmark_short_mode_prints_every_figure():
     # Each run did what it asked: no sampler with off, a sampler that took samples with on.
     assert (status_off, status_on) == ("off", "on"), rows
     assert sampled != "-" and int(sampled) > 0, rows
+    # One off run: no spread to measure yet.
+    assert spread == "0.0", rows
     errors = re.findall(r"^17\s+(\S+)\s+(\d+\.\d)\s+(\d+)\s+(\d+\.\d)\s+(\d+\.\d)\s+([-+]\d+\.\d)\s+(\d+)\s+(\S+)$",
                         p.stdout, re.M)
     assert len(errors) == 1, p.stdout
