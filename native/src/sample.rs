@@ -9,7 +9,7 @@ use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range, RegionC
 use crate::cgroup::{CgroupFs, CgroupState};
 use crate::findings::{Diagnosis, Finding, SeverityChange, Thresholds};
 use crate::history::Growth;
-use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, SitesObs, ZipObs};
+use crate::observation::{self, BufferObs, MallocObs, NativeSitesObs, NmtObs, Observation, SitesObs, ZipObs};
 use crate::smaps::{self, Backing, Mapping};
 use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
@@ -177,6 +177,10 @@ pub struct Sample {
     /// Call sites of zip streams, direct buffers and threads (see `sites`); null without a JVM.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub sites: Value,
+    /// Sampled malloc call sites (see `native_sites`): who allocates what nothing else accounts
+    /// for; null without a JVM.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub native_sites: Value,
     /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
     /// as given, less the texts the core parses itself.
     pub jvm: Value,
@@ -582,6 +586,7 @@ impl Core {
         let texts = JvmTexts::take_from(&mut facts);
         let zip = facts.as_object_mut().and_then(|o| o.remove("zip")).unwrap_or(Value::Null);
         let sites = facts.as_object_mut().and_then(|o| o.remove("sites")).unwrap_or(Value::Null);
+        let native_sites = facts.as_object_mut().and_then(|o| o.remove("native_sites")).unwrap_or(Value::Null);
         let heap = texts.heap_info.as_deref().map(heap_info::parse_heap_info);
         self.seq += 1;
         let epoch_ms = timefmt::now_millis();
@@ -726,6 +731,7 @@ impl Core {
             cgroup: cgroup.clone(),
             jvm_trim_interval_ms,
             sites: SitesObs::from_report(&sites),
+            native_sites: NativeSitesObs::from_report(&native_sites),
         };
         let report = self.diagnosis.observe(obs);
         for line in report.update.log_lines() {
@@ -757,6 +763,7 @@ impl Core {
             trim,
             zip,
             sites,
+            native_sites,
             jvm: facts,
             problems,
             sample_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
