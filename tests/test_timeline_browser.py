@@ -273,3 +273,56 @@ def test_the_page_runs_offline_and_draws_every_series_and_trim(agent_jar, tmp_pa
     sampled = len(rows[::4]) * len(range(0, width * bpp, 4 * bpp))
     assert len(colours) > 40, f"{len(colours)} colours: a blank page?"
     assert blank < 0.9 * sampled, f"{blank} of {sampled} sampled pixels are white"
+
+
+def test_native_call_sites_draw_a_line_per_site_and_a_table(agent_jar, tmp_path):
+    """The fixture with a synthetic `native_sites` part on every sample: a site that grows one MiB
+    per sample and a steady one. The page draws one more chart, one line per site, and the table
+    whose label opens onto the site's frames."""
+    samples = [json.loads(l) for l in FIXTURE.read_text().splitlines() if l.strip()]
+    leak = "libleak.so leak_into_cache <- LeakyCache.put"
+    steady = "libz.so.1 inflateInit2_ <- java.util.zip.Inflater.init"
+    for i, s in enumerate(samples):
+        s["native_sites"] = {
+            "status": "on", "sample_bytes": 524288, "since_ms": samples[0]["epoch_ms"], "java_frames": True,
+            "live_bytes": (i + 41) << 20, "growth_bytes": i << 20,
+            "sites": [
+                {"id": 3, "label": leak, "thread": "worker-3", "live_bytes": (i + 1) << 20, "growth_bytes": i << 20,
+                 "native": [{"library": "libleak.so", "symbol": "leak_into_cache", "offset": 42}],
+                 "java": ["LeakyCache.put(LeakyCache.java:12)"], "live_samples": i, "allocated_bytes": (i + 1) << 20},
+                {"id": 4, "label": steady, "thread": "main", "live_bytes": 40 << 20, "growth_bytes": 0,
+                 "native": [{"library": "libz.so.1", "symbol": "inflateInit2_", "offset": 16}],
+                 "live_samples": 80, "allocated_bytes": 80 << 20},
+                {"site": "other", "sites": 0, "live_bytes": 0, "growth_bytes": 0},
+            ]}
+    report = tmp_path / "native.jsonl"
+    report.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    page = tmp_path / "native.html"
+    p = subprocess.run([java(17), "-jar", str(agent_jar), "html", str(report), "-o", str(page)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    charts, _, _ = expected(samples)
+
+    p = run_chromium(tmp_path, "--window-size=1400,1000", "--dump-dom", page.as_uri())
+    assert "Uncaught" not in p.stderr and "Refused to" not in p.stderr, p.stderr[-4000:]
+    dom = Tree(p.stdout).root
+    body = dom.find(lambda n: n.tag == "body")[0]
+    assert body.attrs.get("data-errors") is None, body.attrs
+    assert body.attrs.get("data-drawn") == str(len(charts) + 1), body.attrs
+    native = [c for c in dom.find(lambda n: "chart" in n.classes())
+              if c.find(lambda n: n.tag == "h2")[0].all_text().startswith("Native call sites")]
+    assert len(native) == 1
+    plot = native[0].find(lambda n: n.tag == "g" and "clip-path" in n.attrs)[0]
+    assert len(plot.find(lambda n: n.tag in ("path", "circle"))) == 2
+    legend = native[0].find(lambda n: "legend" in n.classes())[0].all_text()
+    assert leak in legend and steady in legend, legend
+
+    table = dom.find(lambda n: n.tag == "table" and "native-sites" in n.classes())
+    assert len(table) == 1
+    rows = [r for r in table[0].find(lambda n: n.tag == "tr") if r.find(lambda n: n.tag == "td")]
+    assert len(rows) == 3, [r.all_text() for r in rows]
+    first = rows[0].find(lambda n: n.tag == "td")
+    assert first[0].find(lambda n: n.tag == "summary")[0].all_text() == leak
+    assert "LeakyCache.put(LeakyCache.java:12)" in first[0].find(lambda n: "frames" in n.classes())[0].all_text()
+    assert [c.all_text() for c in first[1:]] == [f"{len(samples)}.0 MiB", f"+{len(samples) - 1}.0 MiB", "worker-3"]
+    assert rows[2].find(lambda n: n.tag == "td")[0].all_text() == "other (0 sites)"

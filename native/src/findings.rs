@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cgroup;
 use crate::history::{series, Growth, History, HistoryConfig};
-use crate::observation::{Observation, SitesObs};
+use crate::observation::{NativeSite, NativeSitesObs, Observation, SitesObs};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -59,6 +59,13 @@ pub const ARENA_MAX_RECOMMENDED: u64 = 2;
 pub const NATIVE_GROWTH_MIN_BYTES: u64 = 128 * MIB;
 /// Below this share of the RSS growth explained by NMT, the growth is outside the JVM's account.
 pub const NMT_COVERAGE_MIN: f64 = 0.30;
+/// A sampled malloc call site whose live bytes grow at least this fast (per hour) over the rate
+/// window is called growing; the estimate of a steady site wanders by about one sampling
+/// interval, far below this over the window.
+pub const NATIVE_SITE_GROWTH_MIN_PER_HOUR: f64 = 16.0 * MIB as f64;
+/// The operator's ways to turn the native call sites on, named when they are off.
+pub const NATIVE_SITES_OPTION: &str = "nativeSites=on";
+pub const NATIVE_SITES_START_COMMAND: &str = "java -jar offheap-doctor.jar <pid> sites start";
 
 // zip-unclosed.
 /// Unended Inflaters the JDK keeps itself: cached for its own open jar and zip files.
@@ -641,13 +648,97 @@ fn native_outside_nmt(o: &Observation, g: &Growth, t: &Thresholds) -> Option<Fin
         let top: Vec<String> = parts.iter().take(3).map(|(k, d)| format!("{k} {}", fmt_delta_bytes(*d))).collect();
         f = f.text("grew_most", top.join(", "), None);
     }
-    Some(f.remedy(
-        "The growth is memory the JVM does not track: native code (JNI/JNA libraries), zlib streams \
-         (see zip-unclosed), or the allocator keeping freed memory (see malloc-retention). To find who \
-         allocates it, profile malloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
-         MALLOC_CONF=prof:true,lg_prof_interval:30,lg_prof_sample:17 (a jemalloc built with \
-         --enable-prof), then jeprof on the dumps.",
-    ))
+    const WHAT: &str = "The growth is memory the JVM does not track: native code (JNI/JNA libraries), zlib streams \
+         (see zip-unclosed), or the allocator keeping freed memory (see malloc-retention).";
+    let Some(n) = o.native_sites.as_ref() else {
+        let mut remedy = format!(
+            "{WHAT} To find who allocates it, profile malloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+             MALLOC_CONF=prof:true,lg_prof_interval:30,lg_prof_sample:17 (a jemalloc built with \
+             --enable-prof), then jeprof on the dumps."
+        );
+        if !remedy.contains(NATIVE_SITES_OPTION) {
+            remedy.push_str(&format!(
+                " Or let the agent sample malloc's call sites, and this finding name the ones that grow: start it with \
+                 {NATIVE_SITES_OPTION}, or on the running JVM `{NATIVE_SITES_START_COMMAND}`."
+            ));
+        }
+        return Some(f.remedy(remedy));
+    };
+    let (f, named) = native_site_evidence(f, n, g);
+    Some(f.remedy(format!("{named}{WHAT}")))
+}
+
+/// A native site's live-bytes rate per hour as people read it: per second from 1 KiB/s up
+/// (`+5.0 MiB/s`), else per hour.
+fn fmt_site_rate(per_hour: f64) -> String {
+    let per_s = per_hour / 3600.0;
+    if per_s.abs() >= KIB as f64 {
+        let sign = if per_s < 0.0 { "-" } else { "+" };
+        format!("{sign}{}/s", fmt_bytes(per_s.abs().min(u64::MAX as f64) as u64))
+    } else {
+        fmt_rate_bytes(per_hour)
+    }
+}
+
+/// The sampled sites behind the untracked growth as `site_<n>` evidence, growing ones first (by
+/// rate), then the largest; and the remedy's opening sentence, naming the top growing site.
+fn native_site_evidence(mut f: Finding, n: &NativeSitesObs, g: &Growth) -> (Finding, String) {
+    let growing_at = |s: &NativeSite| g.native_site_rates.get(&s.id).copied().filter(|r| *r >= NATIVE_SITE_GROWTH_MIN_PER_HOUR);
+    // What the JVM mallocs itself goes through libjvm's own call sites, and NMT counts it.
+    let mut rows: Vec<&NativeSite> =
+        n.sites.iter().filter(|s| s.live_bytes > 0 || growing_at(s).is_some()).filter(|s| !s.label.starts_with("libjvm.so ")).collect();
+    rows.sort_by(|a, b| match (growing_at(a), growing_at(b)) {
+        (Some(ra), Some(rb)) => rb.total_cmp(&ra),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => b.live_bytes.cmp(&a.live_bytes),
+    });
+    f = f.bytes("native_sites_live", n.live_bytes).delta("native_sites_growth", n.growth_bytes);
+    for (i, s) in rows.iter().take(SITES_IN_EVIDENCE).enumerate() {
+        let rate = g.native_site_rates.get(&s.id).copied();
+        let how = match (growing_at(s), rate) {
+            (Some(r), _) => fmt_site_rate(r),
+            (None, Some(_)) => "not growing".to_string(),
+            (None, None) => format!("{} since the sampler's baseline", fmt_delta_bytes(s.growth_bytes)),
+        };
+        f = f
+            .text(SITE_KEYS[i], format!("{}: {} live, {how}", s.label, fmt_bytes(s.live_bytes)), Some(s.live_bytes as f64))
+            .bytes(SITE_LIVE_KEYS[i], s.live_bytes)
+            .delta(SITE_GROWTH_KEYS[i], s.growth_bytes)
+            .rate(SITE_RATE_KEYS[i], rate);
+        if let Some(t) = &s.thread {
+            f = f.text(SITE_THREAD_KEYS[i], t.as_str(), None);
+        }
+    }
+    let named = match rows.first().map(|s| (s, growing_at(s))) {
+        Some((s, Some(r))) => {
+            let mut stack: Vec<&str> = s.native.iter().take(3).map(String::as_str).collect();
+            stack.extend(s.java.iter().take(2).map(String::as_str));
+            format!(
+                "The malloc call site that grows most: {}, {} live and {}{}{}. Free what it allocates once done with \
+                 it, or bound what keeps it. ",
+                s.label,
+                fmt_bytes(s.live_bytes),
+                fmt_site_rate(r),
+                s.thread.as_deref().map(|t| format!(" (thread {t})")).unwrap_or_default(),
+                if stack.is_empty() { String::new() } else { format!("; stack, innermost first: {}", stack.join(" <- ")) },
+            )
+        }
+        Some((s, None)) if g.native_site_rates.is_empty() => format!(
+            "Too soon to say which malloc call site grows; the largest is {}, {} live. ",
+            s.label,
+            fmt_bytes(s.live_bytes)
+        ),
+        Some((s, None)) => format!(
+            "No sampled malloc call site grows (the largest is {}, {} live): the growth is likely not memory still \
+             allocated by malloc, but freed memory the allocator keeps, or memory native code maps itself \
+             (mmap), which the sampler does not see. ",
+            s.label,
+            fmt_bytes(s.live_bytes)
+        ),
+        None => "The malloc call sites sampled so far hold nothing outside the JVM's own. ".to_string(),
+    };
+    (f, named)
 }
 
 fn nmt_off(o: &Observation, _g: &Growth, _t: &Thresholds) -> Option<Finding> {
@@ -679,6 +770,8 @@ const SITE_UNENDED_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_unended", "site_2_
 const SITE_BYTES_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_estimated", "site_2_estimated", "site_3_estimated"];
 const SITE_LIVE_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_live", "site_2_live", "site_3_live"];
 const SITE_GROWTH_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_growth", "site_2_growth", "site_3_growth"];
+const SITE_RATE_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_rate", "site_2_rate", "site_3_rate"];
+const SITE_THREAD_KEYS: [&str; SITES_IN_EVIDENCE] = ["site_1_thread", "site_2_thread", "site_3_thread"];
 
 /// Per-stream zlib memory the census's estimate counts (the Java side's constants).
 const INFLATER_NATIVE_BYTES: u64 = 40 * KIB;
@@ -1479,6 +1572,96 @@ mod tests {
         assert!(find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).is_none(), "80% covered");
         let (o, g) = run(60, |i| nmt_obs(i, MIB, 0));
         assert!(find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).is_none(), "59 MiB is small");
+    }
+
+    /// A native site of the sampler's report, `live` bytes.
+    fn native_site(id: u64, label: &str, live: u64) -> crate::observation::NativeSite {
+        crate::observation::NativeSite {
+            id,
+            label: label.into(),
+            native: vec![format!("{} +0x2a", label.split(" <- ").next().unwrap_or(label))],
+            java: vec!["LeakyCache.put(LeakyCache.java:12)".into()],
+            thread: Some("worker-3".into()),
+            live_bytes: live,
+            ..Default::default()
+        }
+    }
+
+    const LEAK_LABEL: &str = "libleak.so leak_into_cache <- LeakyCache.put";
+    const CACHE_LABEL: &str = "libz.so.1 inflateInit2_ <- java.util.zip.Inflater.init";
+
+    /// `nmt_obs` with the sampler on: a site growing 2 MiB/s, one flat at 40 MiB (its estimate
+    /// wandering by a sampling interval), and a libjvm site NMT already counts.
+    fn native_run() -> (Observation, Growth) {
+        run(60, |i| {
+            let mut o = nmt_obs(i, 20 * MIB, MIB / 2);
+            let leak = 100 * MIB + i * (STEP_MS / 1000) * 2 * MIB;
+            let flat = if i % 2 == 0 { 40 * MIB + 512 * KIB } else { 40 * MIB - 512 * KIB };
+            o.native_sites = Some(crate::observation::NativeSitesObs {
+                since_ms: 1,
+                sample_bytes: 512 * KIB,
+                live_bytes: leak + flat,
+                growth_bytes: (leak - 100 * MIB) as i64,
+                sites: vec![
+                    native_site(3, LEAK_LABEL, leak),
+                    native_site(7, CACHE_LABEL, flat),
+                    native_site(8, "libjvm.so os::malloc", 900 * MIB),
+                ],
+                ..Default::default()
+            });
+            o
+        })
+    }
+
+    #[test]
+    fn native_outside_nmt_names_the_growing_native_site() {
+        let (o, g) = native_run();
+        let f = find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).cloned().expect("raised");
+        let live = 100 * MIB + 59 * 10 * 2 * MIB;
+        assert_eq!(ev(&f, "site_1").value, format!("{LEAK_LABEL}: {} live, +2.0 MiB/s", fmt_bytes(live)));
+        assert_eq!(ev(&f, "site_1_live").raw, Some(live as f64));
+        let per_hour = ev(&f, "site_1_rate").raw.expect("rate");
+        let want = 2.0 * MIB as f64 * 3600.0;
+        assert!((per_hour - want).abs() < want * 0.01, "{per_hour} vs {want}");
+        assert_eq!(ev(&f, "site_1_thread").value, "worker-3");
+        // The flat site is named by its size but not called growing.
+        assert_eq!(ev(&f, "site_2").value, format!("{CACHE_LABEL}: 39.5 MiB live, not growing"));
+        assert!(ev(&f, "site_2_rate").raw.expect("rate").abs() < NATIVE_SITE_GROWTH_MIN_PER_HOUR);
+        assert!(f.evidence.iter().all(|e| !e.value.contains("libjvm.so")), "NMT counts libjvm's own: {f:?}");
+        assert!(f.remedy.starts_with(&format!("The malloc call site that grows most: {LEAK_LABEL}, {} live and +2.0 MiB/s (thread worker-3)", fmt_bytes(live))), "{}", f.remedy);
+        assert!(f.remedy.contains("LeakyCache.put(LeakyCache.java:12)"), "{}", f.remedy);
+        assert!(!f.remedy.contains(NATIVE_SITES_OPTION));
+    }
+
+    #[test]
+    fn native_outside_nmt_with_only_flat_sites_names_none_growing() {
+        let (mut o, g) = native_run();
+        if let Some(n) = o.native_sites.as_mut() {
+            n.sites.retain(|s| s.id == 7);
+        }
+        let f = find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).cloned().expect("raised");
+        assert!(ev(&f, "site_1").value.ends_with("not growing"), "{f:?}");
+        assert!(f.remedy.starts_with("No sampled malloc call site grows"), "{}", f.remedy);
+    }
+
+    #[test]
+    fn native_outside_nmt_without_native_sites_suggests_them() {
+        let (o, g) = run(60, |i| nmt_obs(i, 5 * MIB, MIB / 2));
+        let f = find(&evaluate_with(&o, &g), ids::NATIVE_OUTSIDE_NMT).cloned().expect("raised");
+        assert!(f.evidence.iter().all(|e| !e.key.starts_with("site_") && !e.key.starts_with("native_sites")), "{f:?}");
+        assert!(f.remedy.contains("MALLOC_CONF=prof:true"));
+        assert!(f.remedy.ends_with(
+            "Or let the agent sample malloc's call sites, and this finding name the ones that grow: start it with \
+             nativeSites=on, or on the running JVM `java -jar offheap-doctor.jar <pid> sites start`."
+        ), "{}", f.remedy);
+        assert_eq!(f.remedy.matches(NATIVE_SITES_OPTION).count(), 1);
+    }
+
+    #[test]
+    fn site_rates_read_per_second_or_per_hour() {
+        assert_eq!(fmt_site_rate(5.0 * MIB as f64 * 3600.0), "+5.0 MiB/s");
+        assert_eq!(fmt_site_rate(-2.0 * KIB as f64 * 3600.0), "-2.0 KiB/s");
+        assert_eq!(fmt_site_rate(360.0 * KIB as f64), "+360.0 KiB/h");
     }
 
     #[test]

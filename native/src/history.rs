@@ -27,6 +27,13 @@
 //! whole window until its plateau fills most of it; the later half goes flat as soon as the
 //! plateau covers it. The rules call growth that goes on only what both rates show. It needs
 //! [`HistoryConfig::rate_min_points`] points of its own and is absent without a rate.
+//!
+//! # Native call sites
+//! The sampled malloc sites are not series (their ids come and go, and interning each would grow
+//! every point): a second ring keeps, per sample with the sampler on, the live bytes of its top
+//! sites by id, only as far back as the rate window. [`Growth::native_site_rates`] is the same
+//! slope per site of the latest sample, over the points of the same sampler run; a site absent
+//! from a point (new since, or below the top then) counts as 0 there.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -156,6 +163,10 @@ pub struct Growth {
     /// Span the rates were measured over (first to last point of the window).
     pub rate_span_ms: u64,
     pub series: BTreeMap<String, SeriesGrowth>,
+    /// Live-bytes rate per hour of each native call site of the latest sample, by site id; a
+    /// site without enough points in the window has none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub native_site_rates: BTreeMap<u64, f64>,
 }
 
 impl Growth {
@@ -195,6 +206,16 @@ pub struct History {
     points: VecDeque<Point>,
     baseline: Option<(Observation, Point)>,
     latest: Option<Observation>,
+    native_sites: VecDeque<SitePoint>,
+}
+
+/// The native call sites of one sample: its sampler run and each top site's live bytes.
+#[derive(Debug, Clone)]
+struct SitePoint {
+    epoch_ms: u64,
+    run: u64,
+    /// `(id, live_bytes)`, sorted by id.
+    live: Box<[(u64, u64)]>,
 }
 
 impl Default for History {
@@ -215,6 +236,7 @@ impl History {
             points: VecDeque::with_capacity(config.capacity.min(1024)),
             baseline: None,
             latest: None,
+            native_sites: VecDeque::new(),
         }
     }
 
@@ -254,6 +276,7 @@ impl History {
     pub fn push(&mut self, obs: Observation) {
         let values = self.flatten(&obs);
         let point = Point { epoch_ms: obs.epoch_ms, values };
+        self.push_native_sites(&obs);
         if self.baseline.is_none() {
             self.baseline = Some((obs.clone(), point.clone()));
         }
@@ -269,6 +292,44 @@ impl History {
         if let (Some(obs), Some(point)) = (&self.latest, self.points.back()) {
             self.baseline = Some((obs.clone(), point.clone()));
         }
+    }
+
+    fn push_native_sites(&mut self, obs: &Observation) {
+        let Some(n) = &obs.native_sites else { return };
+        let mut live: Vec<(u64, u64)> = n.sites.iter().map(|s| (s.id, s.live_bytes)).collect();
+        live.sort_unstable();
+        live.dedup_by_key(|p| p.0);
+        let from = obs.epoch_ms.saturating_sub(self.config.rate_window_ms);
+        while self.native_sites.front().is_some_and(|p| p.epoch_ms < from) || self.native_sites.len() >= self.config.capacity {
+            self.native_sites.pop_front();
+        }
+        self.native_sites.push_back(SitePoint { epoch_ms: obs.epoch_ms, run: n.since_ms, live: live.into_boxed_slice() });
+    }
+
+    /// The live-bytes rate of each native site of the latest observation (see the module doc).
+    fn native_site_rates(&self, from_ms: u64, slopes: &mut Vec<f64>) -> BTreeMap<u64, f64> {
+        let mut out = BTreeMap::new();
+        let Some(n) = self.latest.as_ref().and_then(|o| o.native_sites.as_ref()) else { return out };
+        let points: Vec<&SitePoint> =
+            self.native_sites.iter().filter(|p| p.run == n.since_ms && p.epoch_ms >= from_ms).collect();
+        let m = self.config.rate_max_points;
+        let picked: Vec<&SitePoint> = if points.len() <= m {
+            points
+        } else {
+            (0..m).map(|k| points[k * (points.len() - 1) / (m - 1)]).collect()
+        };
+        let mut xs: Vec<(u64, u64)> = Vec::with_capacity(picked.len());
+        for site in &n.sites {
+            xs.clear();
+            xs.extend(picked.iter().map(|p| {
+                let v = p.live.binary_search_by_key(&site.id, |e| e.0).map_or(0, |i| p.live[i].1);
+                (p.epoch_ms, v)
+            }));
+            if let Some(r) = self.rate_of(&xs, slopes) {
+                out.insert(site.id, r);
+            }
+        }
+        out
     }
 
     fn id(&mut self, name: &str) -> usize {
@@ -396,11 +457,13 @@ impl History {
                 },
             );
         }
+        let from = window.first().map_or(u64::MAX, |i| self.points[*i].epoch_ms);
         Growth {
             baseline_ms: base.map_or(0, |p| p.epoch_ms),
             latest_ms: last.map_or(0, |p| p.epoch_ms),
             rate_span_ms: span,
             series,
+            native_site_rates: self.native_site_rates(from, &mut slopes),
         }
     }
 
@@ -490,6 +553,54 @@ mod tests {
         let g = h.growth();
         assert_eq!(g.delta(series::RSS), Some(11 * MIB as i64));
         assert_eq!(g.baseline_ms, 0);
+    }
+
+    fn with_sites(t_ms: u64, run: u64, sites: &[(u64, u64)]) -> Observation {
+        let mut o = obs(t_ms, GIB_1);
+        o.native_sites = Some(crate::observation::NativeSitesObs {
+            since_ms: run,
+            sites: sites
+                .iter()
+                .map(|&(id, live_bytes)| crate::observation::NativeSite { id, live_bytes, ..Default::default() })
+                .collect(),
+            ..Default::default()
+        });
+        o
+    }
+
+    #[test]
+    fn native_site_rates_by_id_within_one_sampler_run() {
+        // 3 MiB per 10 s sample is 1080 MiB/h.
+        let per_hour = 3.0 * MIB as f64 * 360.0;
+        let mut h = History::default();
+        for i in 0..30 {
+            let mut sites = vec![(1, 10 * MIB + i * 3 * MIB), (2, 50 * MIB)];
+            if i >= 15 {
+                sites.push((5, (i - 14) * 3 * MIB));
+            }
+            h.push(with_sites(i * STEP_MS, 1, &sites));
+        }
+        let g = h.growth();
+        let r1 = g.native_site_rates.get(&1).copied().expect("rate of site 1");
+        assert!((r1 - per_hour).abs() < 1.0, "{r1}");
+        assert_eq!(g.native_site_rates.get(&2).copied(), Some(0.0));
+        // A site that appeared in the window counts from 0 before.
+        assert!(g.native_site_rates.get(&5).is_some_and(|r| *r > per_hour / 2.0), "{g:?}");
+        // One that dropped out of the top has no rate.
+        h.push(with_sites(30 * STEP_MS, 1, &[(1, 100 * MIB)]));
+        assert_eq!(h.growth().native_site_rates.keys().collect::<Vec<_>>(), vec![&1]);
+        // A new sampler run: id 1 is another site now; the old run's points do not count.
+        for i in 31..39 {
+            h.push(with_sites(i * STEP_MS, 2, &[(1, 7 * MIB)]));
+        }
+        assert_eq!(h.growth().native_site_rates.get(&1).copied(), Some(0.0));
+        // Sampler off: no rates; the ring keeps only the rate window.
+        h.push(obs(39 * STEP_MS, GIB_1));
+        assert!(h.growth().native_site_rates.is_empty());
+        for i in 40..400 {
+            h.push(with_sites(i * STEP_MS, 2, &[(1, 7 * MIB)]));
+        }
+        assert_eq!(h.native_sites.len() as u64, DEFAULT_RATE_WINDOW_MS / STEP_MS + 1);
     }
 
     #[test]

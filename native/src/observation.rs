@@ -58,6 +58,131 @@ pub struct Observation {
     /// off or unavailable.
     #[serde(default)]
     pub sites: Option<SitesObs>,
+    /// The sampled malloc call sites; `None` when the native sampler is off or unavailable.
+    #[serde(default)]
+    pub native_sites: Option<NativeSitesObs>,
+}
+
+/// The report's `native_sites` part as the rules read it: the sampler's totals and its named
+/// sites, largest first, with the "other" row apart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NativeSitesObs {
+    /// When this sampler run started (epoch ms): site ids are comparable only within one run.
+    pub since_ms: u64,
+    /// Mean bytes allocated between two samples.
+    pub sample_bytes: u64,
+    /// Whether sites carry Java frames.
+    pub java_frames: bool,
+    /// Estimated live bytes over all sites.
+    pub live_bytes: u64,
+    /// Since the sampler's baseline.
+    pub growth_bytes: i64,
+    pub sites: Vec<NativeSite>,
+    /// The sites beyond the top ones, together.
+    pub other: Option<NativeOther>,
+}
+
+/// One sampled malloc call site.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NativeSite {
+    /// Stable within one sampler run.
+    pub id: u64,
+    /// `libfoo.so foo_put <- com.acme.Cache.put`.
+    pub label: String,
+    /// Innermost first: `libfoo.so foo_put+0x2a`.
+    pub native: Vec<String>,
+    /// Innermost first: `com.acme.Cache.put(Cache.java:42)`.
+    pub java: Vec<String>,
+    pub thread: Option<String>,
+    pub live_bytes: u64,
+    pub growth_bytes: i64,
+    pub live_samples: u64,
+    pub allocated_bytes: u64,
+}
+
+/// The "other" row: how many sites it stands for and what they hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeOther {
+    pub sites: u64,
+    pub live_bytes: u64,
+    pub growth_bytes: i64,
+}
+
+/// `libz.so.1 inflateInit2_+0x2a`, `libz.so.1+0x1f00` without a symbol.
+fn native_frame_text(f: &Value) -> Option<String> {
+    if let Some(s) = f.as_str() {
+        return Some(s.to_string());
+    }
+    let library = f.get("library").and_then(Value::as_str).unwrap_or("?");
+    let offset = f.get("offset").and_then(Value::as_u64).unwrap_or(0);
+    match f.get("symbol").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        Some(sym) => Some(format!("{library} {sym}+{offset:#x}")),
+        None if f.is_object() => Some(format!("{library}+{offset:#x}")),
+        None => None,
+    }
+}
+
+impl NativeSitesObs {
+    /// Reads the report's `native_sites` part; `None` unless its `status` is `on`. A row without
+    /// an id is skipped (its rate could not be followed); a malformed row never fails the rest.
+    pub fn from_report(part: &Value) -> Option<NativeSitesObs> {
+        if part.get("status").and_then(Value::as_str) != Some("on") {
+            return None;
+        }
+        let u = |r: &Value, k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let i = |r: &Value, k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let rows = part.get("sites").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let is_other = |r: &Value| r.get("site").and_then(Value::as_str) == Some("other");
+        let sites = rows
+            .iter()
+            .filter(|r| !is_other(r))
+            .filter_map(|r| {
+                let id = r.get("id")?.as_u64()?;
+                let native: Vec<String> =
+                    r.get("native").and_then(Value::as_array).into_iter().flatten().filter_map(native_frame_text).collect();
+                let java: Vec<String> = r
+                    .get("java")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
+                let label = r
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .or_else(|| native.first().cloned())
+                    .unwrap_or_else(|| format!("site {id}"));
+                Some(NativeSite {
+                    id,
+                    label,
+                    native,
+                    java,
+                    thread: r.get("thread").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string),
+                    live_bytes: u(r, "live_bytes"),
+                    growth_bytes: i(r, "growth_bytes"),
+                    live_samples: u(r, "live_samples"),
+                    allocated_bytes: u(r, "allocated_bytes"),
+                })
+            })
+            .collect();
+        let other = rows.iter().find(|r| is_other(r)).map(|r| NativeOther {
+            sites: u(r, "sites"),
+            live_bytes: u(r, "live_bytes"),
+            growth_bytes: i(r, "growth_bytes"),
+        });
+        Some(NativeSitesObs {
+            since_ms: u(part, "since_ms"),
+            sample_bytes: u(part, "sample_bytes"),
+            java_frames: part.get("java_frames").and_then(Value::as_bool).unwrap_or(false),
+            live_bytes: u(part, "live_bytes"),
+            growth_bytes: i(part, "growth_bytes"),
+            sites,
+            other,
+        })
+    }
 }
 
 /// The report's `sites` part as the rules read it: per kind its named sites, largest first, the
@@ -416,6 +541,39 @@ mod tests {
         assert_eq!(SitesObs::from_report(&json!({"status": "unavailable", "problem": "x"})), None);
         assert_eq!(SitesObs::from_report(&Value::Null), None);
         assert_eq!(SitesObs::from_report(&json!({"status": "on", "direct": 5})), Some(SitesObs::default()));
+    }
+
+    #[test]
+    fn reads_the_native_sites_part() {
+        let part = json!({
+            "status": "on", "sample_bytes": 524288, "since_ms": 1_733_280_000_000u64, "libraries": 14, "slots": 37,
+            "sampled": 1234, "dropped": 0, "java_frames": true, "live_bytes": 310_001_234u64, "growth_bytes": -5,
+            "sites": [
+                {"id": 3, "label": "libleak.so leak_into_cache <- LeakyCache.put",
+                 "native": [{"library": "libleak.so", "symbol": "leak_into_cache", "offset": 42},
+                            {"library": "libjvm.so", "offset": 4096}, "garbage"],
+                 "java": ["LeakyCache.put(LeakyCache.java:12)", 7], "thread": "worker-3",
+                 "live_bytes": 310_000_000u64, "growth_bytes": 5_000_000, "live_samples": 600, "allocated_bytes": 900_000_000u64},
+                {"label": "no id: skipped", "live_bytes": 5},
+                {"id": 4, "native": [{"library": "libz.so.1", "symbol": "inflateInit2_", "offset": 16}], "live_bytes": "x"},
+                {"site": "other", "sites": 12, "live_bytes": 1234, "growth_bytes": 0}
+            ]
+        });
+        let n = NativeSitesObs::from_report(&part).expect("on");
+        assert_eq!((n.sample_bytes, n.since_ms, n.java_frames, n.live_bytes, n.growth_bytes), (524_288, 1_733_280_000_000, true, 310_001_234, -5));
+        assert_eq!(n.sites.len(), 2);
+        let s = &n.sites[0];
+        assert_eq!((s.id, s.label.as_str(), s.thread.as_deref()), (3, "libleak.so leak_into_cache <- LeakyCache.put", Some("worker-3")));
+        assert_eq!(s.native, vec!["libleak.so leak_into_cache+0x2a".to_string(), "libjvm.so+0x1000".into(), "garbage".into()]);
+        assert_eq!(s.java, vec!["LeakyCache.put(LeakyCache.java:12)".to_string()]);
+        assert_eq!((s.live_bytes, s.growth_bytes, s.live_samples, s.allocated_bytes), (310_000_000, 5_000_000, 600, 900_000_000));
+        assert_eq!((n.sites[1].label.as_str(), n.sites[1].live_bytes), ("libz.so.1 inflateInit2_+0x10", 0), "label from the first frame");
+        assert_eq!(n.other, Some(NativeOther { sites: 12, live_bytes: 1234, growth_bytes: 0 }));
+
+        assert_eq!(NativeSitesObs::from_report(&json!({"status": "off"})), None);
+        assert_eq!(NativeSitesObs::from_report(&json!({"status": "unavailable", "problem": "x"})), None);
+        assert_eq!(NativeSitesObs::from_report(&Value::Null), None);
+        assert_eq!(NativeSitesObs::from_report(&json!({"status": "on", "sites": {}})), Some(NativeSitesObs::default()));
     }
 
     #[test]

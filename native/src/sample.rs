@@ -9,7 +9,7 @@ use crate::breakdown::{self, Breakdown, ClassifyInput, NmtRegion, Range, RegionC
 use crate::cgroup::{CgroupFs, CgroupState};
 use crate::findings::{Diagnosis, Finding, SeverityChange, Thresholds};
 use crate::history::Growth;
-use crate::observation::{self, BufferObs, MallocObs, NmtObs, Observation, SitesObs, ZipObs};
+use crate::observation::{self, BufferObs, MallocObs, NativeSitesObs, NmtObs, Observation, SitesObs, ZipObs};
 use crate::smaps::{self, Backing, Mapping};
 use crate::error::{Error, Result};
 use crate::heap_info::{self, HeapInfo};
@@ -177,8 +177,8 @@ pub struct Sample {
     /// Call sites of zip streams, direct buffers and threads (see `sites`); null without a JVM.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub sites: Value,
-    /// Sampled malloc call sites of the libraries outside the JVM (see `native_sites`); null
-    /// without a JVM.
+    /// Sampled malloc call sites (see `native_sites`): who allocates what nothing else accounts
+    /// for; null without a JVM.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub native_sites: Value,
     /// What the JVM told the agent (heap usage, threads, versions, buffer pools): passed through
@@ -731,6 +731,7 @@ impl Core {
             cgroup: cgroup.clone(),
             jvm_trim_interval_ms,
             sites: SitesObs::from_report(&sites),
+            native_sites: NativeSitesObs::from_report(&native_sites),
         };
         let report = self.diagnosis.observe(obs);
         for line in report.update.log_lines() {

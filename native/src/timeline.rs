@@ -32,6 +32,11 @@ const MAX_TRIM_MARKS: usize = 1000;
 const NMT_TOP: usize = 8;
 /// The most distinct series kept (fixed fields, breakdown classes and NMT categories together).
 const MAX_COLUMNS: usize = 256;
+/// Native call sites drawn: those with the highest sampled live bytes at their peak.
+const NATIVE_SITES_TOP: usize = 6;
+/// The most native call sites (by label) given a series: sites come and go over a long report,
+/// and each one would otherwise take a column from the fixed bound.
+const NATIVE_SITE_COLUMNS: usize = 32;
 /// The NMT category of the Java heap: drawn with the resident memory, not among the native
 /// categories, where its size would flatten every other line.
 const NMT_JAVA_HEAP: &str = "Java Heap";
@@ -85,6 +90,92 @@ pub struct Timeline {
     open: usize,
     /// The call site tables of the latest sample that had sites on, with its time.
     sites: Option<(f64, SiteTables)>,
+    /// The native call sites of the latest sample that had the sampler on, with its time.
+    native_sites: Option<(f64, NativeSiteTable)>,
+    /// Labels of the native call sites that have a series (`ns.<label>`).
+    native_columns: HashSet<String>,
+}
+
+/// The sampled malloc call sites of one sample, as text cells (escaped only when rendered).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct NativeSiteTable {
+    sample_bytes: f64,
+    live_bytes: f64,
+    /// Label, live, growth, thread, and the frames (native then Java, innermost first).
+    rows: Vec<([String; 4], Vec<String>)>,
+}
+
+impl NativeSiteTable {
+    fn read(n: &lenient::NativeSites) -> NativeSiteTable {
+        let rows = n
+            .sites
+            .0
+            .iter()
+            .filter_map(Obj::get)
+            .take(crate::sites::TOP_SITES + 1)
+            .map(|r| {
+                let label = match (r.site.0.as_deref(), r.sites.0) {
+                    (Some("other"), k) if k.is_finite() => format!("other ({} sites)", cell_count(k)),
+                    _ => r.label.0.clone().unwrap_or_default(),
+                };
+                let mut frames: Vec<String> = r
+                    .native
+                    .0
+                    .iter()
+                    .filter_map(Obj::get)
+                    .map(|f| {
+                        let lib = f.library.0.as_deref().unwrap_or("?");
+                        let off = if f.offset.0.is_finite() { f.offset.0.max(0.0) as u64 } else { 0 };
+                        match f.symbol.0.as_deref() {
+                            Some(sym) => format!("{lib} {sym}+{off:#x}"),
+                            None => format!("{lib}+{off:#x}"),
+                        }
+                    })
+                    .collect();
+                frames.extend(r.java.0.iter().cloned());
+                let thread = r.thread.0.clone().unwrap_or_default();
+                ([label, cell_bytes(r.live_bytes.0, false), cell_bytes(r.growth_bytes.0, true), thread], frames)
+            })
+            .collect();
+        NativeSiteTable { sample_bytes: n.sample_bytes.0, live_bytes: n.live_bytes.0, rows }
+    }
+
+    /// The table as HTML, every report string escaped; a site's frames open under its label.
+    fn html(&self, t: f64) -> String {
+        let mut out = format!(
+            "<h2>Native call sites</h2>\n<p class=\"note\">Sampled malloc call sites at the last sample with the sampler on, {} UTC: \
+             about {} live, one sample per {} allocated. Sites in libjvm.so are the JVM's own (NMT counts them); the others are \
+             what NMT cannot see.</p>\n",
+            crate::timefmt::rfc3339_millis(t.max(0.0) as u64),
+            cell_bytes(self.live_bytes, false),
+            cell_bytes(self.sample_bytes, false),
+        );
+        if self.rows.is_empty() {
+            return out;
+        }
+        out.push_str("<table class=\"sites native-sites\">\n<tr><th>site</th><th>live</th><th>growth</th><th>thread</th></tr>\n");
+        for ([label, live, growth, thread], frames) in &self.rows {
+            let label = page::escape_html(label);
+            let first = if frames.is_empty() {
+                label
+            } else {
+                let stack: Vec<String> = frames.iter().map(|f| page::escape_html(f)).collect();
+                format!(
+                    "<details><summary title=\"{}\">{label}</summary><div class=\"frames\">{}</div></details>",
+                    stack.join("&#10;"),
+                    stack.join("<br>")
+                )
+            };
+            out.push_str(&format!(
+                "<tr><td>{first}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
+                page::escape_html(live),
+                page::escape_html(growth),
+                page::escape_html(thread)
+            ));
+        }
+        out.push_str("</table>\n");
+        out
+    }
 }
 
 /// The call sites of one sample, as table rows of text cells (escaped only when rendered).
@@ -384,6 +475,18 @@ impl Timeline {
                 self.sites = Some((t, SiteTables::read(sites)));
             }
         }
+        if let Some(native) = s.native_sites.get().filter(|x| x.status.0.as_deref() == Some("on")) {
+            for r in native.sites.0.iter().filter_map(Obj::get).filter(|r| r.site.0.as_deref() != Some("other")) {
+                let Some(label) = r.label.0.as_deref() else { continue };
+                if self.native_columns.contains(label) || self.native_columns.len() < NATIVE_SITE_COLUMNS {
+                    self.native_columns.insert(label.to_string());
+                    self.columns.set(&format!("ns.{label}"), r.live_bytes.0);
+                }
+            }
+            if self.native_sites.as_ref().is_none_or(|(last, _)| t >= *last) {
+                self.native_sites = Some((t, NativeSiteTable::read(native)));
+            }
+        }
     }
 
     fn add_trim(&mut self, e: &TrimEventLine, sample_t: f64) {
@@ -546,7 +649,10 @@ impl Timeline {
     /// Renders the page.
     pub fn render(&self, title: &str) -> Result<String> {
         let data = self.page_data(title);
-        let sites = self.sites.as_ref().map(|(t, tables)| tables.html(*t)).unwrap_or_default();
+        let mut sites = self.sites.as_ref().map(|(t, tables)| tables.html(*t)).unwrap_or_default();
+        if let Some((t, table)) = &self.native_sites {
+            sites.push_str(&table.html(*t));
+        }
         page::html(title, &self.header_lines(), &sites, &serde_json::to_string(&data)?)
     }
 
@@ -622,6 +728,9 @@ impl Timeline {
             }));
         }
         if let Some(c) = self.nmt_chart(&order, &buckets) {
+            charts.push(c);
+        }
+        if let Some(c) = self.native_sites_chart(&order, &buckets) {
             charts.push(c);
         }
         let zip_lines: Vec<Value> = [
@@ -810,6 +919,33 @@ impl Timeline {
         }
         let note = (!notes.is_empty()).then(|| notes.join(" "));
         Some(json!({"id": "nmt", "title": "NMT committed by category", "unit": "bytes", "lines": lines, "note": note}))
+    }
+
+    /// The sampled live bytes of the native call sites with the highest peaks, one line each.
+    fn native_sites_chart(&self, order: &[usize], buckets: &Buckets) -> Option<Value> {
+        let mut sites: Vec<(&str, Vec<f64>, f64)> = self
+            .columns
+            .names_with_prefix("ns.")
+            .filter_map(|label| {
+                let v = self.columns.sorted(&format!("ns.{label}"), order)?;
+                let peak = v.iter().cloned().filter(|x| !x.is_nan()).fold(0.0, f64::max);
+                Some((label, v, peak))
+            })
+            .collect();
+        if sites.is_empty() {
+            return None;
+        }
+        sites.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(b.0)));
+        let hidden = sites.len().saturating_sub(NATIVE_SITES_TOP);
+        const PALETTE: [&str; NATIVE_SITES_TOP] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+        let lines: Vec<Value> = sites
+            .iter()
+            .take(NATIVE_SITES_TOP)
+            .zip(PALETTE)
+            .map(|((label, v, _), color)| json!({"label": label, "color": color, "v": nums(&buckets.extremes(v))}))
+            .collect();
+        let note = (hidden > 0).then(|| format!("Top {NATIVE_SITES_TOP} sites by peak live bytes; {hidden} smaller not drawn."));
+        Some(json!({"id": "native-sites", "title": "Native call sites (sampled live bytes)", "unit": "bytes", "lines": lines, "note": note}))
     }
 
     fn trim_marks(&self, times: &[f64], buckets: &Buckets) -> Value {

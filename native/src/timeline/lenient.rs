@@ -283,6 +283,39 @@ pub(super) struct Line {
     pub findings: Arr<Obj<Finding>>,
     pub jvm: Obj<Jvm>,
     pub sites: Obj<Sites>,
+    pub native_sites: Obj<NativeSites>,
+}
+
+/// The sampled malloc call sites: the top sites, then an "other" row (`site` and `sites`, a count).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct NativeSites {
+    pub status: Str,
+    pub sample_bytes: Num,
+    pub live_bytes: Num,
+    pub growth_bytes: Num,
+    pub sites: Arr<Obj<NativeSiteRow>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct NativeSiteRow {
+    pub site: Str,
+    pub sites: Num,
+    pub label: Str,
+    pub native: Arr<Obj<NativeFrame>>,
+    pub java: Strs,
+    pub thread: Str,
+    pub live_bytes: Num,
+    pub growth_bytes: Num,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct NativeFrame {
+    pub library: Str,
+    pub symbol: Str,
+    pub offset: Num,
 }
 
 /// The call sites part: per kind its rows (the "other" row has `sites`, a count, and no `via`).

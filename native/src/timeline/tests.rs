@@ -454,3 +454,58 @@ fn evidence_items_as_the_report_writes_them_are_shown_as_key_and_value() {
         vec!["site_1: com.acme.Ingest.read(Ingest.java:88)".to_string(), "inflaters_alive: 1412".into(), "plain".into()]
     );
 }
+
+/// A report line with a `native_sites` part: a leaking site at `leak` bytes, a steady one, the
+/// "other" row; strings that try to break out of the page.
+fn line_with_native_sites(seq: u64, epoch_ms: u64, status: &str, leak: u64) -> String {
+    let mut v: Value = serde_json::from_str(&line(seq, epoch_ms, 100 * MIB)).expect("line");
+    v["native_sites"] = json!({
+        "status": status, "sample_bytes": 524288, "since_ms": T0, "java_frames": true,
+        "live_bytes": leak + 40 * MIB, "growth_bytes": leak,
+        "sites": [
+            {"id": 3, "label": "libleak.so leak_into_cache <- LeakyCache.put",
+             "native": [{"library": "libleak.so", "symbol": "leak_into_cache", "offset": 42},
+                        {"library": "libleak.so", "offset": 4096}],
+             "java": ["LeakyCache.put(LeakyCache.java:12)", "<img src=x>.run(X.java:1)"],
+             "thread": "worker-3", "live_bytes": leak, "growth_bytes": leak, "live_samples": 600, "allocated_bytes": 9 * leak},
+            {"id": 4, "label": "libz.so.1 inflateInit2_ <- <script>alert(1)</script>", "native": [],
+             "thread": "main", "live_bytes": 40 * MIB, "growth_bytes": 0, "live_samples": 80, "allocated_bytes": 80 * MIB},
+            {"site": "other", "sites": 12, "live_bytes": 1234, "growth_bytes": 0}
+        ]
+    });
+    v.to_string()
+}
+
+#[test]
+fn the_last_samples_native_sites_render_as_a_table_and_a_chart() {
+    let lines = [
+        line_with_native_sites(1, T0, "on", 10 * MIB),
+        line_with_native_sites(2, T0 + 10_000, "on", 310 * MIB),
+        line_with_native_sites(3, T0 + 20_000, "off", 0),
+    ];
+    let page = render_timeline(&lines, "native").expect("page");
+    let start = page.find("<section id=\"od-sites\">").expect("sites section");
+    let sites = &page[start..start + page[start..].find("</section>").expect("end")];
+    for want in [
+        "<h2>Native call sites</h2>",
+        "about 350.0 MiB live, one sample per 512.0 KiB allocated",
+        "<tr><td><details><summary title=\"libleak.so leak_into_cache+0x2a&#10;libleak.so+0x1000&#10;LeakyCache.put(LeakyCache.java:12)&#10;&lt;img src=x&gt;.run(X.java:1)\">\
+         libleak.so leak_into_cache &lt;- LeakyCache.put</summary><div class=\"frames\">libleak.so leak_into_cache+0x2a<br>",
+        "</details></td><td class=\"n\">310.0 MiB</td><td class=\"n\">+310.0 MiB</td><td>worker-3</td></tr>",
+        "<tr><td>libz.so.1 inflateInit2_ &lt;- &lt;script&gt;alert(1)&lt;/script&gt;</td><td class=\"n\">40.0 MiB</td><td class=\"n\">0 B</td><td>main</td></tr>",
+        "<tr><td>other (12 sites)</td><td class=\"n\">1.2 KiB</td>",
+    ] {
+        assert!(sites.contains(want), "{want} not in {sites}");
+    }
+    assert!(!page.contains("<script>alert(1)") && !page.contains("<img src=x>"), "unescaped site text");
+    // One line per site with its sampled live bytes in the chart data.
+    let data = embedded(&page);
+    let native = chart(&data, "native-sites");
+    let v = series(native, "lines", "libleak.so leak_into_cache <- LeakyCache.put");
+    assert!(v.contains(&((10 * MIB) as f64)) && v.contains(&((310 * MIB) as f64)), "{v:?}");
+    assert!(native["lines"].as_array().expect("lines").iter().all(|l| l["label"] != "other"), "other is no site");
+
+    // Without the sampler on, no native table nor chart.
+    let page = render_timeline([line_with_native_sites(1, T0, "off", MIB), line(2, T0 + 10_000, 100 * MIB)], "off").expect("page");
+    assert!(!page.contains("Native call sites"), "native sites shown while off");
+}
