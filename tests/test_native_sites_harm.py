@@ -3,8 +3,8 @@ that allocates through a JNI library built by the test (tests/native/leaky.c) an
 and checks its own results: inflated bytes against the input, the library's own counts of what
 it keeps and frees. Against them: jemalloc and tcmalloc preloaded in place of glibc's malloc, the
 sampler started and stopped 30 times under 8 busy threads, frees of blocks the sampler never saw,
-a library loaded after the start, libraries loaded while the sampler looks for new ones, and
--Xcheck:jni on every JDK.
+a library loaded after the start, libraries loaded while the sampler looks for new ones, child
+processes started through fork and vfork, and -Xcheck:jni on every JDK.
 
 Every test needs the sampler's natives in the core: without them each is a skip naming what is
 missing (an error under CI=true)."""
@@ -254,7 +254,7 @@ def test_a_library_loaded_after_the_start_is_interposed_at_the_next_sample_and_i
 @pytest.mark.parametrize("jdk", ALL)
 def test_zlib_and_jni_work_under_the_sampler_are_exact_and_xcheck_jni_clean(jdk, leaky, workloads, tmp_path):
     # The harness runs every JVM with -Xcheck:jni and fails the test on any complaint.
-    r = run_jvm(jdk, "SamplerHarm", ["load", "work 4 1500", "sites", "exit"],
+    r = run_jvm(jdk, "SamplerHarm", ["load", "await", "work 4 1500", "sites", "exit"],
                 agent_opts=f"interval=200ms,log=quiet,nativeSites=on,{RATE}",
                 jvm_args=jvm_args(jdk, leaky), classpath=workloads, timeout=90)
     assert r.rc == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -267,6 +267,21 @@ def test_zlib_and_jni_work_under_the_sampler_are_exact_and_xcheck_jni_clean(jdk,
     assert part["status"] == "on" and part["sampled"] > 0, part
     assert part["slots"] > 0 and part["libraries"] > 0, part
 
+
+
+@pytest.mark.parametrize("jdk,mechanism", [(11, "VFORK"), (17, "FORK"), (25, None)])
+def test_child_processes_start_and_run_under_the_hooks(jdk, mechanism, leaky, workloads, tmp_path):
+    # libjava's child-process code runs in the child between fork (or vfork: the parent's memory
+    # and thread-local state, shared) and exec, through libjava's interposed slots.
+    args = [f"-Djdk.lang.Process.launchMechanism={mechanism}"] if mechanism else []
+    r = run_jvm(jdk, "SamplerHarm", ["await", "spawn 4 50", "sites", "exit"],
+                agent_opts="interval=100ms,log=quiet,nativeSites=on,nativeSitesRate=4k",
+                jvm_args=jvm_args(jdk, leaky) + args, classpath=workloads, timeout=90)
+    assert r.rc == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    no_heap_abort(r.stdout + r.stderr)
+    assert fields(line_of(r.stdout, "spawn ")) == {"ok": 200, "wrong": 0}, r.stdout[-2000:]
+    part, = sites_parts(r.stdout)
+    assert part["status"] == "on" and part["sampled"] > 0, part
 
 def build_race_libraries(out_dir, n):
     """n copies (distinct files, so n distinct objects for the loader) of a library whose load
@@ -292,10 +307,10 @@ def build_race_libraries(out_dir, n):
 
 @pytest.fixture(scope="module")
 def load_race(tmp_path_factory, leaky, workloads):
-    """One JVM loading 120 libraries on two threads while two others make the sampler look for
+    """One JVM loading 200 libraries on two threads while two others make the sampler look for
     new libraries without pause; its run, with the native_sites parts before the loads, after
     them, and after a stop and a fresh start (a walk of every library, none of them loading)."""
-    n = 120
+    n = 200
     lib_dir = build_race_libraries(tmp_path_factory.mktemp("race"), n)
     jdk = 17
     r = run_jvm(jdk, "SamplerHarm", ["start", "sites", f"loadmany {lib_dir} {n}", "sites", "stop",

@@ -45,6 +45,9 @@ import javax.management.ObjectName;
  * <li>{@code loadmany <dir> <n>}: System.load of dir/race1.so .. race<n>.so on two threads
  *     while two others ask the agent for its native_sites part (each look patches the libraries
  *     loaded since the last) as fast as they can; "loadmany loaded=<n> looks=<n>".
+ * <li>{@code spawn <threads> <n>}: each thread starts n child processes ("sh -c 'echo <tag>'",
+ *     with an environment of its own) and deflates a little between them; "spawn ok=<n> wrong=<n>",
+ *     ok counting children that exited 0 having printed their tag.
  * <li>{@code exit}.
  * </ul>
  */
@@ -118,6 +121,9 @@ public class SamplerHarm {
             }
             case "loadmany":
                 loadMany(w[1], Integer.parseInt(w[2]));
+                break;
+            case "spawn":
+                spawn(Integer.parseInt(w[1]), Integer.parseInt(w[2]));
                 break;
             case "storm":
                 storm(Integer.parseInt(w[1]), Integer.parseInt(w[2]));
@@ -223,6 +229,52 @@ public class SamplerHarm {
         System.out.println("loadmany loaded=" + loadedCount.get() + " looks=" + looks.get());
     }
 
+    static void spawn(int threads, final int n) throws InterruptedException {
+        final AtomicLong ok = new AtomicLong();
+        final AtomicLong wrong = new AtomicLong();
+        Thread[] t = new Thread[threads];
+        for (int k = 0; k < threads; k++) {
+            final int id = k;
+            t[k] = new Thread(new Runnable() {
+                @Override
+                public void run() {
+                    byte[] packed = new byte[2048];
+                    for (int i = 0; i < n; i++) {
+                        String tag = id + "-" + i;
+                        try {
+                            ProcessBuilder pb = new ProcessBuilder("sh", "-c", "echo " + tag);
+                            pb.environment().put("SAMPLER_HARM_" + i, tag);
+                            Process p = pb.start();
+                            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+                            InputStream in = p.getInputStream();
+                            byte[] buf = new byte[256];
+                            for (int r; (r = in.read(buf)) > 0; ) {
+                                out.write(buf, 0, r);
+                            }
+                            if (p.waitFor() == 0 && out.toString("UTF-8").trim().equals(tag)) {
+                                ok.incrementAndGet();
+                            } else {
+                                wrong.incrementAndGet();
+                            }
+                        } catch (Exception e) {
+                            wrong.incrementAndGet();
+                        }
+                        Deflater d = new Deflater();
+                        d.setInput(new byte[1000]);
+                        d.finish();
+                        d.deflate(packed);
+                        d.end();
+                    }
+                }
+            }, "spawner-" + k);
+            t[k].start();
+        }
+        for (Thread x : t) {
+            x.join();
+        }
+        System.out.println("spawn ok=" + ok.get() + " wrong=" + wrong.get());
+    }
+
     static String invoke(String op) throws Exception {
         MBeanServer server = ManagementFactory.getPlatformMBeanServer();
         ObjectName name = new ObjectName(BEAN);
@@ -289,8 +341,8 @@ public class SamplerHarm {
         done.set(true);
         reporter.join();
         work.end();
-        System.out.println("storm cycles=" + cycles + " started=" + started + " stopped=" + stopped + " hooked=" + hooked
-                + " reports=" + reports.get() + " " + work);
+        System.out.println("storm cycles=" + cycles + " started=" + started + " stopped=" + stopped
+                + " hooked=" + hooked + " reports=" + reports.get() + " " + work);
         for (String u : unexpected) {
             System.out.println("unexpected " + u.replace('\n', ' '));
         }
