@@ -451,7 +451,8 @@ def test_without_the_native_core_the_census_reads_by_reflection(jdk, workloads, 
 
 
 # ---------------------------------------------------------------------------------------------
-# 7. Shutdown at any moment: System.exit and SIGTERM while samples, trims and census scans run.
+# 7. Shutdown at any moment: System.exit and SIGTERM while samples, trims and census scans run,
+#    with the native call sites sampler interposed in zlib's calls.
 
 EXIT_RUNS = 200
 TERM_RUNS = 50
@@ -481,7 +482,8 @@ def churn_once(jdk, workloads, delay_ms, code, term_after_ms):
     cwd = tempfile.mkdtemp(prefix="od-exit-")
     try:
         cmd = command(jdk, "ExitChurn", [delay_ms, code],
-                      f"interval=100ms,trim=100ms,log=quiet,report={cwd}/r.jsonl,prometheus=127.0.0.1:0,sites=on",
+                      f"interval=100ms,trim=100ms,log=quiet,report={cwd}/r.jsonl,prometheus=127.0.0.1:0,sites=on,"
+                      "nativeSites=on",
                       jdk_args(jdk), workloads,
                       xcheck=False)
         env = dict(os.environ)
