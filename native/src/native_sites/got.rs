@@ -8,7 +8,10 @@
 //! in code, no signal is needed, and putting the old address back undoes it exactly.
 //!
 //! Every walk runs inside `dl_iterate_phdr`'s callback, which holds the loader's lock: a library
-//! cannot be unloaded while its slots are read or written. A slot is replaced only while it
+//! cannot be unloaded while its slots are read or written. `dl_iterate_phdr` also lists a library
+//! another thread is still loading, whose slots the loader is still writing: a new library is
+//! first opened again with `RTLD_NOLOAD` (outside the walk), which waits for any load in progress
+//! to finish, and is patched only in the walk after that. A slot is replaced only while it
 //! still holds the function the process resolves globally (or the library's own lazy-binding
 //! stub), so a library bound to an allocator of its own keeps it; a library that defines the
 //! function itself (an allocator, the C library) is left alone.
@@ -38,6 +41,10 @@ struct Written {
 pub struct Patches {
     written: Vec<Written>,
     seen: HashSet<(String, usize)>,
+    /// Libraries met but not yet known to be fully loaded.
+    pending: Vec<(String, usize)>,
+    /// Libraries known to be fully loaded, for the next walk to patch.
+    ready: HashSet<(String, usize)>,
     libraries: usize,
 }
 
@@ -261,9 +268,17 @@ unsafe fn visit(info: &libc::dl_phdr_info, walk: &mut Walk<'_>) {
         }
         return;
     }
-    if !walk.patches.seen.insert((name.clone(), bias)) {
+    let key = (name.clone(), bias);
+    if walk.patches.seen.contains(&key) {
         return;
     }
+    // The main program (no name) is loaded before anything runs; any other library waits for
+    // proof that its load has finished.
+    if !name.is_empty() && !walk.patches.ready.remove(&key) {
+        walk.patches.pending.push(key);
+        return;
+    }
+    walk.patches.seen.insert(key);
     let Some(dynamic) = dynamic else { return };
     if (walk.skip)(&name, bias) {
         return;
@@ -336,6 +351,36 @@ fn walk(w: &mut Walk<'_>) {
 /// Replaces the targets' slots in every loaded object not seen before and not skipped.
 pub fn patch_new(patches: &mut Patches, targets: &[Target], skip: Skip<'_>) {
     walk(&mut Walk { targets, skip, patches, restore: false });
+    let pending = std::mem::take(&mut patches.pending);
+    if pending.is_empty() {
+        return;
+    }
+    // Opening a loaded library again with RTLD_NOLOAD takes the loader's lock, so it returns
+    // only once a load in progress has finished (relocated and protected). The handles keep
+    // the libraries loaded until the walk that patches them is over.
+    let mut handles = Vec::new();
+    for (name, bias) in pending {
+        if (skip)(&name, bias) {
+            patches.seen.insert((name, bias));
+            continue;
+        }
+        let Ok(path) = std::ffi::CString::new(name.as_bytes()) else { continue };
+        // SAFETY: a NUL-terminated path; RTLD_NOLOAD never loads anything new.
+        let h = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        if h.is_null() {
+            // Unloaded meanwhile, or a name the loader does not match: met again next time.
+            continue;
+        }
+        patches.ready.insert((name, bias));
+        handles.push(h);
+    }
+    walk(&mut Walk { targets, skip, patches, restore: false });
+    patches.pending.clear();
+    patches.ready.clear();
+    for h in handles {
+        // SAFETY: each handle came from the dlopen above and is closed once.
+        unsafe { libc::dlclose(h) };
+    }
 }
 
 /// Puts back every replaced slot of the objects still loaded whose slot still holds the hook,

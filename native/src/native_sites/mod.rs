@@ -197,7 +197,7 @@ fn after_alloc(p: *mut c_void, size: usize) {
 
 #[inline]
 fn before_free(p: *mut c_void) {
-    if !p.is_null() && LIVE_ENTRIES.load(Ordering::Relaxed) > 0 {
+    if !p.is_null() && LIVE_ENTRIES.load(Ordering::Relaxed) != 0 {
         forget(p as usize);
     }
 }
@@ -217,7 +217,7 @@ unsafe extern "C" fn hook_calloc(n: usize, size: usize) -> *mut c_void {
 }
 
 unsafe extern "C" fn hook_realloc(old: *mut c_void, size: usize) -> *mut c_void {
-    let was = if !old.is_null() && LIVE_ENTRIES.load(Ordering::Relaxed) > 0 { take(old as usize) } else { None };
+    let was = if !old.is_null() && LIVE_ENTRIES.load(Ordering::Relaxed) != 0 { take(old as usize) } else { None };
     // SAFETY: as above.
     let p = unsafe { real!(REAL_REALLOC, ReallocFn)(old, size) };
     if p.is_null() && size != 0 {
@@ -653,7 +653,6 @@ pub fn stop() -> Result<(), String> {
     java::disable();
     ACTIVE.store(false, Ordering::Release);
     *control = None;
-    LIVE_ENTRIES.store(0, Ordering::Relaxed);
     Ok(())
 }
 
