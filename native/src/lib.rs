@@ -11,6 +11,7 @@ pub mod history;
 pub mod jni_bridge;
 pub mod jni_internals;
 pub mod malloc_info;
+pub mod native_sites;
 pub mod nmt;
 pub mod notices;
 pub mod observation;
