@@ -3,12 +3,14 @@
 //!
 //! Objects come from `dl_iterate_phdr`: each one's load bias and the link-time ranges of its
 //! `PT_LOAD` segments. The main program, whose loader name is empty, is read through
-//! `/proc/self/exe`; objects with no file behind them (the vDSO) get a name and no symbols.
-//! An object's ELF file is read once, with positioned reads of the ELF header, the program and
+//! `/proc/self/exe`. An object's ELF file is read once, with positioned reads of the ELF header, the program and
 //! section headers and one symbol table with its string table, into a compact address-sorted
 //! table of function symbols; at most [`CACHE_OBJECTS`] tables are kept, keyed by path and bias.
 //! `.symtab` is preferred because it also names static functions; `.dynsym` is the fallback for
 //! stripped files. Symbol values are link-time addresses, so a pc compares as `pc - bias`.
+//! When there is no file to trust (the vDSO, a library deleted after loading as some JNI loaders
+//! do, a file replaced since), the exported symbols come from the object's dynamic section in
+//! memory, read through `/proc/self/mem` so that a library unloaded meanwhile cannot fault.
 //!
 //! Invariants: ELF64 little-endian only. Every read is bounds-checked against the file and capped
 //! in size, so a truncated, malformed or hostile file yields no symbols and never a panic. A file
@@ -127,6 +129,10 @@ struct LoadedObject {
     library: String,
     bias: usize,
     loads: Vec<Segment>,
+    /// The `PT_LOAD` segments holding code, for telling functions from data in memory.
+    code: Vec<Segment>,
+    /// The `PT_DYNAMIC` segment, read in memory when the file is gone or differs.
+    dynamic: Option<Segment>,
 }
 
 impl LoadedObject {
@@ -197,14 +203,24 @@ unsafe extern "C" fn collect_object(
             // while the object is loaded, which it stays for the whole callback.
             unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
         };
+        let segment = |p: &libc::Elf64_Phdr| Segment {
+            vaddr: p.p_vaddr,
+            memsz: p.p_memsz,
+        };
         let loads = phdrs
             .iter()
             .filter(|p| p.p_type == libc::PT_LOAD)
-            .map(|p| Segment {
-                vaddr: p.p_vaddr,
-                memsz: p.p_memsz,
-            })
+            .map(segment)
             .collect();
+        let code = phdrs
+            .iter()
+            .filter(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
+            .map(segment)
+            .collect();
+        let dynamic = phdrs
+            .iter()
+            .find(|p| p.p_type == libc::PT_DYNAMIC)
+            .map(segment);
         let main_program = objects.is_empty() && name.is_empty();
         // Only a name with a slash is a path; the loader names the vDSO by its soname.
         let file = if main_program {
@@ -225,6 +241,8 @@ unsafe extern "C" fn collect_object(
             library,
             bias: info.dlpi_addr as usize,
             loads,
+            code,
+            dynamic,
         });
     }));
     0
@@ -292,7 +310,15 @@ impl Cache {
     }
 }
 
+/// The object's symbols from its file, else (no file, file gone as with libraries deleted after
+/// loading, or replaced) its exported symbols from the dynamic table in memory.
 fn load_table(object: &LoadedObject) -> Option<SymbolTable> {
+    file_table(object)
+        .or_else(|| memory_table(object))
+        .filter(|t| !t.is_empty())
+}
+
+fn file_table(object: &LoadedObject) -> Option<SymbolTable> {
     let path = object.file.as_deref()?;
     // O_NONBLOCK: a FIFO planted at the path must not block the open; only regular files pass.
     let file = OpenOptions::new()
@@ -314,6 +340,135 @@ fn load_table(object: &LoadedObject) -> Option<SymbolTable> {
         return None;
     }
     Some(elf.symbols)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic symbols in memory
+
+const DYN_SIZE: u64 = 16;
+const DT_NULL: u64 = 0;
+const DT_HASH: u64 = 4;
+const DT_STRTAB: u64 = 5;
+const DT_SYMTAB: u64 = 6;
+const DT_STRSZ: u64 = 10;
+const DT_SYMENT: u64 = 11;
+const DT_GNU_HASH: u64 = 0x6fff_fef5;
+const MAX_DYNAMIC_ENTRIES: u64 = 4096;
+const MAX_DYNAMIC_SYMBOLS: u64 = 1 << 22;
+
+/// This process's memory by address, read through `/proc/self/mem` so that an address unmapped
+/// meanwhile (a library closed) is a failed read rather than a fault.
+struct MemorySource {
+    mem: File,
+}
+
+impl Source for MemorySource {
+    fn size(&self) -> u64 {
+        u64::MAX
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Option<Cow<'_, [u8]>> {
+        if len > MAX_READ_BYTES {
+            return None;
+        }
+        offset.checked_add(len)?;
+        let len = usize::try_from(len).ok()?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).ok()?;
+        buf.resize(len, 0);
+        self.mem.read_exact_at(&mut buf, offset).ok()?;
+        Some(Cow::Owned(buf))
+    }
+}
+
+fn u32_in(src: &MemorySource, addr: u64) -> Option<u32> {
+    u32_at(&src.read(addr, 4)?, 0)
+}
+
+/// The exported function symbols of a loaded object, from its dynamic section in memory.
+fn memory_table(object: &LoadedObject) -> Option<SymbolTable> {
+    let dynamic = object.dynamic?;
+    let mem = MemorySource {
+        mem: File::open("/proc/self/mem").ok()?,
+    };
+    let bias = object.bias as u64;
+    let entries = mem.read(
+        bias.checked_add(dynamic.vaddr)?,
+        dynamic.memsz.min(MAX_DYNAMIC_ENTRIES * DYN_SIZE),
+    )?;
+    let (mut hash, mut gnu_hash, mut symtab, mut strtab, mut strsz) =
+        (None, None, None, None, None);
+    for entry in entries.chunks_exact(DYN_SIZE as usize) {
+        let (tag, value) = (u64_at(entry, 0)?, u64_at(entry, 8)?);
+        match tag {
+            DT_NULL => break,
+            DT_HASH => hash = Some(value),
+            DT_GNU_HASH => gnu_hash = Some(value),
+            DT_SYMTAB => symtab = Some(value),
+            DT_STRTAB => strtab = Some(value),
+            DT_STRSZ => strsz = Some(value),
+            DT_SYMENT if value != SYM_SIZE => return None,
+            _ => {}
+        }
+    }
+    // The loader rewrites these to run-time addresses where the dynamic section is writable; a
+    // read-only one (the vDSO's) keeps link-time values, which lie below the bias.
+    let absolute = |v: u64| {
+        if v < bias {
+            v.checked_add(bias)
+        } else {
+            Some(v)
+        }
+    };
+    let count = match (hash, gnu_hash) {
+        (Some(h), _) => u32_in(&mem, absolute(h)?.checked_add(4)?).map(u64::from),
+        (None, Some(g)) => gnu_hash_symbols(&mem, absolute(g)?),
+        (None, None) => None,
+    }?;
+    let symbols = mem.read(
+        absolute(symtab?)?,
+        count.min(MAX_DYNAMIC_SYMBOLS) * SYM_SIZE,
+    )?;
+    let names = mem.read(absolute(strtab?)?, strsz?.min(MAX_READ_BYTES))?;
+    let in_code = |_shndx: u16, addr: u64| {
+        object
+            .code
+            .iter()
+            .any(|s| addr >= s.vaddr && addr - s.vaddr < s.memsz)
+    };
+    Some(SymbolTable::build(&symbols, &names, in_code))
+}
+
+/// The number of dynamic symbols, from a GNU hash table: one past the last entry of the
+/// highest bucket's chain (the table holds no count of its own).
+fn gnu_hash_symbols(mem: &MemorySource, table: u64) -> Option<u64> {
+    let header = mem.read(table, 16)?;
+    let buckets = u64::from(u32_at(&header, 0)?);
+    let first = u64::from(u32_at(&header, 4)?);
+    let bloom_words = u64::from(u32_at(&header, 8)?);
+    if buckets > MAX_DYNAMIC_SYMBOLS || bloom_words > MAX_DYNAMIC_SYMBOLS {
+        return None;
+    }
+    let buckets_at = table.checked_add(16)?.checked_add(bloom_words * 8)?;
+    let bucket_bytes = mem.read(buckets_at, buckets * 4)?;
+    let last = bucket_bytes
+        .chunks_exact(4)
+        .filter_map(|b| u32_at(b, 0))
+        .max()
+        .map(u64::from)
+        .unwrap_or(0);
+    if last < first {
+        return Some(first);
+    }
+    let chains_at = buckets_at.checked_add(buckets * 4)?;
+    // A chain ends at the entry whose low bit is set.
+    for index in last..first.checked_add(MAX_DYNAMIC_SYMBOLS)? {
+        let hash = u32_in(mem, chains_at.checked_add((index - first) * 4)?)?;
+        if hash & 1 != 0 {
+            return Some(index + 1);
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,7 +694,12 @@ fn read_symbols<S: Source + ?Sized>(
     let symbols = src
         .read(symtab.offset, symtab.size)
         .ok_or("symbol table out of bounds")?;
-    Ok(SymbolTable::build(&symbols, &names, sections))
+    let in_code = |shndx: u16, _addr: u64| {
+        sections
+            .get(usize::from(shndx))
+            .is_some_and(|s| s.flags & SHF_EXECINSTR != 0)
+    };
+    Ok(SymbolTable::build(&symbols, &names, in_code))
 }
 
 /// The function symbols of one object, by link-time address. Each address holds one name.
@@ -594,7 +754,8 @@ impl SymbolTable {
         rest.split('\0').next()
     }
 
-    fn build(symbols: &[u8], strtab: &[u8], sections: &[Section]) -> SymbolTable {
+    /// `is_code(section index, address)` tells whether a symbol lies in code.
+    fn build(symbols: &[u8], strtab: &[u8], is_code: impl Fn(u16, u64) -> bool) -> SymbolTable {
         struct Candidate<'a> {
             addr: u64,
             size: u64,
@@ -631,10 +792,7 @@ impl SymbolTable {
                     continue;
                 }
             } else {
-                let executable = sections
-                    .get(usize::from(shndx))
-                    .is_some_and(|s| s.flags & SHF_EXECINSTR != 0);
-                if !executable {
+                if !is_code(shndx, addr) {
                     continue;
                 }
             }
@@ -1078,6 +1236,22 @@ mod tests {
     }
 
     #[test]
+    fn names_functions_of_the_vdso_from_memory() {
+        // SAFETY: getauxval only reads the auxiliary vector.
+        let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } as usize;
+        assert_ne!(base, 0, "no vDSO");
+        let pcs: Vec<usize> = (0..0x4000).step_by(4).map(|o| base + o).collect();
+        let got = frames(&pcs);
+        assert!(
+            got.iter().any(|f| f.library == "linux-vdso.so.1"
+                && f.symbol
+                    .as_deref()
+                    .is_some_and(|s| s.ends_with("clock_gettime"))),
+            "no clock_gettime in the vDSO"
+        );
+    }
+
+    #[test]
     fn the_cache_stays_bounded() {
         let mut cache = Cache {
             entries: Vec::new(),
@@ -1090,6 +1264,8 @@ mod tests {
                 library: format!("lib{i}.so"),
                 bias: i * 0x1000,
                 loads: Vec::new(),
+                code: Vec::new(),
+                dynamic: None,
             };
             assert!(cache.table(&object).is_none());
             assert!(cache.entries.len() <= CACHE_OBJECTS);
@@ -1195,6 +1371,24 @@ void *nsyms_static_address(void) { return (void *)&nsyms_hidden_static; }
     }
 
     #[test]
+    fn a_library_deleted_after_loading_names_its_exports_from_memory() {
+        let dir = TempDir::new("deleted");
+        let lib = compile(&dir.0, "libnsymsdeleted", C_SOURCE);
+        let (exported, hidden) = open(&lib);
+        std::fs::remove_file(&lib).expect("delete");
+        let (_, bias) = object_of(hidden).expect("loaded");
+        let got = frames(&[exported + 1, hidden + 1]);
+        assert_eq!(got[0].library, "libnsymsdeleted.so");
+        assert_eq!(got[0].symbol.as_deref(), Some("nsyms_exported"), "{got:?}");
+        assert_eq!(got[0].offset, 1);
+        assert_eq!(
+            got[1].symbol, None,
+            "a static function has no dynamic symbol: {got:?}"
+        );
+        assert_eq!(got[1].offset, (hidden + 1 - bias) as u64);
+    }
+
+    #[test]
     fn a_library_replaced_on_disk_is_not_trusted() {
         let dir = TempDir::new("replaced");
         let lib = compile(&dir.0, "libnsymsreplaced", C_SOURCE);
@@ -1209,8 +1403,15 @@ void *nsyms_static_address(void) { return (void *)&nsyms_hidden_static; }
         );
         let other = compile(&dir.0, "libnsymsother", &bigger);
         std::fs::rename(&other, &lib).expect("replace");
+        // The file is not read; memory still holds the exported names of what runs.
         let f = frame(exported + 1);
-        assert_eq!(f.library, "libnsymsreplaced.so");
-        assert_eq!(f.symbol, None, "{f:?}");
+        assert_eq!(
+            f,
+            Frame {
+                library: "libnsymsreplaced.so".to_owned(),
+                symbol: Some("nsyms_exported".to_owned()),
+                offset: 1
+            }
+        );
     }
 }
