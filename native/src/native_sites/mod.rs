@@ -624,6 +624,8 @@ pub fn start(env: *mut JNIEnv, sample_bytes: u64) -> Result<(), String> {
     unsafe { libc::backtrace(warm.as_mut_ptr(), 4) };
     let java_problem = if env.is_null() { Some("no JVM".to_string()) } else { java::enable(env).err() };
     SAMPLE_BYTES.store(sample_bytes, Ordering::Relaxed);
+    // Each run draws its own gaps: repeated runs of one workload are independent estimates.
+    SEED.store((crate::timefmt::now_millis() << 20) ^ u64::from(std::process::id()) | 1, Ordering::Relaxed);
     clear_tables();
     ACTIVE.store(true, Ordering::Release);
     let mut patches = got::Patches::default();
