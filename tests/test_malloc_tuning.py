@@ -184,8 +184,10 @@ def test_agentpath_caps_the_arenas_of_32_zlib_threads(jdk, workloads, tmp_path, 
     # Both agents: the Java agent loads the library -agentpath loaded, so premain finds the cap
     # already applied and the report shows the early agent's settings.
     # zipInterval: the census of the last sample counts what the 32 threads made, not what a scan
-    # that ran while they were still making them saw.
-    r = run(jdk, workloads, tmp_path, "arenaMax=2,zipInterval=100ms", args=("spread=32", "await=+2"),
+    # that ran while they were still making them saw. A scan is also spaced by its own cost (see
+    # *zip*): on a busy machine two samples can still carry the scan from before the threads
+    # ended, so the workload waits for eight.
+    r = run(jdk, workloads, tmp_path, "arenaMax=2,zipInterval=100ms", args=("spread=32", "await=+8"),
             jvm_args=[f"-agentpath:{agentpath}=arenaMax=2"])
     lines = early_lines(r)
     assert len(lines) == 1, r.agent_lines()

@@ -29,7 +29,7 @@ RATE = "nativeSitesRate=64k"
 ZLIB = re.compile(r"^lib(z|zip)\.so")
 # What glibc prints when it aborts on a free it cannot make sense of.
 HEAP_ABORTS = ("free(): invalid", "double free", "munmap_chunk(): invalid pointer", "corrupted", "malloc(): ",
-               "realloc(): invalid", "A fatal error has been detected", "SIGSEGV", "SIGABRT")
+               "realloc(): invalid", "A fatal error has been detected", "SIGSEGV (0x", "SIGABRT (0x")
 ALLOCATORS = {
     "jemalloc": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
     "tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
